@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Well-known filter parameters. Each one is a `const volatile` in .rodata declared as a gadget
+ * parameter, so `--pid`, `--tid`, `--uid`, `--gid` and `--comm` work for every gadget that
+ * includes this header and calls gadget_should_discard_data_current(). A zero pid/tid, an
+ * all-ones uid/gid and an empty comm mean "no filter".
+ */
+#ifndef __GADGET_FILTER_H
+#define __GADGET_FILTER_H
+
+#include <vmlinux.h>
+#include <bpf/bpf_helpers.h>
+
+#include <gadget/macros.h>
+#include <gadget/types.h>
+#include <gadget/mntns_filter.h>
+
+#define GADGET_INVALID_ID ((__u32)-1)
+
+const volatile gadget_pid targ_pid = 0;
+const volatile gadget_tid targ_tid = 0;
+const volatile gadget_uid targ_uid = GADGET_INVALID_ID;
+const volatile gadget_gid targ_gid = GADGET_INVALID_ID;
+const volatile char targ_comm[GADGET_TASK_COMM_LEN] = {};
+
+GADGET_PARAM(targ_pid);
+GADGET_PARAM(targ_tid);
+GADGET_PARAM(targ_uid);
+GADGET_PARAM(targ_gid);
+GADGET_PARAM(targ_comm);
+
+static __always_inline bool gadget_comm_matches(const char *comm)
+{
+	if (targ_comm[0] == '\0')
+		return true;
+#pragma unroll
+	for (int i = 0; i < GADGET_TASK_COMM_LEN; i++) {
+		if (targ_comm[i] != comm[i])
+			return false;
+		if (comm[i] == '\0')
+			break;
+	}
+	return true;
+}
+
+/* True when the current task must be skipped: other container, or a targ_* filter misses. */
+static __always_inline bool gadget_should_discard_data_current(void)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u64 uid_gid = bpf_get_current_uid_gid();
+	__u32 pid = pid_tgid >> 32, tid = (__u32)pid_tgid;
+	__u32 uid = (__u32)uid_gid, gid = uid_gid >> 32;
+
+	if (gadget_should_discard_mntns_id(gadget_get_current_mntns_id()))
+		return true;
+	if (targ_pid && targ_pid != pid)
+		return true;
+	if (targ_tid && targ_tid != tid)
+		return true;
+	if (targ_uid != GADGET_INVALID_ID && targ_uid != uid)
+		return true;
+	if (targ_gid != GADGET_INVALID_ID && targ_gid != gid)
+		return true;
+	if (targ_comm[0]) {
+		char comm[GADGET_TASK_COMM_LEN];
+
+		bpf_get_current_comm(comm, sizeof(comm));
+		if (!gadget_comm_matches(comm))
+			return true;
+	}
+	return false;
+}
+
+#endif /* __GADGET_FILTER_H */

@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Markers that describe a gadget to userspace.
+ *
+ * Userspace never reads ELF sections to learn what a gadget offers: it walks the object's BTF
+ * and looks for global variables whose *names* follow the patterns below (parts separated by
+ * three underscores). The variables are never used by the program; declaring them keeps the
+ * referenced types in BTF.
+ */
+#ifndef __GADGET_MACROS_H
+#define __GADGET_MACROS_H
+
+/* A stream datasource <name>: records of type struct <struct_name> from ring buffer <map>. */
+#define GADGET_TRACER(name, map, struct_name)                                              \
+	const void *gadget_tracer_##name##___##map##___##struct_name __attribute__((unused)); \
+	const struct struct_name *__gadget_tracer_type_##name __attribute__((unused))
+
+/* A user parameter: the const volatile variable <var> is written into .rodata before load. */
+#define GADGET_PARAM(var) const void *gadget_param_##var __attribute__((unused))
+
+/* An array datasource <name> read from the hash map <map> every interval (top_* gadgets). */
+#define GADGET_MAPITER(name, map) \
+	const void *gadget_mapiter_##name##___##map __attribute__((unused))
+
+/* An array datasource <name> produced by running the iterator program <prog> (snapshots). */
+#define GADGET_ITER(name, struct_name, prog)                                                  \
+	const void *gadget_iter_##name##___##struct_name##___##prog __attribute__((unused)); \
+	const struct struct_name *__gadget_iter_type_##name __attribute__((unused))
+
+#endif /* __GADGET_MACROS_H */

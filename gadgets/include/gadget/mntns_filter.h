@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * In-kernel container filter. The runner puts the mount namespace ids of the target containers
+ * in gadget_mntns_filter_map and sets gadget_filter_by_mntns before attaching; programs call
+ * gadget_should_discard_mntns_id() first thing, so events of other containers cost one map
+ * lookup and never reach the ring buffer.
+ */
+#ifndef __GADGET_MNTNS_FILTER_H
+#define __GADGET_MNTNS_FILTER_H
+
+#include <vmlinux.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+
+#include <gadget/types.h>
+
+#define GADGET_MNTNS_FILTER_MAP_ENTRIES 1024
+
+const volatile bool gadget_filter_by_mntns = false;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, GADGET_MNTNS_FILTER_MAP_ENTRIES);
+	__type(key, gadget_mntns_id);
+	__type(value, __u32);
+} gadget_mntns_filter_map SEC(".maps");
+
+static __always_inline gadget_mntns_id gadget_get_current_mntns_id(void)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+
+	return BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
+}
+
+static __always_inline bool gadget_should_discard_mntns_id(gadget_mntns_id mntns_id)
+{
+	return gadget_filter_by_mntns &&
+	       !bpf_map_lookup_elem(&gadget_mntns_filter_map, &mntns_id);
+}
+
+#endif /* __GADGET_MNTNS_FILTER_H */

@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Semantic typedefs. The typedef a record member is declared with travels to userspace in BTF
+ * and tells the runner and the client what the value means (a mount namespace to enrich, a
+ * boot-time timestamp to turn into wall-clock time, an errno to name). Declare members with
+ * these types, not with the bare integer types, or the meaning is lost.
+ */
+#ifndef __GADGET_TYPES_H
+#define __GADGET_TYPES_H
+
+#include <vmlinux.h>
+
+#define GADGET_TASK_COMM_LEN 16
+#define GADGET_PATH_MAX 4096
+
+typedef __u64 gadget_mntns_id;
+typedef __u32 gadget_netns_id;
+typedef __u64 gadget_timestamp; /* nanoseconds since boot, bpf_ktime_get_boot_ns() */
+
+typedef __u32 gadget_pid;
+typedef __u32 gadget_ppid;
+typedef __u32 gadget_tid;
+typedef __u32 gadget_uid;
+typedef __u32 gadget_gid;
+typedef char gadget_comm;
+
+typedef __u32 gadget_errno;
+typedef __u32 gadget_signal;
+typedef __u32 gadget_syscall;
+typedef __u64 gadget_bytes;
+typedef __u64 gadget_duration;
+typedef __u32 gadget_file_mode;
+typedef __u32 gadget_file_flags;
+typedef __u32 gadget_kernel_stack;
+
+enum gadget_l3_proto { GADGET_L3_IPV4 = 4, GADGET_L3_IPV6 = 6 };
+
+union gadget_ip_addr_t {
+	__u8 v6[16];
+	__u32 v4;
+};
+
+struct gadget_l3endpoint_t {
+	union gadget_ip_addr_t addr_raw;
+	__u8 version; /* 4 or 6 */
+	__u8 __pad[3];
+};
+
+struct gadget_l4endpoint_t {
+	union gadget_ip_addr_t addr_raw;
+	__u16 port; /* host byte order */
+	__u16 proto_raw;
+	__u8 version; /* 4 or 6 */
+	__u8 __pad[3];
+};
+
+struct gadget_creds {
+	gadget_uid uid;
+	gadget_gid gid;
+};
+
+struct gadget_parent {
+	gadget_comm comm[GADGET_TASK_COMM_LEN];
+	gadget_pid pid;
+};
+
+struct gadget_process {
+	gadget_comm comm[GADGET_TASK_COMM_LEN];
+	gadget_pid pid;
+	gadget_tid tid;
+	gadget_mntns_id mntns_id;
+	struct gadget_creds creds;
+	struct gadget_parent parent;
+};
+
+#endif /* __GADGET_TYPES_H */

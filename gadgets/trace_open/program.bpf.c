@@ -1,0 +1,144 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * trace_open: one record per open(2), openat(2) and openat2(2), emitted at syscall exit so the
+ * record carries the result (fd or errno). The arguments are remembered at entry, keyed by
+ * thread id, because the path pointer is only meaningful while the call is in flight.
+ */
+#include <vmlinux.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+
+#include <gadget/buffer.h>
+#include <gadget/filter.h>
+#include <gadget/macros.h>
+#include <gadget/mntns_filter.h>
+#include <gadget/types.h>
+
+#define NAME_LEN 256
+#define MAX_IN_FLIGHT 10240
+
+struct args_t {
+	const char *fname;
+	__u32 flags;
+	__u32 mode;
+};
+
+struct event {
+	gadget_timestamp timestamp_raw;
+	gadget_mntns_id mntns_id;
+	gadget_pid pid;
+	gadget_tid tid;
+	gadget_uid uid;
+	gadget_gid gid;
+	gadget_comm comm[GADGET_TASK_COMM_LEN];
+	__s32 fd;
+	gadget_errno error_raw;
+	gadget_file_flags flags_raw;
+	gadget_file_mode mode_raw;
+	char fname[NAME_LEN];
+};
+
+const volatile bool targ_failed = false;
+GADGET_PARAM(targ_failed);
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_IN_FLIGHT);
+	__type(key, __u32);
+	__type(value, struct args_t);
+} start SEC(".maps");
+
+GADGET_TRACER_MAP(events, 1024 * 1024);
+GADGET_TRACER(open, events, event);
+
+static __always_inline int enter(const char *fname, __u64 flags, __u64 mode)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct args_t args = {};
+
+	if (gadget_should_discard_data_current())
+		return 0;
+	args.fname = fname;
+	args.flags = (__u32)flags;
+	args.mode = (__u32)mode;
+	bpf_map_update_elem(&start, &tid, &args, BPF_ANY);
+	return 0;
+}
+
+static __always_inline int leave(struct trace_event_raw_sys_exit *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u64 uid_gid = bpf_get_current_uid_gid();
+	__u32 tid = (__u32)pid_tgid;
+	struct args_t *args;
+	struct event *event;
+	long ret = ctx->ret;
+
+	args = bpf_map_lookup_elem(&start, &tid);
+	if (!args)
+		return 0;
+	if (targ_failed && ret >= 0)
+		goto cleanup;
+
+	event = gadget_reserve_buf(events, sizeof(*event));
+	if (!event)
+		goto cleanup;
+
+	event->timestamp_raw = bpf_ktime_get_boot_ns();
+	event->mntns_id = gadget_get_current_mntns_id();
+	event->pid = pid_tgid >> 32;
+	event->tid = tid;
+	event->uid = (__u32)uid_gid;
+	event->gid = uid_gid >> 32;
+	bpf_get_current_comm(event->comm, sizeof(event->comm));
+	event->fd = ret >= 0 ? (__s32)ret : -1;
+	event->error_raw = ret >= 0 ? 0 : (__u32)-ret;
+	event->flags_raw = args->flags;
+	event->mode_raw = args->mode;
+	bpf_probe_read_user_str(event->fname, sizeof(event->fname), args->fname);
+	gadget_submit_buf(ctx, &events, event, sizeof(*event));
+cleanup:
+	bpf_map_delete_elem(&start, &tid);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_open")
+int trace_enter_open(struct trace_event_raw_sys_enter *ctx)
+{
+	return enter((const char *)ctx->args[0], ctx->args[1], ctx->args[2]);
+}
+
+SEC("tracepoint/syscalls/sys_enter_openat")
+int trace_enter_openat(struct trace_event_raw_sys_enter *ctx)
+{
+	return enter((const char *)ctx->args[1], ctx->args[2], ctx->args[3]);
+}
+
+SEC("tracepoint/syscalls/sys_enter_openat2")
+int trace_enter_openat2(struct trace_event_raw_sys_enter *ctx)
+{
+	struct open_how how = {};
+
+	bpf_probe_read_user(&how, sizeof(how), (void *)ctx->args[2]);
+	return enter((const char *)ctx->args[1], how.flags, how.mode);
+}
+
+SEC("tracepoint/syscalls/sys_exit_open")
+int trace_exit_open(struct trace_event_raw_sys_exit *ctx)
+{
+	return leave(ctx);
+}
+
+SEC("tracepoint/syscalls/sys_exit_openat")
+int trace_exit_openat(struct trace_event_raw_sys_exit *ctx)
+{
+	return leave(ctx);
+}
+
+SEC("tracepoint/syscalls/sys_exit_openat2")
+int trace_exit_openat2(struct trace_event_raw_sys_exit *ctx)
+{
+	return leave(ctx);
+}
+
+char LICENSE[] SEC("license") = "GPL";

@@ -1,0 +1,296 @@
+"""The one module that talks to libbpf (ctypes over libbpf.so.1).
+
+Everything else in the runner sees small Python wrappers (`BpfObject`, `BpfProgram`, `BpfMap`)
+and `LibbpfCallError`, never a ctypes pointer or a raw errno. The traps this avoids: libbpf 1.x
+reports failure as NULL or a negative errno (never by raising), and prints its diagnostics,
+including the verifier log, through a callback rather than returning them. Every call here is
+checked, and the printed log of the failing call is attached to the error.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno as errno_mod
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from node_runner.errors import NotSupported, RunnerError
+
+LIBBPF_NAMES = ("libbpf.so.1", "libbpf.so")
+
+_c_void_p = ctypes.c_void_p
+_c_char_p = ctypes.c_char_p
+_c_int = ctypes.c_int
+_c_uint32 = ctypes.c_uint32
+_c_size_t = ctypes.c_size_t
+
+# libbpf_print_fn_t: int (*)(enum libbpf_print_level, const char *fmt, va_list ap)
+# va_list reaches a callee as a pointer on x86_64 and aarch64, so vsnprintf can expand it.
+_PRINT_FN = ctypes.CFUNCTYPE(_c_int, _c_int, _c_char_p, _c_void_p)
+
+
+class LibbpfCallError(RunnerError):
+    """A libbpf call failed: `op` names it, `errno` is the cause, `log` what libbpf printed."""
+
+    def __init__(self, op: str, err: int, log: str = "") -> None:
+        super().__init__(f"{op}: {os.strerror(err) if err else 'failed'}", detail=log)
+        self.op = op
+        self.errno = err
+        self.log = log
+
+
+_SIGNATURES: dict[str, tuple[object, list[object]]] = {
+    "bpf_object__open_file": (_c_void_p, [_c_char_p, _c_void_p]),
+    "bpf_object__load": (_c_int, [_c_void_p]),
+    "bpf_object__close": (None, [_c_void_p]),
+    "bpf_object__next_program": (_c_void_p, [_c_void_p, _c_void_p]),
+    "bpf_object__next_map": (_c_void_p, [_c_void_p, _c_void_p]),
+    "bpf_object__find_map_by_name": (_c_void_p, [_c_void_p, _c_char_p]),
+    "bpf_program__name": (_c_char_p, [_c_void_p]),
+    "bpf_program__section_name": (_c_char_p, [_c_void_p]),
+    "bpf_program__set_autoload": (_c_int, [_c_void_p, ctypes.c_bool]),
+    "bpf_program__attach": (_c_void_p, [_c_void_p]),
+    "bpf_program__fd": (_c_int, [_c_void_p]),
+    "bpf_link__destroy": (_c_int, [_c_void_p]),
+    "bpf_map__name": (_c_char_p, [_c_void_p]),
+    "bpf_map__type": (_c_int, [_c_void_p]),
+    "bpf_map__fd": (_c_int, [_c_void_p]),
+    "bpf_map__max_entries": (_c_uint32, [_c_void_p]),
+    "bpf_map__set_max_entries": (_c_int, [_c_void_p, _c_uint32]),
+    "bpf_map__key_size": (_c_uint32, [_c_void_p]),
+    "bpf_map__value_size": (_c_uint32, [_c_void_p]),
+    "bpf_map__is_internal": (ctypes.c_bool, [_c_void_p]),
+    "bpf_map__initial_value": (_c_void_p, [_c_void_p, ctypes.POINTER(_c_size_t)]),
+    "bpf_map_update_elem": (_c_int, [_c_int, _c_void_p, _c_void_p, ctypes.c_uint64]),
+    "bpf_map_lookup_elem": (_c_int, [_c_int, _c_void_p, _c_void_p]),
+    "bpf_map_delete_elem": (_c_int, [_c_int, _c_void_p]),
+    "bpf_map_get_next_key": (_c_int, [_c_int, _c_void_p, _c_void_p]),
+    "libbpf_num_possible_cpus": (_c_int, []),
+    "libbpf_set_print": (_c_void_p, [_PRINT_FN]),
+}
+
+BPF_MAP_TYPE_HASH = 1
+BPF_MAP_TYPE_ARRAY = 2
+BPF_MAP_TYPE_PERCPU_ARRAY = 6
+BPF_MAP_TYPE_RINGBUF = 27
+BPF_ANY = 0
+
+
+class _Lib:
+    """The loaded shared library with prototypes, and the print capture."""
+
+    def __init__(self) -> None:
+        self.lib = self._open()
+        for name, (restype, argtypes) in _SIGNATURES.items():
+            fn = getattr(self.lib, name)
+            fn.restype = restype
+            fn.argtypes = argtypes
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        self._vsnprintf = libc.vsnprintf
+        self._vsnprintf.argtypes = [_c_char_p, _c_size_t, _c_char_p, _c_void_p]
+        self._vsnprintf.restype = _c_int
+        self._lock = threading.Lock()
+        self._lines: list[str] = []
+        self._print_cb = _PRINT_FN(self._on_print)  # kept alive for as long as libbpf uses it
+        self.lib.libbpf_set_print(self._print_cb)
+
+    @staticmethod
+    def _open() -> ctypes.CDLL:
+        errors = []
+        for name in LIBBPF_NAMES:
+            try:
+                return ctypes.CDLL(name, use_errno=True)
+            except OSError as exc:
+                errors.append(str(exc))
+        raise NotSupported(
+            "loading libbpf: libbpf.so.1 not found (install libbpf1): " + "; ".join(errors)
+        )
+
+    def _on_print(self, level: int, fmt: bytes | None, args: int | None) -> int:
+        buf = ctypes.create_string_buffer(8192)
+        self._vsnprintf(buf, len(buf), fmt, args)
+        text = buf.value.decode("utf-8", "replace")
+        with self._lock:
+            self._lines.append(text)
+            del self._lines[:-4000]  # the verifier log can be long; keep its end
+        return 0
+
+    def take_log(self) -> str:
+        with self._lock:
+            text = "".join(self._lines)
+            self._lines.clear()
+        return text
+
+
+_lib: _Lib | None = None
+_lib_lock = threading.Lock()
+
+
+def lib() -> _Lib:
+    global _lib
+    with _lib_lock:
+        if _lib is None:
+            _lib = _Lib()
+        return _lib
+
+
+def _check(rc: int, op: str) -> int:
+    if rc < 0:
+        raise LibbpfCallError(op, -rc, lib().take_log())
+    return rc
+
+
+def _check_ptr(ptr: int | None, op: str) -> int:
+    if not ptr:
+        err = ctypes.get_errno() or errno_mod.EINVAL
+        raise LibbpfCallError(op, err, lib().take_log())
+    return ptr
+
+
+def num_possible_cpus() -> int:
+    return _check(lib().lib.libbpf_num_possible_cpus(), "counting possible CPUs")
+
+
+@dataclass
+class BpfLink:
+    ptr: int | None
+
+    def destroy(self) -> None:
+        if self.ptr:
+            lib().lib.bpf_link__destroy(self.ptr)
+            self.ptr = None
+
+
+@dataclass(frozen=True)
+class BpfProgram:
+    ptr: int
+    name: str
+    section: str
+
+    def set_autoload(self, autoload: bool) -> None:
+        _check(lib().lib.bpf_program__set_autoload(self.ptr, autoload), f"autoload of {self.name}")
+
+    def attach(self) -> BpfLink:
+        lib().take_log()
+        ptr = lib().lib.bpf_program__attach(self.ptr)
+        return BpfLink(_check_ptr(ptr, f"attaching program '{self.name}' ({self.section})"))
+
+
+@dataclass(frozen=True)
+class BpfMap:
+    ptr: int
+    name: str
+
+    @property
+    def type(self) -> int:
+        return int(lib().lib.bpf_map__type(self.ptr))
+
+    @property
+    def fd(self) -> int:
+        return _check(lib().lib.bpf_map__fd(self.ptr), f"fd of map {self.name}")
+
+    @property
+    def max_entries(self) -> int:
+        return int(lib().lib.bpf_map__max_entries(self.ptr))
+
+    @property
+    def key_size(self) -> int:
+        return int(lib().lib.bpf_map__key_size(self.ptr))
+
+    @property
+    def value_size(self) -> int:
+        return int(lib().lib.bpf_map__value_size(self.ptr))
+
+    @property
+    def is_internal(self) -> bool:
+        return bool(lib().lib.bpf_map__is_internal(self.ptr))
+
+    def set_max_entries(self, n: int) -> None:
+        _check(lib().lib.bpf_map__set_max_entries(self.ptr, n), f"resizing map {self.name}")
+
+    def initial_value(self) -> memoryview:
+        """The writable initial contents of an internal map (.rodata), before load."""
+        size = _c_size_t(0)
+        ptr = _check_ptr(lib().lib.bpf_map__initial_value(self.ptr, ctypes.byref(size)),
+                         f"initial value of map {self.name}")
+        array = (ctypes.c_char * size.value).from_address(ptr)
+        return memoryview(array).cast("B")
+
+
+class BpfObject:
+    """An opened (and later loaded) bpf_object. Close it exactly once."""
+
+    def __init__(self, path: str) -> None:
+        lib().take_log()
+        self.ptr: int | None = _check_ptr(
+            lib().lib.bpf_object__open_file(os.fsencode(path), None), f"opening {path}"
+        )
+
+    def programs(self) -> Iterator[BpfProgram]:
+        prev = None
+        while True:
+            prev = lib().lib.bpf_object__next_program(self.ptr, prev)
+            if not prev:
+                return
+            name = (lib().lib.bpf_program__name(prev) or b"").decode()
+            sec = (lib().lib.bpf_program__section_name(prev) or b"").decode()
+            yield BpfProgram(prev, name, sec)
+
+    def maps(self) -> Iterator[BpfMap]:
+        prev = None
+        while True:
+            prev = lib().lib.bpf_object__next_map(self.ptr, prev)
+            if not prev:
+                return
+            yield BpfMap(prev, (lib().lib.bpf_map__name(prev) or b"").decode())
+
+    def find_map(self, name: str) -> BpfMap | None:
+        ptr = lib().lib.bpf_object__find_map_by_name(self.ptr, name.encode())
+        return BpfMap(ptr, name) if ptr else None
+
+    def load(self) -> None:
+        lib().take_log()
+        _check(lib().lib.bpf_object__load(self.ptr), "loading object")
+
+    def close(self) -> None:
+        if self.ptr:
+            lib().lib.bpf_object__close(self.ptr)
+            self.ptr = None
+
+
+def map_update(fd: int, key: bytes, value: bytes, flags: int = BPF_ANY) -> None:
+    rc = lib().lib.bpf_map_update_elem(fd, key, value, flags)
+    _check(rc, "updating map element")
+
+
+def map_lookup(fd: int, key: bytes, value_size: int) -> bytes | None:
+    buf = ctypes.create_string_buffer(value_size)
+    rc = lib().lib.bpf_map_lookup_elem(fd, key, buf)
+    if rc == -errno_mod.ENOENT:
+        return None
+    _check(rc, "looking up map element")
+    return buf.raw
+
+
+def map_delete(fd: int, key: bytes) -> bool:
+    rc = lib().lib.bpf_map_delete_elem(fd, key)
+    if rc == -errno_mod.ENOENT:
+        return False
+    _check(rc, "deleting map element")
+    return True
+
+
+def map_keys(fd: int, key_size: int) -> list[bytes]:
+    keys: list[bytes] = []
+    prev: bytes | None = None
+    nxt = ctypes.create_string_buffer(key_size)
+    while True:
+        rc = lib().lib.bpf_map_get_next_key(fd, prev, nxt)
+        if rc == -errno_mod.ENOENT:
+            return keys
+        _check(rc, "iterating map keys")
+        prev = nxt.raw
+        keys.append(prev)

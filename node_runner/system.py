@@ -1,0 +1,91 @@
+"""Host preconditions of a run: privileges, kernel BTF, and the pseudo filesystems.
+
+A fresh node (and a fresh container with the host's /sys) often has neither tracefs nor bpffs
+mounted; libbpf then fails to attach tracepoints with a bare ENOENT. The runner mounts what it
+needs itself, before any gadget is opened, and says so on stderr; failures become clear
+`RunnerError`s instead of an errno later on.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import sys
+
+from node_runner.errors import NotSupported, PermissionDenied
+
+TRACEFS = "/sys/kernel/tracing"
+BPFFS = "/sys/fs/bpf"
+VMLINUX_BTF = "/sys/kernel/btf/vmlinux"
+CAP_SYS_ADMIN = 21
+CAP_BPF = 39
+CAP_PERFMON = 38
+
+
+def _effective_caps() -> int:
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("CapEff:"):
+                return int(line.split()[1], 16)
+    return 0
+
+
+def check_privileges() -> None:
+    caps = _effective_caps()
+    has_bpf = bool(caps & (1 << CAP_BPF)) and bool(caps & (1 << CAP_PERFMON))
+    if not (caps & (1 << CAP_SYS_ADMIN) or has_bpf):
+        raise PermissionDenied(
+            "checking privileges: loading eBPF programs needs root "
+            "(or CAP_BPF and CAP_PERFMON); run with sudo"
+        )
+
+
+def check_btf(path: str = VMLINUX_BTF) -> None:
+    if not os.path.exists(path):
+        raise NotSupported(
+            f"checking kernel BTF: {path} is missing; this kernel was built without "
+            "CONFIG_DEBUG_INFO_BTF, which CO-RE gadgets need"
+        )
+
+
+def _mounted(target: str, fstype: str) -> bool:
+    try:
+        with open("/proc/self/mounts", encoding="utf-8") as mounts:
+            return any(
+                fields[1] == target and fields[2] == fstype
+                for fields in (line.split() for line in mounts)
+                if len(fields) >= 3
+            )
+    except OSError:
+        return False
+
+
+def _mount(source: str, target: str, fstype: str) -> None:
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    libc.mount.argtypes = [ctypes.c_char_p] * 3 + [ctypes.c_ulong, ctypes.c_void_p]
+    rc = libc.mount(source.encode(), target.encode(), fstype.encode(), 0, None)
+    if rc != 0:
+        err = ctypes.get_errno()
+        raise NotSupported(f"mounting {fstype} on {target}: {os.strerror(err)}")
+
+
+def ensure_mounted(target: str, fstype: str) -> bool:
+    """Mount `fstype` on `target` unless it is there already; True when we mounted it."""
+    if _mounted(target, fstype):
+        return False
+    _mount(fstype, target, fstype)
+    print(f"node-runner: mounted {fstype} on {target}", file=sys.stderr)
+    return True
+
+
+def prepare_host() -> None:
+    check_privileges()
+    check_btf()
+    ensure_mounted(TRACEFS, "tracefs")
+    if os.path.isdir(BPFFS):
+        ensure_mounted(BPFFS, "bpf")
+
+
+def tracepoint_exists(category: str, name: str) -> bool:
+    return os.path.isdir(os.path.join(TRACEFS, "events", category, name))
