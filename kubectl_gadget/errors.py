@@ -1,0 +1,23 @@
+"""Typed errors of the client (``kubectl_gadget``).
+
+One job: give every failure a type and an exit code, so that only the CLI entry point decides
+how to print an error and which code to exit with. The trap avoided: code deep in the pipeline
+calling ``sys.exit`` or printing, which makes it untestable and hides the cause.
+
+Messages say what was being done, then the cause, on one line:
+``invalid filter 'pid==abc': 'abc' is not an integer (pid is u32)``.
+"""
+
+from __future__ import annotations
+
+
+class GadgetError(Exception):
+    """Base of every error the client raises on purpose; the CLI exits with ``exit_code``."""
+
+    exit_code: int = 1
+
+
+class UsageError(GadgetError):
+    """Bad user input (flags, filter expressions, field lists, sort keys): exit code 2."""
+
+    exit_code = 2
