@@ -1,0 +1,382 @@
+"""Know which container a mount namespace belongs to on this node, and the other way round.
+
+One job: keep a table of the node's containers built from ``/proc`` (mount namespace + cgroup
+of every process) and the runtimes' state files, so that the runner can (a) enrich an event,
+which carries the mntns id of its task, with container/pod names, and (b) turn the container ids
+or names a user targets into the mntns ids of the in-kernel filter map.
+
+Traps avoided:
+- Lookups run once per event, so a hit is a dict get and a miss does not rescan ``/proc`` each
+  time: at most one rescan per ``min_rescan_interval`` (a new container is found within about a
+  second), the host's mntns never triggers one, and namespaces already seen as "not a
+  container" (systemd services with private mounts, ...) are rechecked only every
+  ``negative_recheck_interval``, so a flood of host events costs no scans.
+- Processes come and go during a scan: a pid that vanishes mid-scan is skipped, not an error.
+- The host mntns is never mapped to a container, even if a host process sits in a container's
+  cgroup (``nsenter -t 1 -m`` from a privileged pod), or every host event would be misnamed.
+- Readers and the rescanning thread never see a half-built table: each scan builds a new
+  immutable snapshot and swaps it in with one assignment.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TypedDict
+
+from node_runner.cgroups import (
+    CgroupIdentity,
+    container_of_pid,
+    parse_cgroup,
+    parse_cgroup_path,
+)
+from node_runner.runtime_state import Labels, RuntimeInfo, RuntimePaths, read_runtime_info
+
+__all__ = [
+    "ENRICHMENT_FIELDS",
+    "AmbiguousContainerError",
+    "Container",
+    "ContainerMetadata",
+    "ContainerSelectorError",
+    "ContainerTable",
+    "RuntimePaths",
+    "container_of_pid",
+    "enrichment_fields",
+    "host_mntns",
+    "mntns_of",
+    "parse_cgroup",
+    "parse_cgroup_path",
+]
+
+ENRICHMENT_FIELDS = (
+    "k8s.node",
+    "k8s.namespace",
+    "k8s.podName",
+    "k8s.containerName",
+    "k8s.podLabels",
+    "k8s.owner.kind",
+    "k8s.owner.name",
+    "runtime.containerId",
+    "runtime.containerName",
+    "runtime.runtimeName",
+    "runtime.containerImageName",
+    "runtime.containerPid",
+)
+MIN_ID_PREFIX = 12
+_MNT_LINK = re.compile(r"mnt:\[(\d+)\]")
+_ID_SCHEME = re.compile(r"^[a-z-]+://")
+_HEX = re.compile(r"[0-9a-f]+")
+
+
+class ContainerSelectorError(ValueError):
+    """A container id or name given to target containers cannot be used as it is."""
+
+
+class AmbiguousContainerError(ContainerSelectorError):
+    """A container id prefix matches more than one container."""
+
+
+@dataclass(frozen=True)
+class Container:
+    """One container on this node; names are empty strings when unknown."""
+
+    container_id: str
+    runtime: str
+    mntns_id: int
+    pid: int
+    pod_uid: str = ""
+    name: str = ""
+    image: str = ""
+    k8s_namespace: str = ""
+    k8s_pod_name: str = ""
+    k8s_container_name: str = ""
+    k8s_pod_labels: Labels = ()
+    k8s_owner_kind: str = ""
+    k8s_owner_name: str = ""
+
+
+class ContainerMetadata(TypedDict, total=False):
+    """What the cluster client knows about a container (or a whole pod) from the API.
+
+    Keys of ``extra_metadata`` are container ids (``containerd://`` style prefixes allowed) or
+    pod uids; a pod entry applies to every container of the pod, a container entry wins over it.
+    Non-empty values override what the runtime's state files say.
+    """
+
+    namespace: str
+    pod_name: str
+    container_name: str
+    pod_labels: Mapping[str, str]
+    owner_kind: str
+    owner_name: str
+    image: str
+    name: str
+
+
+def mntns_of(pid: int, proc_root: str = "/proc") -> int:
+    """Mount namespace id (nsfs inode) of a process; ``OSError`` when it is gone."""
+    path = os.path.join(proc_root, str(pid), "ns", "mnt")
+    match = _MNT_LINK.fullmatch(os.readlink(path))
+    return int(match.group(1)) if match else os.stat(path).st_ino
+
+
+def host_mntns(proc_root: str = "/proc") -> int | None:
+    """The host's mount namespace: pid 1's, else kthreadd's (pid 2 shares init's), else None.
+
+    pid 1 can be unreadable even to root (a sandbox's non-dumpable init); kernel threads
+    always live in the initial mount namespace.
+    """
+    for pid in (1, 2):
+        try:
+            return mntns_of(pid, proc_root)
+        except OSError:
+            continue
+    return None
+
+
+def _scan(proc_root: str) -> Iterator[tuple[int, int, CgroupIdentity | None]]:
+    """``(pid, mntns, identity)`` of every process still alive when it is read."""
+    try:
+        names = os.listdir(proc_root)
+    except OSError:
+        return
+    for name in names:
+        if not name.isdigit():
+            continue
+        pid = int(name)
+        try:
+            yield pid, mntns_of(pid, proc_root), container_of_pid(pid, proc_root)
+        except (OSError, ValueError):
+            continue
+
+
+def _norm_id(value: str) -> str:
+    return _ID_SCHEME.sub("", value.strip().lower())
+
+
+def _build_container(
+    identity: CgroupIdentity,
+    pid: int,
+    mntns: int,
+    state: tuple[str, RuntimeInfo | None],
+    extra: Mapping[str, ContainerMetadata],
+) -> Container:
+    runtime, info = state
+    info = info or RuntimeInfo()
+    pod_uid = identity.pod_uid or info.k8s_pod_uid
+    meta: dict[str, object] = {}
+    for key in (pod_uid, identity.container_id):
+        meta.update((k, v) for k, v in extra.get(key, {}).items() if v)
+
+    def text(key: str, default: str) -> str:
+        value = meta.get(key)
+        return value if isinstance(value, str) else default
+
+    labels = meta.get("pod_labels")
+    return Container(
+        container_id=identity.container_id,
+        runtime=runtime,
+        mntns_id=mntns,
+        pid=pid,
+        pod_uid=pod_uid,
+        name=text("name", info.name),
+        image=text("image", info.image),
+        k8s_namespace=text("namespace", info.k8s_namespace),
+        k8s_pod_name=text("pod_name", info.k8s_pod_name),
+        k8s_container_name=text("container_name", info.k8s_container_name),
+        k8s_pod_labels=(
+            tuple(sorted((str(k), str(v)) for k, v in labels.items()))
+            if isinstance(labels, Mapping)
+            else info.k8s_pod_labels
+        ),
+        k8s_owner_kind=text("owner_kind", ""),
+        k8s_owner_name=text("owner_name", ""),
+    )
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    scanned_at: float
+    by_mntns: Mapping[int, Container] = field(default_factory=dict)
+    by_id: Mapping[str, Container] = field(default_factory=dict)
+    mntns_by_id: Mapping[str, frozenset[int]] = field(default_factory=dict)
+    not_containers: frozenset[int] = frozenset()
+
+
+class ContainerTable:
+    """Containers of this node by mntns id and by container id, rescanned on demand."""
+
+    def __init__(
+        self,
+        proc_root: str = "/proc",
+        paths: RuntimePaths | None = None,
+        *,
+        extra_metadata: Mapping[str, ContainerMetadata] | None = None,
+        min_rescan_interval: float = 1.0,
+        negative_recheck_interval: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.proc_root = proc_root
+        self.paths = paths or RuntimePaths()
+        self.min_rescan_interval = min_rescan_interval
+        self.negative_recheck_interval = negative_recheck_interval
+        self._clock = clock
+        self._extra: dict[str, ContainerMetadata] = {}
+        self._state_cache: dict[tuple[str, str], tuple[str, RuntimeInfo | None]] = {}
+        self._lock = threading.Lock()
+        self.scans = 0
+        self.host_mntns = host_mntns(proc_root)
+        self._snapshot = _Snapshot(scanned_at=float("-inf"))
+        self.set_extra_metadata(extra_metadata or {})
+
+    def set_extra_metadata(self, extra_metadata: Mapping[str, ContainerMetadata]) -> None:
+        """Replace the client-provided metadata and rescan so it takes effect."""
+        self._extra = {_norm_id(k): v for k, v in extra_metadata.items()}
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Rescan ``/proc`` and the runtimes' state now."""
+        with self._lock:
+            self._snapshot = self._build()
+
+    def _read_state(self, identity: CgroupIdentity) -> tuple[str, RuntimeInfo | None]:
+        key = (identity.runtime, identity.container_id)
+        cached = self._state_cache.get(key)
+        if cached is None or cached[1] is None:
+            cached = read_runtime_info(identity.runtime, identity.container_id, self.paths)
+            self._state_cache[key] = cached
+        return cached
+
+    def _build(self) -> _Snapshot:
+        self.scans += 1
+        by_mntns: dict[int, Container] = {}
+        by_id: dict[str, Container] = {}
+        mntns_by_id: dict[str, set[int]] = {}
+        seen: set[int] = set()
+        for pid, mntns, identity in sorted(_scan(self.proc_root), key=lambda item: item[0]):
+            seen.add(mntns)
+            if identity is None or mntns == self.host_mntns or mntns in by_mntns:
+                continue
+            cid = identity.container_id
+            if cid not in by_id:
+                state = self._read_state(identity)
+                by_id[cid] = _build_container(identity, pid, mntns, state, self._extra)
+            by_mntns[mntns] = by_id[cid]
+            mntns_by_id.setdefault(cid, set()).add(mntns)
+        self._state_cache = {k: v for k, v in self._state_cache.items() if k[1] in by_id}
+        return _Snapshot(
+            scanned_at=self._clock(),
+            by_mntns=by_mntns,
+            by_id=by_id,
+            mntns_by_id={k: frozenset(v) for k, v in mntns_by_id.items()},
+            not_containers=frozenset(seen - by_mntns.keys()),
+        )
+
+    def _rescan_if_older(self, age: float) -> bool:
+        """Rescan unless the table is younger than ``age`` seconds; True if it rescanned."""
+        with self._lock:
+            if self._clock() - self._snapshot.scanned_at < age:
+                return False
+            self._snapshot = self._build()
+            return True
+
+    def lookup_mntns(self, mntns_id: int) -> Container | None:
+        """The container whose processes are in this mount namespace, None for the host."""
+        snapshot = self._snapshot
+        found = snapshot.by_mntns.get(mntns_id)
+        if found is not None or mntns_id == self.host_mntns:
+            return found
+        age = self._clock() - snapshot.scanned_at
+        if mntns_id in snapshot.not_containers:
+            if age < self.negative_recheck_interval:
+                return None
+            rescanned = self._rescan_if_older(self.negative_recheck_interval)
+        else:
+            if age < self.min_rescan_interval:
+                return None
+            rescanned = self._rescan_if_older(self.min_rescan_interval)
+        return self._snapshot.by_mntns.get(mntns_id) if rescanned else None
+
+    def containers(self) -> list[Container]:
+        """Every container found by the last scan, by container id."""
+        return sorted(self._snapshot.by_id.values(), key=lambda c: c.container_id)
+
+    def mntns_ids(self, container: Container) -> frozenset[int]:
+        """All mount namespaces of a container's processes (usually just ``mntns_id``)."""
+        return self._snapshot.mntns_by_id.get(container.container_id, frozenset())
+
+    def resolve(
+        self, container_ids: Iterable[str] = (), names: Iterable[str] = ()
+    ) -> list[Container]:
+        """Containers named by full id, unique id prefix (>= 12 chars) or name.
+
+        A name matches the runtime's container name or the Kubernetes container name (every
+        container with that name). Ids and names that match nothing are left out (the caller
+        compares); a prefix that matches several containers raises ``AmbiguousContainerError``.
+        One rescan is made first if something is missing and the table is not fresh.
+        """
+        ids = [_checked_id(value) for value in container_ids]
+        wanted_names = list(names)
+        found, complete = self._match(ids, wanted_names)
+        if not complete and self._rescan_if_older(self.min_rescan_interval):
+            found, complete = self._match(ids, wanted_names)
+        return sorted(found.values(), key=lambda c: c.container_id)
+
+    def _match(self, ids: list[str], names: list[str]) -> tuple[dict[str, Container], bool]:
+        by_id = self._snapshot.by_id
+        found: dict[str, Container] = {}
+        complete = True
+        for wanted in ids:
+            hits = [c for cid, c in by_id.items() if cid.startswith(wanted)]
+            if len(hits) > 1 and wanted not in by_id:
+                shown = ", ".join(sorted(c.container_id[:MIN_ID_PREFIX] for c in hits))
+                raise AmbiguousContainerError(
+                    f"resolving container id {wanted!r}: it matches {len(hits)} containers"
+                    f" ({shown}); give more characters"
+                )
+            if wanted in by_id:
+                hits = [by_id[wanted]]
+            complete = complete and bool(hits)
+            found.update((c.container_id, c) for c in hits)
+        for name in names:
+            hits = [c for c in by_id.values() if name in (c.name, c.k8s_container_name)]
+            complete = complete and bool(hits)
+            found.update((c.container_id, c) for c in hits)
+        return found, complete
+
+
+def _checked_id(value: str) -> str:
+    wanted = _norm_id(value)
+    if not _HEX.fullmatch(wanted):
+        raise ContainerSelectorError(f"resolving container id {value!r}: not a hex container id")
+    if len(wanted) < MIN_ID_PREFIX:
+        raise ContainerSelectorError(
+            f"resolving container id {value!r}: a prefix needs at least {MIN_ID_PREFIX} characters"
+        )
+    return wanted
+
+
+def enrichment_fields(c: Container | None, node: str) -> dict[str, str]:
+    """The ``k8s.*``/``runtime.*`` values of one event (exactly ``ENRICHMENT_FIELDS``)."""
+    if c is None:
+        values = dict.fromkeys(ENRICHMENT_FIELDS, "")
+        values["k8s.node"] = node
+        return values
+    return {
+        "k8s.node": node,
+        "k8s.namespace": c.k8s_namespace,
+        "k8s.podName": c.k8s_pod_name,
+        "k8s.containerName": c.k8s_container_name,
+        "k8s.podLabels": ",".join(f"{k}={v}" for k, v in c.k8s_pod_labels),
+        "k8s.owner.kind": c.k8s_owner_kind,
+        "k8s.owner.name": c.k8s_owner_name,
+        "runtime.containerId": c.container_id,
+        "runtime.containerName": c.name,
+        "runtime.runtimeName": c.runtime,
+        "runtime.containerImageName": c.image,
+        "runtime.containerPid": str(c.pid),
+    }

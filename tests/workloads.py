@@ -1,0 +1,394 @@
+"""Run real processes as "containers" (own mount namespace + runtime-shaped cgroup) for tests.
+
+One job: give kernel and cluster tests a process that looks, from ``/proc`` and ``/sys/fs/cgroup``,
+exactly like a container of containerd, CRI-O, docker or podman (cgroup v2 or v1, systemd or
+cgroupfs driver), optionally with the runtime's state file naming it, and clean all of it up.
+
+Traps avoided:
+- The process must be in its cgroup and mount namespace *before* it does its work, or a tracer
+  sees its first events as a host process: the child blocks on a pipe (a tiny Python gate run
+  after ``unshare``/``nsenter``) until the parent has written its pid to ``cgroup.procs``, and
+  only then execs the command (same pid throughout).
+- Cleanup runs even when the test fails, kills every process in the cgroup (children too,
+  ``cgroup.kill`` on v2), waits until it is empty (a cgroup can only be removed then), and
+  removes only the cgroups and state files this helper created; a shared parent that another
+  concurrent workload still uses is left alone.
+- Concurrent workloads share parent cgroups (``kubepods.slice``): creating the chain retries
+  when another workload removes a parent in between.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import secrets
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from node_runner.containers import RuntimePaths, mntns_of
+from tests.workload_state import ContainerState, write_runtime_state
+
+__all__ = [
+    "ContainerState",
+    "ContainerWorkload",
+    "WorkloadError",
+    "cgroup_relpath",
+    "hierarchy_roots",
+    "run_in_container",
+    "sleeping_container",
+    "spawn_gated",
+]
+
+# Runs after unshare/nsenter: say "ready", wait for "go" (the parent joins us to the cgroup
+# in between), then become the command. Exit 111 if the parent went away.
+_GATE = (
+    "import os, sys\n"
+    "ready, go = int(sys.argv[1]), int(sys.argv[2])\n"
+    "os.write(ready, b'r'); os.close(ready)\n"
+    "ok = os.read(go, 1) == b'g'; os.close(go)\n"
+    "os.execvp(sys.argv[3], sys.argv[3:]) if ok else os._exit(111)\n"
+)
+_START_TIMEOUT = 10.0
+_DRAIN_TIMEOUT = 5.0
+
+
+class WorkloadError(RuntimeError):
+    """The helper could not set up or tear down a container-like process."""
+
+
+def cgroup_relpath(
+    runtime: str, driver: str, container_id: str, pod_uid: str, qos: str = "besteffort"
+) -> str:
+    """The cgroup path (relative to a hierarchy root) the runtime would give this container."""
+    if driver not in ("systemd", "cgroupfs"):
+        raise ValueError(f"unknown cgroup driver {driver!r}")
+    systemd = driver == "systemd"
+    if runtime == "podman":
+        return (
+            f"machine.slice/libpod-{container_id}.scope"
+            if systemd
+            else f"libpod_parent/libpod-{container_id}"
+        )
+    if runtime == "docker" and not pod_uid:
+        return f"system.slice/docker-{container_id}.scope" if systemd else f"docker/{container_id}"
+    if runtime not in ("containerd", "cri-o", "docker"):
+        raise ValueError(f"unknown runtime {runtime!r}")
+    if systemd:
+        leaf = {"containerd": "cri-containerd-", "cri-o": "crio-", "docker": "docker-"}[runtime]
+        uid = pod_uid.replace("-", "_")
+        return (
+            f"kubepods.slice/kubepods-{qos}.slice/kubepods-{qos}-pod{uid}.slice/"
+            f"{leaf}{container_id}.scope"
+        )
+    leaf = "crio-" if runtime == "cri-o" else ""
+    return f"kubepods/{qos}/pod{pod_uid}/{leaf}{container_id}"
+
+
+def _cgroup_mounts() -> tuple[str | None, dict[str, str]]:
+    """(cgroup2 mount point, {v1 controller or name=...: mount point}) of this process."""
+    v2: str | None = None
+    v1: dict[str, str] = {}
+    with open("/proc/self/mounts", encoding="utf-8") as file:
+        for line in file:
+            _dev, point, fstype, options = line.split()[:4]
+            if fstype == "cgroup2" and v2 is None:
+                v2 = point
+            elif fstype == "cgroup":
+                for option in options.split(","):
+                    v1.setdefault(option, point)
+    return v2, v1
+
+
+def hierarchy_roots(cgroup_version: int) -> list[str]:
+    """Where the helper creates cgroups: the v2 mount, or the v1 pids (+ name=systemd) ones."""
+    v2, v1 = _cgroup_mounts()
+    if cgroup_version == 2:
+        if v2 is None:
+            raise WorkloadError("no cgroup2 hierarchy is mounted")
+        return [v2]
+    roots = [v1[key] for key in ("pids", "name=systemd") if key in v1]
+    if not roots and v1:
+        roots = [next(iter(v1.values()))]
+    if not roots:
+        raise WorkloadError("no cgroup v1 hierarchy is mounted")
+    return roots
+
+
+def _make_cgroup(root: str, relpath: str) -> list[str]:
+    """Create the cgroup and missing parents; return the dirs created, deepest last."""
+    for _attempt in range(20):
+        created: list[str] = []
+        current = root
+        try:
+            for part in relpath.split("/"):
+                current = os.path.join(current, part)
+                try:
+                    os.mkdir(current)
+                    created.append(current)
+                except FileExistsError:
+                    pass
+            return created
+        except FileNotFoundError:  # a concurrent workload removed a shared parent
+            for path in reversed(created):
+                _rmdir_quietly(path)
+            time.sleep(0.01)
+    raise WorkloadError(f"creating cgroup {relpath} under {root}: parents keep vanishing")
+
+
+def _rmdir_quietly(path: str) -> bool:
+    try:
+        os.rmdir(path)
+        return True
+    except FileNotFoundError:
+        return True
+    except OSError as exc:
+        if exc.errno in (errno.EBUSY, errno.ENOTEMPTY):
+            return False
+        raise
+
+
+def _procs(cgroup_dir: str) -> list[int]:
+    try:
+        with open(os.path.join(cgroup_dir, "cgroup.procs"), encoding="ascii") as file:
+            return [int(line) for line in file if line.strip()]
+    except FileNotFoundError:
+        return []
+
+
+def _kill_cgroup(cgroup_dir: str) -> None:
+    """SIGKILL every process of a cgroup and wait until it is empty."""
+    deadline = time.monotonic() + _DRAIN_TIMEOUT
+    kill_file = os.path.join(cgroup_dir, "cgroup.kill")
+    while True:
+        pids = _procs(cgroup_dir)
+        if not pids:
+            return
+        if time.monotonic() > deadline:
+            raise WorkloadError(f"cgroup {cgroup_dir} still has processes {pids}")
+        if os.path.exists(kill_file):
+            with open(kill_file, "w", encoding="ascii") as file:
+                file.write("1")
+        else:
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        time.sleep(0.01)
+
+
+def _join(pid: int, cgroup_dirs: Sequence[str]) -> None:
+    for cgroup_dir in cgroup_dirs:
+        with open(os.path.join(cgroup_dir, "cgroup.procs"), "w", encoding="ascii") as file:
+            file.write(str(pid))
+
+
+def spawn_gated(
+    prefix: Sequence[str],
+    argv: Sequence[str],
+    cgroup_dirs: Sequence[str],
+    on_joined: Callable[[int], None] = lambda pid: None,
+    **popen: Any,
+) -> subprocess.Popen[bytes]:
+    """Start ``prefix + argv`` blocked until its pid is in ``cgroup_dirs``, then let it run.
+
+    ``on_joined(pid)`` runs after the join and before the command starts (e.g. to read the
+    mount namespace of a command that may exit at once).
+    """
+    ready_r, ready_w = os.pipe()
+    go_r, go_w = os.pipe()
+    try:
+        proc = subprocess.Popen(
+            [*prefix, sys.executable, "-c", _GATE, str(ready_w), str(go_r), *argv],
+            pass_fds=(ready_w, go_r),
+            **popen,
+        )
+        os.close(ready_w)
+        os.close(go_r)
+        ready_w = go_r = -1
+        if not select.select([ready_r], [], [], _START_TIMEOUT)[0] or not os.read(ready_r, 1):
+            proc.kill()
+            proc.wait()
+            raise WorkloadError(f"starting {list(prefix)} {list(argv)}: it never became ready")
+        try:
+            _join(proc.pid, cgroup_dirs)
+            on_joined(proc.pid)
+        except OSError:
+            proc.kill()
+            proc.wait()
+            raise
+        os.write(go_w, b"g")
+        return proc
+    finally:
+        for fd in (ready_r, ready_w, go_r, go_w):
+            if fd >= 0:
+                os.close(fd)
+
+
+class ContainerWorkload:
+    """A process in its own mount namespace and runtime-shaped cgroup; see ``run_in_container``."""
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        container_id: str | None = None,
+        runtime: str = "containerd",
+        cgroup_driver: str = "systemd",
+        cgroup_version: int = 2,
+        pod_uid: str | None = None,
+        state: ContainerState | None = None,
+        state_root: str | None = None,
+    ) -> None:
+        self.argv = list(argv)
+        self.container_id = container_id or secrets.token_hex(32)
+        self.runtime = runtime
+        self.cgroup_version = cgroup_version
+        in_pod = runtime in ("containerd", "cri-o") or pod_uid is not None
+        self.pod_uid = (pod_uid or str(uuid.uuid4())) if in_pod else ""
+        # The path as /proc/<pid>/cgroup shows it (from the host's cgroup namespace).
+        self.cgroup_relpath = "/" + cgroup_relpath(
+            runtime, cgroup_driver, self.container_id, self.pod_uid
+        )
+        self.cgroup_paths: list[str] = []
+        self.state = state
+        self.paths = RuntimePaths.under(state_root) if state_root else None
+        self.pid = 0
+        self.mntns_id = 0
+        self._created_cgroups: list[str] = []
+        self._state_dirs: list[str] = []
+        self._own_state_root: str | None = None
+        self._procs: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def cgroup_path(self) -> str:
+        """Filesystem path of the workload's cgroup (the first hierarchy's)."""
+        return self.cgroup_paths[0]
+
+    def start(self, **popen: Any) -> None:
+        """Write state, create the cgroups, start the command inside them."""
+        if self.state is not None:
+            if self.paths is None:
+                self._own_state_root = tempfile.mkdtemp(prefix="workload-state-")
+                self.paths = RuntimePaths.under(self._own_state_root)
+            self._state_dirs = write_runtime_state(
+                self.runtime, self.container_id, self.pod_uid, self.state, self.paths
+            )
+        for root in hierarchy_roots(self.cgroup_version):
+            self._created_cgroups += _make_cgroup(root, self.cgroup_relpath.lstrip("/"))
+            self.cgroup_paths.append(os.path.join(root, self.cgroup_relpath.lstrip("/")))
+
+        def joined(pid: int) -> None:
+            self.pid, self.mntns_id = pid, mntns_of(pid)
+
+        prefix = ["unshare", "--mount", "--propagation", "private", "--"]
+        popen.setdefault("stdout", subprocess.DEVNULL)
+        self._procs.append(spawn_gated(prefix, self.argv, self.cgroup_paths, joined, **popen))
+
+    def popen(self, argv: Sequence[str], **popen: Any) -> subprocess.Popen[bytes]:
+        """Start another process inside the container (its mount namespace and cgroup)."""
+        if self.poll() is not None:
+            raise WorkloadError(f"exec into container {self.container_id[:12]}: it has exited")
+        prefix = ["nsenter", "--mount", f"--target={self.pid}", "--"]
+        proc = spawn_gated(prefix, argv, self.cgroup_paths, **popen)
+        self._procs.append(proc)
+        return proc
+
+    def exec(
+        self, argv: Sequence[str], *, timeout: float = 10.0, check: bool = True
+    ) -> subprocess.CompletedProcess[bytes]:
+        """Run a short command inside the container and return its output."""
+        proc = self.popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            raise
+        result = subprocess.CompletedProcess(list(argv), proc.returncode, out, err)
+        if check:
+            result.check_returncode()
+        return result
+
+    def poll(self) -> int | None:
+        """Exit code of the container's main process, None while it runs."""
+        return self._procs[0].poll() if self._procs else None
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait for the container's main process to exit; its exit code."""
+        if not self._procs:
+            raise WorkloadError("waiting for a container that was never started")
+        return self._procs[0].wait(timeout)
+
+    def stop(self) -> None:
+        """Kill every process of the container and reap the ones started here."""
+        for proc in self._procs:
+            if proc.poll() is None:
+                proc.kill()
+        for proc in self._procs:
+            proc.wait()
+        for cgroup_dir in self.cgroup_paths:
+            _kill_cgroup(cgroup_dir)
+
+    def close(self) -> None:
+        """Stop, then remove the cgroups and state this workload created (idempotent)."""
+        try:
+            self.stop()
+        finally:
+            leaves = set(self.cgroup_paths)
+            for path in reversed(self._created_cgroups):
+                if not _rmdir_quietly(path) and path in leaves:
+                    raise WorkloadError(f"removing cgroup {path}: still busy")
+            self._created_cgroups = []
+            for path in self._state_dirs:
+                shutil.rmtree(path, ignore_errors=True)
+            if self._own_state_root:
+                shutil.rmtree(self._own_state_root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def run_in_container(
+    argv: Sequence[str],
+    *,
+    container_id: str | None = None,
+    runtime: str = "containerd",
+    cgroup_driver: str = "systemd",
+    cgroup_version: int = 2,
+    pod_uid: str | None = None,
+    state: ContainerState | None = None,
+    state_root: str | None = None,
+    **popen: Any,
+) -> Iterator[ContainerWorkload]:
+    """Run ``argv`` as a container of ``runtime``; kill it and remove its traces on exit.
+
+    ``state`` writes the runtime's state file (under ``state_root``, else a temp dir) so the
+    container has names; the workload's ``paths`` points a ``ContainerTable`` at it. Extra
+    keyword arguments go to ``subprocess.Popen`` (default stdout: ``/dev/null``).
+    """
+    workload = ContainerWorkload(
+        argv,
+        container_id=container_id,
+        runtime=runtime,
+        cgroup_driver=cgroup_driver,
+        cgroup_version=cgroup_version,
+        pod_uid=pod_uid,
+        state=state,
+        state_root=state_root,
+    )
+    try:
+        workload.start(**popen)
+        yield workload
+    finally:
+        workload.close()
+
+
+def sleeping_container(**options: Any) -> contextlib.AbstractContextManager[ContainerWorkload]:
+    """A long-running container (``sleep 1000``) to ``exec`` known processes into."""
+    return run_in_container(["sleep", "1000"], **options)
