@@ -50,6 +50,10 @@ class RingBufReader:
         self.records = 0
         self._lost_total = 0
 
+    def fileno(self) -> int:
+        """An fd that polls readable when records are waiting (for an outer epoll)."""
+        return self._epoll.fileno()
+
     def wait(self, timeout: float) -> bool:
         """Block until the kernel signals new data or `timeout` seconds pass."""
         return bool(self._epoll.poll(timeout))

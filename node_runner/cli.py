@@ -1,0 +1,102 @@
+"""`node-runner`: command-line entry point of the runner (local process or runner pod).
+
+Parses arguments into a frozen `RunOptions` and hands over to `run.run`; argument errors are
+reported as a protocol `error` record too (the client reads stdout, not our usage text).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from node_runner import __version__
+from node_runner.errors import UsageError
+from node_runner.protocol import LineWriter, error_record
+from node_runner.run import RunOptions, run
+from node_runner.runtime_state import RuntimePaths
+
+EXAMPLES = """examples:
+  node-runner run --gadget build/gadgets/trace_open --param failed=true --timeout 5
+  node-runner run --gadget build/gadgets/trace_exec --container-name web --node worker-1
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="node-runner", description="Load one gadget on this node and print its "
+                "records as JSON lines (docs/protocol.md).", epilog=EXAMPLES,
+                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"node-runner {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="run a gadget", epilog=EXAMPLES,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    r.add_argument("--gadget", required=True, help="built gadget directory (program.bpf.o)")
+    r.add_argument("--gadget-ref", default="", help="reference shown in the hello record")
+    r.add_argument("--gadget-digest", default="")
+    r.add_argument("--node", default=os.environ.get("NODE_NAME") or os.uname().nodename)
+    r.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
+    r.add_argument("--container-id", action="append", default=[])
+    r.add_argument("--container-name", action="append", default=[])
+    r.add_argument("--mntns", action="append", type=int, default=[],
+                   help="trace only this mount namespace id (repeatable)")
+    r.add_argument("--k8s-metadata", default="",
+                   help="JSON object: container id -> {namespace, pod, container, labels, ...}")
+    r.add_argument("--cluster", action="store_true", help="enrich for a cluster run")
+    r.add_argument("--timeout", type=float, default=None, help="stop after N seconds")
+    r.add_argument("--deadline", type=float, default=None,
+                   help="absolute Unix time at which to stop whatever happens")
+    r.add_argument("--proc-root", default="/proc")
+    r.add_argument("--host-root", default="", help="prefix of the host's runtime state dirs")
+    r.add_argument("--no-prepare-host", action="store_true",
+                   help="do not check privileges or mount tracefs/bpffs")
+    r.add_argument("--verbose", action="store_true", help="include the verifier log on errors")
+    return p
+
+
+def _options(ns: argparse.Namespace) -> RunOptions:
+    params = {}
+    for item in ns.param:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--param {item!r}: expected KEY=VALUE")
+        params[key] = value
+    metadata = {}
+    if ns.k8s_metadata:
+        try:
+            metadata = json.loads(ns.k8s_metadata)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"--k8s-metadata: not JSON: {exc}") from None
+    if ns.timeout is not None and ns.timeout <= 0:
+        raise UsageError("--timeout must be positive")
+    if ns.deadline is not None and ns.deadline <= time.time():
+        raise UsageError("--deadline is in the past")
+    return RunOptions(
+        gadget=ns.gadget, gadget_ref=ns.gadget_ref, gadget_digest=ns.gadget_digest,
+        node=ns.node, params=params, container_ids=tuple(ns.container_id),
+        container_names=tuple(ns.container_name), mntns_ids=tuple(ns.mntns),
+        k8s_metadata=metadata, cluster=ns.cluster, timeout=ns.timeout, deadline=ns.deadline,
+        proc_root=ns.proc_root,
+        runtime_paths=RuntimePaths.under(ns.host_root) if ns.host_root else RuntimePaths(),
+        prepare_host=not ns.no_prepare_host, verbose=ns.verbose)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        ns = _parser().parse_args(argv)
+        opts = _options(ns)
+    except UsageError as exc:
+        print(f"node-runner: {exc.message}", file=sys.stderr)
+        LineWriter(sys.stdout.buffer).record(error_record(exc.code, exc.message))
+        return exc.exit_code
+    return run(opts)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

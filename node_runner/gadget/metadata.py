@@ -1,0 +1,109 @@
+"""gadget.yaml: the human-facing description of a gadget, parsed and validated once.
+
+Only the parts the tool acts on are typed (names, datasource and field annotations, params);
+everything else is kept in `raw` and ignored, so a gadget.yaml written for a newer tool (or
+for Inspektor Gadget, with keys we do not know) still loads. The trap avoided: treating an
+unknown key as an error, or letting a YAML error escape as a traceback. Annotation values are
+always strings, as in the ABI ("true", "32"), whatever YAML type they were written as.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from node_runner.gadget.errors import GadgetFormatError
+
+
+@dataclass(frozen=True)
+class ParamMeta:
+    var: str
+    key: str
+    default: str | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class DatasourceMeta:
+    name: str
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    fields: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GadgetMetadata:
+    name: str = ""
+    description: str = ""
+    homepage_url: str = ""
+    documentation_url: str = ""
+    source_url: str = ""
+    datasources: Mapping[str, DatasourceMeta] = field(default_factory=dict)
+    params: Mapping[str, ParamMeta] = field(default_factory=dict)
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _mapping(value: object, where: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise GadgetFormatError(f"{where}: expected a mapping, found {type(value).__name__}")
+    return value
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
+
+
+def _annotations(value: object, where: str) -> dict[str, str]:
+    return {str(k): _text(v) for k, v in _mapping(value, where).items()}
+
+
+def _datasource(name: str, body: object, where: str) -> DatasourceMeta:
+    body = _mapping(body, where)
+    fields = {}
+    for fname, fbody in _mapping(body.get("fields"), f"{where}.fields").items():
+        fbody = _mapping(fbody, f"{where}.fields.{fname}")
+        fields[str(fname)] = _annotations(fbody.get("annotations"),
+                                          f"{where}.fields.{fname}.annotations")
+    return DatasourceMeta(name, _annotations(body.get("annotations"), f"{where}.annotations"),
+                          fields)
+
+
+def _params(value: object, where: str) -> dict[str, ParamMeta]:
+    params = {}
+    for var, body in _mapping(_mapping(value, where).get("ebpf"), f"{where}.ebpf").items():
+        body = _mapping(body, f"{where}.ebpf.{var}")
+        default = body.get("defaultValue")
+        params[str(var)] = ParamMeta(str(var), _text(body.get("key")) or str(var),
+                                     None if default is None else _text(default),
+                                     _text(body.get("description")))
+    return params
+
+
+def parse_metadata(text: str, origin: str = "gadget.yaml") -> GadgetMetadata:
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise GadgetFormatError(f"parsing {origin}{where}: {getattr(exc, 'problem', exc)}") from None
+    doc = _mapping(doc, origin)
+    datasources = {
+        str(name): _datasource(str(name), body, f"{origin}: datasources.{name}")
+        for name, body in _mapping(doc.get("datasources"), f"{origin}: datasources").items()
+    }
+    return GadgetMetadata(
+        name=_text(doc.get("name")),
+        description=_text(doc.get("description")),
+        homepage_url=_text(doc.get("homepageURL")),
+        documentation_url=_text(doc.get("documentationURL")),
+        source_url=_text(doc.get("sourceURL")),
+        datasources=datasources,
+        params=_params(doc.get("params"), f"{origin}: params"),
+        raw=doc,
+    )

@@ -1,0 +1,175 @@
+"""A gadget as parsed from its files, before anything is loaded: the spec.
+
+From a built gadget directory (`program.bpf.o` + optional `gadget.yaml`) this reads the ELF and
+its BTF, finds the markers (datasources, params), flattens every datasource's record struct and
+locates each param in `.rodata`. Nothing here needs root or libbpf, so the client can validate
+params and filters, and build its columns, before a runner starts; and a gadget whose BTF lacks
+the struct it declares is refused here with a clear message rather than at load time.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from node_runner import constants as C
+from node_runner.gadget.btf import Btf, Int, Kind, load_object_btf
+from node_runner.gadget.elf import ElfFile
+from node_runner.gadget.errors import GadgetFormatError
+from node_runner.gadget.layout import FlatField, RodataVar, flatten_struct, rodata_vars
+from node_runner.gadget.markers import find_markers
+from node_runner.gadget.metadata import GadgetMetadata, parse_metadata
+
+OBJECT_FILE = "program.bpf.o"
+METADATA_FILE = "gadget.yaml"
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """A gadget parameter: a `const volatile` in .rodata the user may set with --<key>."""
+
+    var: str
+    key: str
+    kind: str  # "bool", "int" or "string"
+    offset: int
+    size: int
+    signed: bool = False
+    default: str | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class DatasourceSpec:
+    name: str
+    kind: str  # "stream"
+    map_name: str
+    struct_name: str
+    record_size: int
+    fields: tuple[FlatField, ...]
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    field_annotations: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+    @property
+    def has_mntns(self) -> bool:
+        return any(C.TAG_MNTNS_ID in f.tags for f in self.fields)
+
+
+@dataclass(frozen=True)
+class GadgetSpec:
+    name: str
+    object_path: str
+    metadata: GadgetMetadata
+    datasources: tuple[DatasourceSpec, ...]
+    params: Mapping[str, ParamSpec]  # by CLI key
+    max_entries: Mapping[str, RodataVar]  # map name -> its <map>_max_entries variable
+    rodata: Mapping[str, RodataVar]
+
+    def param(self, key: str) -> ParamSpec | None:
+        return self.params.get(key)
+
+
+def _param_kind(btf: Btf, var: RodataVar, name: str) -> tuple[str, bool]:
+    final, _chain = btf.resolve(var.type_id)
+    t = btf.get(final)
+    if isinstance(t, Int):
+        if t.is_bool:
+            return "bool", False
+        return "int", t.signed
+    if btf.get(final).kind == Kind.ARRAY:
+        return "string", False
+    if btf.get(final).kind in (Kind.ENUM, Kind.ENUM64):
+        return "int", False
+    raise GadgetFormatError(f"param {name}: unsupported type (want an integer, bool or char[])")
+
+
+def _params(btf: Btf, meta: GadgetMetadata, rodata: Mapping[str, RodataVar],
+            param_vars: list[str]) -> dict[str, ParamSpec]:
+    params: dict[str, ParamSpec] = {}
+    for var in param_vars:
+        if var not in rodata:
+            raise GadgetFormatError(
+                f"param {var}: no 'const volatile' variable of that name in .rodata")
+        pm = meta.params.get(var)
+        key = pm.key if pm else C.WELL_KNOWN_PARAMS.get(var, var)
+        kind, signed = _param_kind(btf, rodata[var], var)
+        params[key] = ParamSpec(var, key, kind, rodata[var].offset, rodata[var].size, signed,
+                                pm.default if pm else None, pm.description if pm else "")
+    return params
+
+
+def _datasources(btf: Btf, meta: GadgetMetadata, tracers: list) -> tuple[DatasourceSpec, ...]:
+    out = []
+    for tr in tracers:
+        candidates = btf.find(tr.struct_name, Kind.STRUCT)
+        if not candidates:
+            raise GadgetFormatError(
+                f"datasource {tr.name}: BTF has no struct '{tr.struct_name}' "
+                "(declared by GADGET_TRACER)")
+        type_id = candidates[0]
+        dmeta = meta.datasources.get(tr.name)
+        out.append(DatasourceSpec(
+            tr.name, "stream", tr.map_name, tr.struct_name, btf.size_of(type_id),
+            tuple(flatten_struct(btf, type_id)),
+            dict(dmeta.annotations) if dmeta else {},
+            dict(dmeta.fields) if dmeta else {}))
+    return tuple(out)
+
+
+def load_spec(path: str, name: str | None = None) -> GadgetSpec:
+    """Parse a built gadget directory (or a path straight to its object file)."""
+    obj = os.path.join(path, OBJECT_FILE) if os.path.isdir(path) else path
+    meta_path = os.path.join(os.path.dirname(obj), METADATA_FILE)
+    try:
+        with open(obj, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise GadgetFormatError(f"reading gadget object {obj}: {exc.strerror}") from None
+    meta = GadgetMetadata()
+    if os.path.exists(meta_path):
+        with open(meta_path, encoding="utf-8") as fh:
+            meta = parse_metadata(fh.read(), meta_path)
+    elf = ElfFile.parse(data)
+    btf = load_object_btf(elf)
+    markers = find_markers(btf)
+    rodata = rodata_vars(btf)
+    max_entries = {
+        var[: -len(C.MAX_ENTRIES_SUFFIX)]: rv
+        for var, rv in rodata.items() if var.endswith(C.MAX_ENTRIES_SUFFIX)
+    }
+    gadget_name = name or os.path.basename(os.path.dirname(os.path.abspath(obj)))
+    return GadgetSpec(
+        gadget_name, obj, meta, _datasources(btf, meta, markers.tracers),
+        _params(btf, meta, rodata, [p.var for p in markers.params]), max_entries, rodata)
+
+
+_TRUE = {"true", "1", "yes", "y", "on"}
+_FALSE = {"false", "0", "no", "n", "off", ""}
+
+
+def encode_param(p: ParamSpec, text: str) -> bytes:
+    """The bytes to write at the param's .rodata offset; ValueError says what is wrong."""
+    if p.kind == "bool":
+        low = text.strip().lower()
+        if low not in _TRUE | _FALSE:
+            raise ValueError(f"--{p.key}: '{text}' is not a boolean (true or false)")
+        return (b"\1" if low in _TRUE else b"\0").ljust(p.size, b"\0")
+    if p.kind == "string":
+        raw = text.encode()
+        if len(raw) >= p.size:
+            raise ValueError(f"--{p.key}: '{text}' is longer than {p.size - 1} bytes")
+        return raw.ljust(p.size, b"\0")
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise ValueError(f"--{p.key}: '{text}' is not an integer") from None
+    bits = p.size * 8
+    lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if p.signed else (0, (1 << bits) - 1)
+    if not lo <= value <= hi:
+        raise ValueError(f"--{p.key}: {value} is out of range [{lo}, {hi}]")
+    return value.to_bytes(p.size, "little", signed=p.signed)
+
+
+def encode_u32(value: int) -> bytes:
+    return struct.pack("<I", value)

@@ -1,0 +1,219 @@
+"""A gadget loaded into the kernel: open -> configure -> load -> attach, then close.
+
+`LoadedGadget` owns the bpf_object, its links and the ring-buffer readers, and releases them
+in reverse order on `close` (it is a context manager). Configuration happens strictly between
+open and load: params and the container-filter switch are written into `.rodata`, maps are
+resized from `<map>_max_entries`, and programs whose tracepoint this kernel lacks are not
+loaded (with a warning). Load and attach failures are classified here, because only here are
+the gadget, the program and its attach type known: a kernel that refuses a program type gets
+`NotSupported` naming both, a verifier refusal gets `VerifierRejected` with a one-line reason
+and the full log as detail. The mount-namespace filter map is filled before attaching, so no
+event of another container is ever emitted.
+"""
+
+from __future__ import annotations
+
+import errno
+import re
+from collections.abc import Iterable, Mapping
+
+from node_runner import constants as C
+from node_runner import libbpf, system
+from node_runner.errors import (
+    GadgetInvalid,
+    NotSupported,
+    PermissionDenied,
+    UsageError,
+    VerifierRejected,
+)
+from node_runner.gadget.spec import GadgetSpec, encode_param
+from node_runner.ringbuf import RingBufReader
+
+# Program types that need BPF trampolines or kprobes: kernels without them refuse these.
+_UNSUPPORTED_HINTS = {
+    "fentry": "fentry (BPF trampoline)", "fexit": "fexit (BPF trampoline)",
+    "fmod_ret": "fmod_ret (BPF trampoline)", "lsm": "lsm (BPF LSM)",
+    "kprobe": "kprobe", "kretprobe": "kretprobe", "kprobe.multi": "kprobe.multi",
+    "kretprobe.multi": "kretprobe.multi", "ksyscall": "ksyscall (kprobe)",
+    "kretsyscall": "kretsyscall (kprobe)", "freplace": "freplace (BPF trampoline)",
+}
+_REFUSED_ERRNOS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOENT, errno.EINVAL, 524}
+_FAILED_PROG = re.compile(r"prog '([^']+)': (?:BPF program load failed|failed to load)")
+
+
+def _attach_kind(section: str) -> str:
+    return section.split("/", 1)[0].split(".s")[0] if section else ""
+
+
+def _verifier_summary(log: str) -> str:
+    """The verifier's reason: the last informative line before its statistics."""
+    body = log.split("-- BEGIN PROG LOAD LOG --")[-1].split("-- END PROG LOAD LOG --")[0]
+    lines = [ln.strip() for ln in body.splitlines() if ln.strip()]
+    for line in reversed(lines):
+        if not line.startswith(("processed ", "verification time", "stack depth", "libbpf:")):
+            return line
+    return "rejected by the verifier"
+
+
+class LoadedGadget:
+    """A gadget in the kernel. Create, use `readers`, then `close` (or use `with`)."""
+
+    def __init__(self, spec: GadgetSpec, params: Mapping[str, str] | None = None,
+                 mntns_filter: Iterable[int] | None = None) -> None:
+        self.spec = spec
+        self.warnings: list[str] = []
+        self.readers: dict[str, RingBufReader] = {}
+        self._links: list[libbpf.BpfLink] = []
+        self._filter_fd = -1
+        self._filtered: set[int] = set()
+        self._obj: libbpf.BpfObject | None = libbpf.BpfObject(spec.object_path)
+        try:
+            self._configure(params or {}, mntns_filter is not None)
+            self._load()
+            if mntns_filter is not None:
+                self.set_mntns_filter(mntns_filter)
+            self._attach()
+            self._open_readers()
+        except BaseException:
+            self.close()
+            raise
+
+    # configure -----------------------------------------------------------------------------
+    def _configure(self, params: Mapping[str, str], filtering: bool) -> None:
+        assert self._obj is not None
+        rodata = next((m for m in self._obj.maps() if m.is_internal
+                       and m.name.endswith(".rodata")), None)
+        writes: dict[int, bytes] = {}
+        for key, p in self.spec.params.items():
+            text = params.get(key, p.default)
+            if text is not None:
+                try:
+                    writes[p.offset] = encode_param(p, text)
+                except ValueError as exc:
+                    raise UsageError(f"setting params of gadget {self.spec.name}: {exc}") from None
+        if filtering:
+            var = self.spec.rodata.get(C.FILTER_BY_MNTNS)
+            if var is None:
+                raise GadgetInvalid(f"gadget {self.spec.name} has no container filter "
+                                    f"({C.FILTER_BY_MNTNS}); it cannot be limited to containers")
+            writes[var.offset] = b"\1"
+        if writes:
+            if rodata is None:
+                raise GadgetInvalid(f"gadget {self.spec.name}: params declared but no .rodata")
+            view = rodata.initial_value()
+            for offset, data in writes.items():
+                view[offset:offset + len(data)] = data
+        self._resize_maps()
+        self._skip_missing_tracepoints()
+
+    def _resize_maps(self) -> None:
+        assert self._obj is not None
+        if not self.spec.max_entries:
+            return
+        rodata = next(m for m in self._obj.maps() if m.is_internal and m.name.endswith(".rodata"))
+        view = rodata.initial_value()
+        for map_name, var in self.spec.max_entries.items():
+            m = self._obj.find_map(map_name)
+            size = int.from_bytes(view[var.offset:var.offset + var.size], "little")
+            if m is not None and size:
+                m.set_max_entries(size)
+
+    def _skip_missing_tracepoints(self) -> None:
+        assert self._obj is not None
+        for prog in self._obj.programs():
+            parts = prog.section.split("/")
+            if parts[0] in ("tracepoint", "tp") and len(parts) == 3:
+                if not system.tracepoint_exists(parts[1], parts[2]):
+                    prog.set_autoload(False)
+                    self.warnings.append(f"program '{prog.name}' skipped: this kernel has no "
+                                         f"tracepoint {parts[1]}/{parts[2]}")
+
+    # load and attach ------------------------------------------------------------------------
+    def _load(self) -> None:
+        assert self._obj is not None
+        try:
+            self._obj.load()
+        except libbpf.LibbpfCallError as exc:
+            raise self._classify_load(exc) from None
+
+    def _classify_load(self, exc: libbpf.LibbpfCallError) -> Exception:
+        assert self._obj is not None
+        match = _FAILED_PROG.search(exc.log)
+        prog = match.group(1) if match else ""
+        section = next((p.section for p in self._obj.programs() if p.name == prog), "")
+        kind = _attach_kind(section)
+        where = f"loading program '{prog}' of gadget {self.spec.name}" if prog else \
+            f"loading gadget {self.spec.name}"
+        if kind in _UNSUPPORTED_HINTS and exc.errno in _REFUSED_ERRNOS:
+            return NotSupported(
+                f"{where}: not supported on this kernel: {_UNSUPPORTED_HINTS[kind]} programs "
+                f"are refused ({section}: {exc.message.split(': ', 1)[-1]})", detail=exc.log)
+        if "-- BEGIN PROG LOAD LOG --" in exc.log and exc.errno in (errno.EACCES, errno.EINVAL):
+            return VerifierRejected(f"{where}: rejected by the verifier: "
+                                    f"{_verifier_summary(exc.log)}", detail=exc.log)
+        if exc.errno == errno.EPERM:
+            return PermissionDenied(f"{where}: permission denied (needs root or CAP_BPF, "
+                                    "CAP_PERFMON; check 'ulimit -l')", detail=exc.log)
+        return GadgetInvalid(f"{where}: {exc.message}", detail=exc.log)
+
+    def _attach(self) -> None:
+        assert self._obj is not None
+        for prog in self._obj.programs():
+            if any(prog.name in w for w in self.warnings):
+                continue
+            try:
+                self._links.append(prog.attach())
+            except libbpf.LibbpfCallError as exc:
+                kind = _attach_kind(prog.section)
+                where = f"attaching program '{prog.name}' of gadget {self.spec.name}"
+                if kind in _UNSUPPORTED_HINTS:
+                    raise NotSupported(f"{where}: not supported on this kernel: "
+                                       f"{_UNSUPPORTED_HINTS[kind]} attach failed "
+                                       f"({prog.section}: {exc.message.split(': ', 1)[-1]})",
+                                       detail=exc.log) from None
+                raise NotSupported(f"{where} ({prog.section}): {exc.message}",
+                                   detail=exc.log) from None
+
+    def _open_readers(self) -> None:
+        assert self._obj is not None
+        for ds in self.spec.datasources:
+            m = self._obj.find_map(ds.map_name)
+            if m is None or m.type != libbpf.BPF_MAP_TYPE_RINGBUF:
+                raise GadgetInvalid(f"datasource {ds.name}: map '{ds.map_name}' is not a "
+                                    "ring buffer in gadget " + self.spec.name)
+            lost = self._obj.find_map(ds.map_name + C.LOST_SAMPLES_SUFFIX)
+            self.readers[ds.name] = RingBufReader(m.fd, m.max_entries,
+                                                  lost.fd if lost is not None else None)
+
+    # container filter -----------------------------------------------------------------------
+    def set_mntns_filter(self, mntns_ids: Iterable[int]) -> None:
+        """Make the filter map hold exactly `mntns_ids` (added before removed)."""
+        assert self._obj is not None
+        if self._filter_fd < 0:
+            m = self._obj.find_map(C.MNTNS_FILTER_MAP)
+            if m is None:
+                raise GadgetInvalid(f"gadget {self.spec.name} has no {C.MNTNS_FILTER_MAP}")
+            self._filter_fd = m.fd
+        wanted = set(mntns_ids)
+        for mntns in wanted - self._filtered:
+            libbpf.map_update(self._filter_fd, mntns.to_bytes(8, "little"), b"\1\0\0\0")
+        for mntns in self._filtered - wanted:
+            libbpf.map_delete(self._filter_fd, mntns.to_bytes(8, "little"))
+        self._filtered = wanted
+
+    def close(self) -> None:
+        for reader in self.readers.values():
+            reader.close()
+        self.readers.clear()
+        for link in reversed(self._links):
+            link.destroy()
+        self._links.clear()
+        if self._obj is not None:
+            self._obj.close()
+            self._obj = None
+
+    def __enter__(self) -> LoadedGadget:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

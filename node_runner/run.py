@@ -1,0 +1,248 @@
+"""The runner's orchestrator: one gadget, one node, from arguments to the `end` record.
+
+It wires the stages (host preparation, spec, container table, loader, encoders, writer) and
+runs the read loop; the stages do not know about each other. Reading is single-threaded: one
+epoll over every datasource's ring buffer, batches decoded and written as they come, and a
+one-second tick for lost-sample counts and container rescans. Stopping is cooperative: a signal,
+the timeout or the deadline only set a reason; the loop then drains what the kernel already
+holds, so the last records reach the client, and writes `end`. The trap avoided: exiting from
+a signal handler (or on EPIPE) with records still in the ring buffer and no `end` record.
+"""
+
+from __future__ import annotations
+
+import select
+import signal
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import BinaryIO
+
+from node_runner import __version__, system
+from node_runner.containers import ContainerMetadata, ContainerSelectorError, ContainerTable
+from node_runner.decoder import DatasourceEncoder
+from node_runner.enrich import Enricher, enrichment_schema
+from node_runner.errors import GadgetInvalid, RunnerError, UsageError
+from node_runner.formatters import boot_to_wall_ns
+from node_runner.gadget.errors import GadgetFormatError
+from node_runner.gadget.spec import GadgetSpec, load_spec
+from node_runner.loader import LoadedGadget
+from node_runner.protocol import (
+    PROTOCOL_VERSION,
+    LineWriter,
+    StdoutClosed,
+    error_record,
+    lost_record,
+    warning_record,
+)
+from node_runner.runtime_state import RuntimePaths
+
+BATCH = 8192
+TICK = 1.0
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    gadget: str  # a built gadget directory
+    gadget_ref: str = ""
+    gadget_digest: str = ""
+    node: str = ""
+    params: Mapping[str, str] = field(default_factory=dict)
+    container_ids: tuple[str, ...] = ()
+    container_names: tuple[str, ...] = ()
+    mntns_ids: tuple[int, ...] = ()
+    k8s_metadata: Mapping[str, ContainerMetadata] = field(default_factory=dict)
+    cluster: bool = False
+    timeout: float | None = None
+    deadline: float | None = None  # absolute Unix time
+    proc_root: str = "/proc"
+    runtime_paths: RuntimePaths = field(default_factory=RuntimePaths)
+    prepare_host: bool = True
+    verbose: bool = False
+
+
+class _Stop:
+    def __init__(self) -> None:
+        self.reason = ""
+
+    def handler(self, signum: int, frame: FrameType | None) -> None:
+        if self.reason:  # second signal: give up draining
+            raise KeyboardInterrupt
+        self.reason = "signal"
+
+
+@dataclass
+class _Counters:
+    events: int = 0
+    lost: int = 0
+    dropped: int = 0
+
+
+def _targets(opts: RunOptions, table: ContainerTable) -> set[int] | None:
+    """Mount namespaces to filter on, or None to trace the whole host."""
+    if not (opts.container_ids or opts.container_names or opts.mntns_ids):
+        return None
+    mntns = set(opts.mntns_ids)
+    if opts.container_ids or opts.container_names:
+        try:
+            found = table.resolve(opts.container_ids, opts.container_names)
+        except ContainerSelectorError as exc:
+            raise UsageError(str(exc)) from None
+        if not found and not opts.cluster:
+            wanted = ", ".join(opts.container_ids + opts.container_names)
+            raise UsageError(f"resolving containers: no running container matches {wanted}")
+        for c in found:
+            mntns |= table.mntns_ids(c) or {c.mntns_id}
+    return mntns
+
+
+def _encoders(spec: GadgetSpec, enricher: Enricher, cluster: bool) -> dict[str, DatasourceEncoder]:
+    offset = boot_to_wall_ns()
+    extra = enrichment_schema(cluster)
+    return {
+        ds.name: DatasourceEncoder(ds.name, ds.record_size, ds.fields, ds.field_annotations,
+                                   offset_ns=offset, enricher=enricher if ds.has_mntns else None,
+                                   enrichment=extra)
+        for ds in spec.datasources
+    }
+
+
+def _schema(spec: GadgetSpec, enc: DatasourceEncoder) -> dict[str, object]:
+    ds = next(d for d in spec.datasources if d.name == enc.ds)
+    return {"type": "schema", "ds": ds.name, "kind": ds.kind, "annotations": dict(ds.annotations),
+            "fields": [f.to_wire() for f in enc.fields]}
+
+
+class _Loop:
+    def __init__(self, gadget: LoadedGadget, encoders: dict[str, DatasourceEncoder],
+                 writer: LineWriter, stop: _Stop, opts: RunOptions, table: ContainerTable,
+                 enricher: Enricher, targets: set[int] | None) -> None:
+        self.g, self.encoders, self.writer, self.stop = gadget, encoders, writer, stop
+        self.opts, self.table, self.enricher, self.targets = opts, table, enricher, targets
+        self.counts = _Counters()
+        start = time.monotonic()
+        self.end_at = start + opts.timeout if opts.timeout else None
+        self.deadline_at = (start + max(0.0, opts.deadline - time.time())
+                            if opts.deadline else None)
+
+    def drain(self, ds: str) -> None:
+        reader, enc = self.g.readers[ds], self.encoders[ds]
+        while True:
+            lines: list[str] = []
+
+            def handle(buf: object, offsets: list[int], sizes: list[int]) -> None:
+                self.counts.dropped += enc.encode_batch(buf, offsets, sizes, lines)
+
+            n = reader.read(handle, BATCH)
+            self.counts.events += len(lines)
+            self.writer.lines(lines)
+            if n < BATCH:
+                return
+
+    def tick(self) -> None:
+        for ds, reader in self.g.readers.items():
+            lost = reader.lost()
+            if lost:
+                self.counts.lost += lost
+                self.writer.record(lost_record(ds, lost))
+        if self.enricher.unknown_seen:
+            self.table.refresh()
+            self.enricher.invalidate()
+        if self.targets is not None and (self.opts.container_ids or self.opts.container_names):
+            self.table.refresh()
+            fresh = _targets(self.opts, self.table) or set()
+            if not fresh <= self.targets:
+                self.targets |= fresh
+                self.g.set_mntns_filter(self.targets)
+
+    def run(self) -> str:
+        outer = select.epoll()
+        for reader in self.g.readers.values():
+            outer.register(reader.fileno(), select.EPOLLIN)
+        next_tick = time.monotonic() + TICK
+        try:
+            while True:
+                now = time.monotonic()
+                reason = self.stop.reason or (
+                    "timeout" if self.end_at is not None and now >= self.end_at else
+                    "deadline" if self.deadline_at is not None and now >= self.deadline_at
+                    else "")
+                if reason:
+                    break
+                outer.poll(max(0.0, min(0.2, next_tick - now)))
+                for ds in self.g.readers:
+                    self.drain(ds)
+                if time.monotonic() >= next_tick:
+                    self.tick()
+                    next_tick = time.monotonic() + TICK
+            for ds in self.g.readers:
+                self.drain(ds)
+            self.tick()
+            return reason
+        finally:
+            outer.close()
+
+
+def run(opts: RunOptions, out: BinaryIO | None = None) -> int:
+    """Run one gadget until timeout/deadline/signal; return the process exit code."""
+    writer = LineWriter(out or sys.stdout.buffer)
+    stop = _Stop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, stop.handler)
+    counts = _Counters()
+    try:
+        writer.record({"type": "hello", "protocol": PROTOCOL_VERSION, "runner": __version__,
+                       "node": opts.node, "boot_to_wall_ns": boot_to_wall_ns(),
+                       "gadget": {"name": "", "ref": opts.gadget_ref or opts.gadget,
+                                  "digest": opts.gadget_digest}})
+        reason, counts = _run(opts, writer, stop)
+        writer.record(_end(reason, counts, 0))
+        return 0
+    except RunnerError as exc:
+        return _fail(writer, exc, counts, opts.verbose)
+    except GadgetFormatError as exc:
+        return _fail(writer, GadgetInvalid(str(exc)), counts, opts.verbose)
+    except StdoutClosed:
+        return 0
+    except KeyboardInterrupt:
+        return 130
+
+
+def _run(opts: RunOptions, writer: LineWriter, stop: _Stop) -> tuple[str, _Counters]:
+    if opts.prepare_host:
+        system.prepare_host()
+    spec = load_spec(opts.gadget)
+    table = ContainerTable(opts.proc_root, opts.runtime_paths, extra_metadata=opts.k8s_metadata)
+    targets = _targets(opts, table)
+    enricher = Enricher(table, opts.node)
+    encoders = _encoders(spec, enricher, opts.cluster)
+    with LoadedGadget(spec, opts.params, targets) as gadget:
+        for enc in encoders.values():
+            writer.record(_schema(spec, enc))
+        for warning in gadget.warnings:
+            writer.record(warning_record(warning))
+        loop = _Loop(gadget, encoders, writer, stop, opts, table, enricher, targets)
+        try:
+            reason = loop.run()
+        except KeyboardInterrupt:
+            reason = "signal"
+        return reason, loop.counts
+
+
+def _end(reason: str, counts: _Counters, exit_code: int) -> dict[str, object]:
+    return {"type": "end", "reason": reason, "events": counts.events, "lost": counts.lost,
+            "dropped": counts.dropped, "exit_code": exit_code}
+
+
+def _fail(writer: LineWriter, exc: RunnerError, counts: _Counters, verbose: bool) -> int:
+    print(f"node-runner: {exc.message}", file=sys.stderr)
+    if verbose and exc.detail:
+        print(exc.detail, file=sys.stderr)
+    try:
+        writer.record(error_record(exc.code, exc.message, exc.detail if verbose else ""))
+        writer.record(_end("error", counts, exc.exit_code))
+    except StdoutClosed:
+        pass
+    return exc.exit_code
