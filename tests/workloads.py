@@ -272,6 +272,13 @@ class ContainerWorkload:
         """Filesystem path of the workload's cgroup (the first hierarchy's)."""
         return self.cgroup_paths[0]
 
+    @property
+    def process(self) -> subprocess.Popen[bytes]:
+        """The container's main process (its ``stdout`` is a pipe if ``stdout=PIPE`` was given)."""
+        if not self._procs:
+            raise WorkloadError("the container was never started")
+        return self._procs[0]
+
     def start(self, **popen: Any) -> None:
         """Write state, create the cgroups, start the command inside them."""
         if self.state is not None:
@@ -319,13 +326,11 @@ class ContainerWorkload:
 
     def poll(self) -> int | None:
         """Exit code of the container's main process, None while it runs."""
-        return self._procs[0].poll() if self._procs else None
+        return self.process.poll()
 
     def wait(self, timeout: float | None = None) -> int:
         """Wait for the container's main process to exit; its exit code."""
-        if not self._procs:
-            raise WorkloadError("waiting for a container that was never started")
-        return self._procs[0].wait(timeout)
+        return self.process.wait(timeout)
 
     def stop(self) -> None:
         """Kill every process of the container and reap the ones started here."""
@@ -342,15 +347,19 @@ class ContainerWorkload:
         try:
             self.stop()
         finally:
-            leaves = set(self.cgroup_paths)
-            for path in reversed(self._created_cgroups):
-                if not _rmdir_quietly(path) and path in leaves:
-                    raise WorkloadError(f"removing cgroup {path}: still busy")
-            self._created_cgroups = []
+            for proc in self._procs:
+                for stream in (proc.stdin, proc.stdout, proc.stderr):
+                    if stream is not None:
+                        stream.close()
             for path in self._state_dirs:
                 shutil.rmtree(path, ignore_errors=True)
             if self._own_state_root:
                 shutil.rmtree(self._own_state_root, ignore_errors=True)
+            leaves, created = set(self.cgroup_paths), self._created_cgroups
+            self._created_cgroups = []
+            busy = [p for p in reversed(created) if not _rmdir_quietly(p) and p in leaves]
+            if busy:
+                raise WorkloadError(f"removing cgroups {busy}: still busy")
 
 
 @contextlib.contextmanager

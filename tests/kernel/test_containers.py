@@ -1,0 +1,200 @@
+"""ContainerTable against real processes in their own mount namespace and runtime-shaped cgroup.
+
+Needs root (new mount namespaces, cgroup directories) and util-linux's unshare/nsenter.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from node_runner.cgroups import container_of_pid
+from node_runner.containers import (
+    AmbiguousContainerError,
+    ContainerTable,
+    enrichment_fields,
+    mntns_of,
+)
+from tests.workloads import (
+    ContainerState,
+    hierarchy_roots,
+    run_in_container,
+    sleeping_container,
+)
+
+pytestmark = [
+    pytest.mark.kernel,
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root for mount namespaces and cgroups"),
+    pytest.mark.skipif(
+        not (shutil.which("unshare") and shutil.which("nsenter")),
+        reason="needs util-linux unshare and nsenter",
+    ),
+]
+
+RUNTIMES = ["containerd", "cri-o", "docker", "podman"]
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _require_cgroup(version: int) -> None:
+    try:
+        hierarchy_roots(version)
+    except RuntimeError as exc:
+        pytest.skip(f"cgroup v{version} is not available: {exc}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as file:
+            return file.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.parametrize("version", [2, 1])
+@pytest.mark.parametrize("driver", ["systemd", "cgroupfs"])
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_table_finds_real_container(version: int, driver: str, runtime: str) -> None:
+    _require_cgroup(version)
+    state = ContainerState(
+        container_name="cart", pod_name="cart-0", namespace="shop", image="ghcr.io/shop/cart:1"
+    )
+    with sleeping_container(
+        runtime=runtime, cgroup_driver=driver, cgroup_version=version, state=state
+    ) as w:
+        assert w.mntns_id != mntns_of(os.getpid())
+        table = ContainerTable(paths=w.paths)
+        found = table.lookup_mntns(w.mntns_id)
+        assert found is not None
+        assert (found.container_id, found.runtime, found.mntns_id, found.pid) == (
+            w.container_id,
+            runtime,
+            w.mntns_id,
+            w.pid,
+        )
+        assert found.pod_uid == w.pod_uid
+        assert found.image == "ghcr.io/shop/cart:1"
+        if runtime in ("containerd", "cri-o"):
+            assert (found.k8s_namespace, found.k8s_pod_name, found.k8s_container_name) == (
+                "shop",
+                "cart-0",
+                "cart",
+            )
+        assert found.name == "cart"
+        fields = enrichment_fields(found, "node-1")
+        assert fields["runtime.containerId"] == w.container_id
+        assert fields["runtime.containerPid"] == str(w.pid)
+
+
+def test_command_starts_inside_its_cgroup_and_mount_namespace() -> None:
+    _require_cgroup(2)
+    argv = ["sh", "-c", "cat /proc/self/cgroup; readlink /proc/self/ns/mnt"]
+    with run_in_container(argv, stdout=subprocess.PIPE) as w:
+        assert w.process.stdout is not None
+        out = w.process.stdout.read().decode()
+        assert w.wait(timeout=10) == 0
+    # The very first thing the command did already saw the container's cgroup and mntns.
+    assert f"0::{w.cgroup_relpath}\n" in out
+    assert f"mnt:[{w.mntns_id}]" in out
+
+
+def test_host_process_maps_to_none() -> None:
+    table = ContainerTable()
+    assert table.host_mntns is not None
+    assert table.lookup_mntns(table.host_mntns) is None
+    assert enrichment_fields(table.lookup_mntns(table.host_mntns), "n")["runtime.containerId"] == ""
+    if container_of_pid(os.getpid()) is None:
+        assert table.lookup_mntns(mntns_of(os.getpid())) is None
+
+
+def test_unknown_mntns_rescans_once_and_finds_a_new_container() -> None:
+    _require_cgroup(2)
+    clock = FakeClock()
+    table = ContainerTable(clock=clock, min_rescan_interval=1.0)
+    with sleeping_container() as w:
+        scans = table.scans
+        assert table.lookup_mntns(w.mntns_id) is None  # younger than the interval: no rescan
+        assert table.scans == scans
+        clock.now += 1.5
+        found = table.lookup_mntns(w.mntns_id)
+        assert found is not None and found.container_id == w.container_id
+        assert table.scans == scans + 1
+        for _ in range(500):  # a flood of host events and unknown namespaces: no rescan
+            assert table.lookup_mntns(table.host_mntns or 0) is None
+            assert table.lookup_mntns(1) is None
+        assert table.scans == scans + 1
+        assert table.lookup_mntns(w.mntns_id) == found
+
+
+def test_resolve_by_prefix_and_name_and_ambiguous_prefix() -> None:
+    _require_cgroup(2)
+    shared = "feedc0ffee00"
+    id_a = shared + "a" * 52
+    id_b = shared + "b" * 52
+    with (
+        sleeping_container(container_id=id_a, state=ContainerState(container_name="web")) as a,
+        sleeping_container(container_id=id_b, state=ContainerState(container_name="db")) as b,
+    ):
+        assert a.paths is not None and b.paths is not None
+        table = ContainerTable(paths=a.paths)
+        assert [c.container_id for c in table.resolve(container_ids=[id_b[:13]])] == [id_b]
+        assert [c.mntns_id for c in table.resolve(container_ids=[id_a])] == [a.mntns_id]
+        with pytest.raises(AmbiguousContainerError):
+            table.resolve(container_ids=[shared])
+        assert [c.container_id for c in table.resolve(names=["web"])] == [id_a]
+        assert table.resolve(names=["db"]) == []  # b's state is in another state root
+        table = ContainerTable(paths=b.paths, extra_metadata={id_a: {"container_name": "web"}})
+        by_name = table.resolve(names=["web", "db"])
+        assert [c.container_id for c in by_name] == [id_a, id_b]
+
+
+def test_exec_joins_mount_namespace_and_cgroup() -> None:
+    _require_cgroup(1)
+    with sleeping_container(cgroup_driver="cgroupfs", cgroup_version=1) as w:
+        result = w.exec(["readlink", "/proc/self/ns/mnt"])
+        assert result.stdout.decode().strip() == f"mnt:[{w.mntns_id}]"
+        extra = w.popen(["sleep", "1000"])
+        identity = container_of_pid(extra.pid)
+        assert identity is not None and identity.container_id == w.container_id
+        assert mntns_of(extra.pid) == w.mntns_id
+        table = ContainerTable()
+        found = table.lookup_mntns(w.mntns_id)
+        assert found is not None and found.pid == min(w.pid, extra.pid)
+    assert not _alive(extra.pid)
+
+
+@pytest.mark.parametrize("version", [2, 1])
+def test_no_process_or_cgroup_left_behind(version: int) -> None:
+    _require_cgroup(version)
+    argv = ["sh", "-c", "sleep 1000 & sleep 1000 & wait"]
+    with pytest.raises(RuntimeError, match="test failed"):
+        with run_in_container(argv, cgroup_version=version, state=ContainerState()) as w:
+            assert w.paths is not None
+            state_root = Path(w.paths.containerd_state)
+            deadline = time.monotonic() + 5
+            while len(_cgroup_pids(w.cgroup_path)) < 3 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            pids = _cgroup_pids(w.cgroup_path)
+            assert len(pids) == 3
+            raise RuntimeError("test failed")
+    for cgroup_dir in w.cgroup_paths:
+        assert not os.path.exists(cgroup_dir)
+    assert not state_root.exists()
+    for pid in pids:
+        assert not _alive(pid)
+
+
+def _cgroup_pids(cgroup_dir: str) -> list[int]:
+    with open(os.path.join(cgroup_dir, "cgroup.procs"), encoding="ascii") as file:
+        return [int(line) for line in file if line.strip()]
