@@ -21,3 +21,17 @@ class UsageError(GadgetError):
     """Bad user input (flags, filter expressions, field lists, sort keys): exit code 2."""
 
     exit_code = 2
+
+
+class BuildError(GadgetError):
+    """A gadget could not be compiled or packed: exit code 3."""
+
+    exit_code = 3
+
+
+class RunnerFailed(GadgetError):
+    """Every runner failed (or the only one did); the exit code follows the runner's."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code

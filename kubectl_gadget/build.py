@@ -1,0 +1,152 @@
+"""Compiles a gadget source directory into a built gadget directory.
+
+A source directory holds `program.bpf.c` and `gadget.yaml`; a built one holds `program.bpf.o`
+(CO-RE, BTF kept, DWARF stripped) and the same `gadget.yaml`. Sources include `<vmlinux.h>`
+and `<gadget/...>`, so clang gets the architecture's vmlinux.h directory and the include root.
+Builds are reproducible: clang runs inside the source directory on a relative file name, with
+the directory mapped away in debug paths, so the object does not depend on where the tree is.
+The trap avoided: a build that embeds absolute paths (BTF line info keeps file names) and so
+gives a different object, and image digest, on every machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from kubectl_gadget.errors import BuildError
+
+SOURCE_FILE = "program.bpf.c"
+OBJECT_FILE = "program.bpf.o"
+METADATA_FILE = "gadget.yaml"
+
+# uname -m / OCI arch -> (include dir under the include root, __TARGET_ARCH_ value)
+ARCHES = {
+    "x86_64": ("x86_64", "x86"), "amd64": ("x86_64", "x86"),
+    "aarch64": ("arm64", "arm64"), "arm64": ("arm64", "arm64"),
+}
+_REPO_INCLUDE = Path(__file__).resolve().parent.parent / "gadgets" / "include"
+
+
+def is_source_dir(path: str | Path) -> bool:
+    return (Path(path) / SOURCE_FILE).is_file()
+
+
+def is_built_dir(path: str | Path) -> bool:
+    return (Path(path) / OBJECT_FILE).is_file()
+
+
+def include_root(src_dir: Path, explicit: str | None = None) -> Path:
+    """The directory holding `gadget/*.h` and one `<arch>/vmlinux.h` per architecture."""
+    candidates = [explicit, os.environ.get("KUBECTL_GADGET_INCLUDE"),
+                  str(src_dir.parent / "include"), str(_REPO_INCLUDE)]
+    for cand in candidates:
+        if cand and (Path(cand) / "gadget" / "macros.h").is_file():
+            return Path(cand).resolve()
+    raise BuildError(f"compiling gadget {src_dir.name}: gadget headers not found "
+                     "(set KUBECTL_GADGET_INCLUDE to the directory holding gadget/macros.h)")
+
+
+def available_arches(root: Path) -> list[str]:
+    """Architectures that have a vmlinux.h under the include root (OCI names)."""
+    oci = {"x86_64": "amd64", "arm64": "arm64"}
+    return [oci[d] for d in sorted(oci) if (root / d / "vmlinux.h").is_file()]
+
+
+def _tool(names: tuple[str, ...], what: str) -> str:
+    for name in names:
+        found = shutil.which(name)
+        if found:
+            return found
+    raise BuildError(f"{what} not found (apt-get install clang llvm)")
+
+
+def compile_object(src_dir: Path, out_file: Path, arch: str = "x86_64",
+                   include: str | None = None) -> None:
+    if arch not in ARCHES:
+        raise BuildError(f"compiling gadget {src_dir.name}: unknown architecture {arch!r}")
+    arch_dir, target = ARCHES[arch]
+    root = include_root(src_dir, include)
+    if not (root / arch_dir / "vmlinux.h").is_file():
+        raise BuildError(f"compiling gadget {src_dir.name} for {arch}: no {arch_dir}/vmlinux.h "
+                         f"under {root}")
+    clang = _tool(("clang", "clang-14"), "clang")
+    strip = _tool(("llvm-strip", "llvm-strip-14"), "llvm-strip")
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_file.with_suffix(".tmp")
+    cmd = [clang, "-target", "bpf", f"-D__TARGET_ARCH_{target}", "-g", "-O2", "-Wall",
+           "-Wno-unused-function", f"-fdebug-prefix-map={src_dir.resolve()}=.",
+           f"-fdebug-prefix-map={root.resolve()}=/include",
+           "-I", str(root / arch_dir), "-I", str(root), "-c", SOURCE_FILE, "-o", str(tmp.resolve())]
+    proc = subprocess.run(cmd, cwd=src_dir, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
+        raise BuildError(f"compiling gadget {src_dir.name}: clang failed:\n{tail}")
+    proc = subprocess.run([strip, "-g", str(tmp)], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise BuildError(f"stripping gadget {src_dir.name}: {proc.stderr.strip()}")
+    os.replace(tmp, out_file)
+
+
+def build_dir(src_dir: str | Path, out_dir: str | Path, arch: str = "x86_64",
+              include: str | None = None) -> Path:
+    """Compile `src_dir` into `out_dir` (program.bpf.o + gadget.yaml); return `out_dir`."""
+    src, out = Path(src_dir), Path(out_dir)
+    if not is_source_dir(src):
+        raise BuildError(f"building {src}: no {SOURCE_FILE} there")
+    compile_object(src, out / OBJECT_FILE, arch, include)
+    if (src / METADATA_FILE).is_file():
+        shutil.copyfile(src / METADATA_FILE, out / METADATA_FILE)
+    return out
+
+
+def source_digest(src_dir: Path, include: str | None = None) -> str:
+    """A hash of everything a build reads: the sources and the headers."""
+    h = hashlib.sha256()
+    root = include_root(src_dir, include)
+    files = sorted(p for p in src_dir.rglob("*") if p.is_file())
+    files += sorted(p for p in (root / "gadget").rglob("*.h"))
+    for p in files:
+        h.update(str(p.name).encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "kubectl-gadget" / "build"
+
+
+def build_cached(src_dir: str | Path, arch: str = "x86_64") -> Path:
+    """Build a source directory on the fly, reusing an earlier build of the same sources."""
+    src = Path(src_dir).resolve()
+    out = cache_dir() / f"{src.name}-{arch}-{source_digest(src)}"
+    if not is_built_dir(out):
+        build_dir(src, out, arch)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m kubectl_gadget.build SRC... --out DIR`: used by `make gadgets`."""
+    import argparse
+    import sys
+
+    p = argparse.ArgumentParser(prog="python -m kubectl_gadget.build")
+    p.add_argument("sources", nargs="+")
+    p.add_argument("--out", required=True)
+    p.add_argument("--arch", default=os.uname().machine)
+    ns = p.parse_args(argv)
+    try:
+        for src in ns.sources:
+            out = build_dir(src, Path(ns.out) / Path(src).name, ns.arch)
+            print(f"built {src} -> {out}", file=sys.stderr)
+    except BuildError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
