@@ -1,0 +1,105 @@
+"""Gadget markers: what a gadget offers, read from the names of BTF variables.
+
+One job: find the ``gadget_tracer_*``, ``gadget_param_*``, ``gadget_mapiter_*`` and
+``gadget_iter_*`` variables a gadget declares (see docs/gadget-abi.md section 2) and split
+their names into parts (separator: three underscores).
+
+Trap avoided: a marker that does not split into the expected number of non-empty parts is
+an error naming the marker, not a silently dropped datasource (a struct or map name that
+itself contains ``___`` cannot be expressed and must be reported, not mis-split).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from node_runner.gadget.btf import Btf
+from node_runner.gadget.errors import GadgetFormatError
+
+SEPARATOR = "___"
+TRACER_PREFIX = "gadget_tracer_"
+PARAM_PREFIX = "gadget_param_"
+MAPITER_PREFIX = "gadget_mapiter_"
+ITER_PREFIX = "gadget_iter_"
+
+
+@dataclass(frozen=True, slots=True)
+class Tracer:
+    """A stream datasource: records of ``struct <struct_name>`` from ring buffer ``map_name``."""
+
+    name: str
+    map_name: str
+    struct_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """A user parameter backed by the ``const volatile`` global ``var``."""
+
+    var: str
+
+
+@dataclass(frozen=True, slots=True)
+class MapIter:
+    """An array datasource read from hash map ``map_name`` every interval."""
+
+    name: str
+    map_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Iter:
+    """An array datasource of ``struct <struct_name>`` produced by iterator program ``prog``."""
+
+    name: str
+    struct_name: str
+    prog: str
+
+
+@dataclass(frozen=True, slots=True)
+class Markers:
+    """All markers of one object, each tuple in BTF order."""
+
+    tracers: tuple[Tracer, ...] = ()
+    params: tuple[Param, ...] = ()
+    mapiters: tuple[MapIter, ...] = ()
+    iters: tuple[Iter, ...] = ()
+
+
+def _split(marker: str, prefix: str, parts: int, meaning: str) -> list[str]:
+    pieces = marker[len(prefix):].split(SEPARATOR)
+    if len(pieces) != parts or not all(pieces):
+        raise GadgetFormatError(
+            f"gadget marker {marker!r}: expected {prefix}{meaning} "
+            f"({parts} non-empty parts separated by {SEPARATOR!r}), got {len(pieces)}"
+        )
+    return pieces
+
+
+def parse_marker(name: str) -> Tracer | Param | MapIter | Iter | None:
+    """The marker a variable name declares, or None when the name is not a marker."""
+    if name.startswith(TRACER_PREFIX):
+        return Tracer(*_split(name, TRACER_PREFIX, 3, "<name>___<map>___<struct>"))
+    if name.startswith(PARAM_PREFIX):
+        return Param(*_split(name, PARAM_PREFIX, 1, "<var>"))
+    if name.startswith(MAPITER_PREFIX):
+        return MapIter(*_split(name, MAPITER_PREFIX, 2, "<name>___<map>"))
+    if name.startswith(ITER_PREFIX):
+        return Iter(*_split(name, ITER_PREFIX, 3, "<name>___<struct>___<prog>"))
+    return None
+
+
+def find_markers(btf: Btf) -> Markers:
+    """Every marker declared by a BTF VAR, duplicates (same name twice) kept once."""
+    found: dict[str, Tracer | Param | MapIter | Iter] = {}
+    for name, _tid in btf.vars():
+        marker = parse_marker(name)
+        if marker is not None:
+            found.setdefault(name, marker)
+    values = list(found.values())
+    return Markers(
+        tracers=tuple(m for m in values if isinstance(m, Tracer)),
+        params=tuple(m for m in values if isinstance(m, Param)),
+        mapiters=tuple(m for m in values if isinstance(m, MapIter)),
+        iters=tuple(m for m in values if isinstance(m, Iter)),
+    )
