@@ -1,9 +1,10 @@
-"""Write a container runtime's own state files for a test workload, as the runtime would.
+"""Where a container runtime records a container: its cgroup path and its state files.
 
-One job: give a fake container the names a real runtime would record on disk (containerd's
-OCI bundle annotations, CRI-O's bundle plus its pod infra container, docker's config.v2.json
-with dockershim labels, podman's containers/storage index), so the node's state readers are
-exercised on the real layouts.
+One job: lay a test workload out as a real runtime would, so the node's code is exercised on
+the real layouts: the cgroup path each runtime and cgroup driver gives a container, and the
+names it records on disk (containerd's OCI bundle annotations, CRI-O's bundle plus its pod
+infra container, docker's config.v2.json with dockershim labels, podman's containers/storage
+index).
 
 Trap avoided: pod labels live on the pod's sandbox, not on the container, for CRI-O and
 dockershim, so a sandbox record is written too; and podman's shared ``containers.json`` index
@@ -32,6 +33,34 @@ class ContainerState:
     image: str = "docker.io/library/busybox:1.36"
     pod_labels: Mapping[str, str] = field(default_factory=dict)
     name: str = ""  # runtime container name for docker/podman (default: container_name)
+
+
+def cgroup_relpath(
+    runtime: str, driver: str, container_id: str, pod_uid: str, qos: str = "besteffort"
+) -> str:
+    """The cgroup path (relative to a hierarchy root) the runtime would give this container."""
+    if driver not in ("systemd", "cgroupfs"):
+        raise ValueError(f"unknown cgroup driver {driver!r}")
+    systemd = driver == "systemd"
+    if runtime == "podman":
+        return (
+            f"machine.slice/libpod-{container_id}.scope"
+            if systemd
+            else f"libpod_parent/libpod-{container_id}"
+        )
+    if runtime == "docker" and not pod_uid:
+        return f"system.slice/docker-{container_id}.scope" if systemd else f"docker/{container_id}"
+    if runtime not in ("containerd", "cri-o", "docker"):
+        raise ValueError(f"unknown runtime {runtime!r}")
+    if systemd:
+        leaf = {"containerd": "cri-containerd-", "cri-o": "crio-", "docker": "docker-"}[runtime]
+        uid = pod_uid.replace("-", "_")
+        return (
+            f"kubepods.slice/kubepods-{qos}.slice/kubepods-{qos}-pod{uid}.slice/"
+            f"{leaf}{container_id}.scope"
+        )
+    leaf = "crio-" if runtime == "cri-o" else ""
+    return f"kubepods/{qos}/pod{pod_uid}/{leaf}{container_id}"
 
 
 def _write_json(path: str, data: Any) -> None:

@@ -11,16 +11,18 @@ Traps avoided:
   only then execs the command (same pid throughout).
 - Cleanup runs even when the test fails, kills every process in the cgroup (children too,
   ``cgroup.kill`` on v2), waits until it is empty (a cgroup can only be removed then), and
-  removes only the cgroups and state files this helper created; a shared parent that another
-  concurrent workload still uses is left alone.
-- Concurrent workloads share parent cgroups (``kubepods.slice``): creating the chain retries
-  when another workload removes a parent in between.
+  removes the state files and cgroups created here.
+- Concurrent workloads (other tests, other pytest processes) share parent cgroups
+  (``kubepods.slice``): a registry of the dirs workloads created, under a file lock, lets the
+  last one out remove a shared parent, and no dir a workload did not create is ever removed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
+import json
 import os
 import secrets
 import select
@@ -35,7 +37,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from node_runner.containers import RuntimePaths, mntns_of
-from tests.workload_state import ContainerState, write_runtime_state
+from tests.runtime_layout import ContainerState, cgroup_relpath, write_runtime_state
 
 __all__ = [
     "ContainerState",
@@ -63,34 +65,6 @@ _DRAIN_TIMEOUT = 5.0
 
 class WorkloadError(RuntimeError):
     """The helper could not set up or tear down a container-like process."""
-
-
-def cgroup_relpath(
-    runtime: str, driver: str, container_id: str, pod_uid: str, qos: str = "besteffort"
-) -> str:
-    """The cgroup path (relative to a hierarchy root) the runtime would give this container."""
-    if driver not in ("systemd", "cgroupfs"):
-        raise ValueError(f"unknown cgroup driver {driver!r}")
-    systemd = driver == "systemd"
-    if runtime == "podman":
-        return (
-            f"machine.slice/libpod-{container_id}.scope"
-            if systemd
-            else f"libpod_parent/libpod-{container_id}"
-        )
-    if runtime == "docker" and not pod_uid:
-        return f"system.slice/docker-{container_id}.scope" if systemd else f"docker/{container_id}"
-    if runtime not in ("containerd", "cri-o", "docker"):
-        raise ValueError(f"unknown runtime {runtime!r}")
-    if systemd:
-        leaf = {"containerd": "cri-containerd-", "cri-o": "crio-", "docker": "docker-"}[runtime]
-        uid = pod_uid.replace("-", "_")
-        return (
-            f"kubepods.slice/kubepods-{qos}.slice/kubepods-{qos}-pod{uid}.slice/"
-            f"{leaf}{container_id}.scope"
-        )
-    leaf = "crio-" if runtime == "cri-o" else ""
-    return f"kubepods/{qos}/pod{pod_uid}/{leaf}{container_id}"
 
 
 def _cgroup_mounts() -> tuple[str | None, dict[str, str]]:
@@ -123,25 +97,54 @@ def hierarchy_roots(cgroup_version: int) -> list[str]:
     return roots
 
 
-def _make_cgroup(root: str, relpath: str) -> list[str]:
-    """Create the cgroup and missing parents; return the dirs created, deepest last."""
-    for _attempt in range(20):
-        created: list[str] = []
-        current = root
+_REGISTRY = os.path.join(tempfile.gettempdir(), "kubectl-gadget-test-cgroups.json")
+
+
+@contextlib.contextmanager
+def _shared_cgroups() -> Iterator[set[str]]:
+    """Cgroup dirs created by any workload (any process), held under an exclusive lock.
+
+    Workloads share parents (``kubepods.slice``): whoever finishes last removes them, and only
+    dirs a workload created are ever removed.
+    """
+    with open(_REGISTRY + ".lock", "a", encoding="utf-8") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            for part in relpath.split("/"):
-                current = os.path.join(current, part)
-                try:
-                    os.mkdir(current)
-                    created.append(current)
-                except FileExistsError:
-                    pass
-            return created
-        except FileNotFoundError:  # a concurrent workload removed a shared parent
-            for path in reversed(created):
-                _rmdir_quietly(path)
-            time.sleep(0.01)
-    raise WorkloadError(f"creating cgroup {relpath} under {root}: parents keep vanishing")
+            with open(_REGISTRY, encoding="utf-8") as file:
+                created = set(json.load(file))
+        except (OSError, ValueError):
+            created = set()
+        yield created
+        with open(_REGISTRY + ".tmp", "w", encoding="utf-8") as file:
+            json.dump(sorted(created), file)
+        os.replace(_REGISTRY + ".tmp", _REGISTRY)
+
+
+def _make_cgroup(root: str, relpath: str) -> str:
+    """Create the cgroup and its missing parents; return its path."""
+    current = root
+    with _shared_cgroups() as created:
+        for part in relpath.split("/"):
+            current = os.path.join(current, part)
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(current)
+                created.add(current)
+    return current
+
+
+def _remove_cgroup(root: str, leaf: str) -> bool:
+    """Remove an (empty) cgroup and the parents workloads created that are now unused."""
+    with _shared_cgroups() as created:
+        removed = _rmdir_quietly(leaf)
+        if removed:
+            created.discard(leaf)
+        parent = os.path.dirname(leaf)
+        while removed and parent in created and parent != root:
+            removed = _rmdir_quietly(parent)
+            if removed:
+                created.discard(parent)
+            parent = os.path.dirname(parent)
+    return not os.path.exists(leaf)
 
 
 def _rmdir_quietly(path: str) -> bool:
@@ -262,7 +265,7 @@ class ContainerWorkload:
         self.paths = RuntimePaths.under(state_root) if state_root else None
         self.pid = 0
         self.mntns_id = 0
-        self._created_cgroups: list[str] = []
+        self._cgroups: list[tuple[str, str]] = []  # (hierarchy root, cgroup dir) created
         self._state_dirs: list[str] = []
         self._own_state_root: str | None = None
         self._procs: list[subprocess.Popen[bytes]] = []
@@ -289,8 +292,9 @@ class ContainerWorkload:
                 self.runtime, self.container_id, self.pod_uid, self.state, self.paths
             )
         for root in hierarchy_roots(self.cgroup_version):
-            self._created_cgroups += _make_cgroup(root, self.cgroup_relpath.lstrip("/"))
-            self.cgroup_paths.append(os.path.join(root, self.cgroup_relpath.lstrip("/")))
+            leaf = _make_cgroup(root, self.cgroup_relpath.lstrip("/"))
+            self._cgroups.append((root, leaf))
+            self.cgroup_paths.append(leaf)
 
         def joined(pid: int) -> None:
             self.pid, self.mntns_id = pid, mntns_of(pid)
@@ -355,9 +359,8 @@ class ContainerWorkload:
                 shutil.rmtree(path, ignore_errors=True)
             if self._own_state_root:
                 shutil.rmtree(self._own_state_root, ignore_errors=True)
-            leaves, created = set(self.cgroup_paths), self._created_cgroups
-            self._created_cgroups = []
-            busy = [p for p in reversed(created) if not _rmdir_quietly(p) and p in leaves]
+            cgroups, self._cgroups = self._cgroups, []
+            busy = [leaf for root, leaf in cgroups if not _remove_cgroup(root, leaf)]
             if busy:
                 raise WorkloadError(f"removing cgroups {busy}: still busy")
 

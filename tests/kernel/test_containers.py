@@ -6,6 +6,7 @@ Needs root (new mount namespaces, cgroup directories) and util-linux's unshare/n
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import subprocess
 import time
@@ -139,9 +140,9 @@ def test_unknown_mntns_rescans_once_and_finds_a_new_container() -> None:
 
 def test_resolve_by_prefix_and_name_and_ambiguous_prefix() -> None:
     _require_cgroup(2)
-    shared = "feedc0ffee00"
-    id_a = shared + "a" * 52
-    id_b = shared + "b" * 52
+    shared = secrets.token_hex(6)  # random: other test runs may be using this host too
+    id_a = shared + "a" + secrets.token_hex(26)[:51]
+    id_b = shared + "b" + secrets.token_hex(26)[:51]
     with (
         sleeping_container(container_id=id_a, state=ContainerState(container_name="web")) as a,
         sleeping_container(container_id=id_b, state=ContainerState(container_name="db")) as b,
