@@ -1,0 +1,124 @@
+"""`kubectl gadget`: the command line. The only place that prints errors and picks exit codes.
+
+Everything below raises typed errors (`GadgetError` and subclasses carry `exit_code`); here they
+become one line on stderr, never a traceback. User input (filters, fields, sort keys, gadget
+params) is parsed into plain values before any runner starts, so a typo costs nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from kubectl_gadget import __version__
+from kubectl_gadget.errors import GadgetError, UsageError
+from kubectl_gadget.gadget_arg import resolve_gadget
+from kubectl_gadget.local import LocalNode
+from kubectl_gadget.operators.fields import parse_fields
+from kubectl_gadget.operators.filter import parse_filters
+from kubectl_gadget.operators.sort import check_max_entries, parse_sort
+from kubectl_gadget.output import parse_output_mode
+from kubectl_gadget.params import parse_param_flags, runner_param_args
+from kubectl_gadget.pipeline import Operators, Pipeline
+from kubectl_gadget.session import Session, expected_schema, stderr_diag
+
+RUN_EXAMPLES = """
+\b
+Examples:
+  # trace programs started on this host for 10 seconds
+  sudo kubectl gadget run trace_exec --local --timeout 10
+  # failed opens only, as JSON lines, from one container of this host
+  sudo kubectl gadget run trace_open --local --failed -c web -o json
+  # a gadget from a source directory, compiled on the fly, with a filter
+  sudo kubectl gadget run ./gadgets/trace_open --local --filter 'comm==cat,error~^E'
+  # only some columns
+  sudo kubectl gadget run trace_open --local --fields pid,comm,fname
+
+Gadget params are flags too (e.g. --failed for trace_open; --pid, --uid, --comm for most
+gadgets); an unknown flag lists the gadget's params.
+"""
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Inspect Kubernetes clusters and Linux hosts with eBPF gadgets, installing nothing."""
+
+
+@cli.command()
+def version() -> None:
+    """Print the client version."""
+    click.echo(f"kubectl-gadget {__version__}")
+
+
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+             epilog=RUN_EXAMPLES)
+@click.argument("gadget")
+@click.option("--local", is_flag=True, help="Run on this host instead of a cluster.")
+@click.option("-c", "--containername", "container_names", multiple=True,
+              help="Only trace containers with this name (local: runtime or k8s name).")
+@click.option("--container-id", "container_ids", multiple=True,
+              help="Only trace this container (full id or a unique prefix of 12+ chars).")
+@click.option("-o", "--output", "output", default="columns", show_default=True,
+              help="columns, json, jsonpretty or yaml.")
+@click.option("--fields", default=None, help="Columns to show: a,b (exactly) or +a,-b.")
+@click.option("-F", "--filter", "filter_expr", default=None,
+              help="Keep events matching all of: field==v, !=, <, <=, >, >=, ~ regex; comma = and.")
+@click.option("--sort", default=None, help="Sort array outputs: field,-field.")
+@click.option("--max-entries", type=int, default=None, help="Rows to keep per array output.")
+@click.option("--timeout", type=float, default=None, help="Stop after this many seconds.")
+@click.option("-v", "--verbose", is_flag=True, help="Show runner details (verifier log).")
+@click.pass_context
+def run(ctx: click.Context, gadget: str, local: bool, container_names: tuple[str, ...],
+        container_ids: tuple[str, ...], output: str, fields: str | None,
+        filter_expr: str | None, sort: str | None, max_entries: int | None,
+        timeout: float | None, verbose: bool) -> None:
+    """Run GADGET and show its events until Ctrl-C or --timeout."""
+    ops = Operators(
+        filters=parse_filters(filter_expr) if filter_expr else (),
+        selection=parse_fields(fields), mode=parse_output_mode(output),
+        sort=parse_sort(sort) if sort else (), max_entries=check_max_entries(max_entries))
+    if timeout is not None and timeout <= 0:
+        raise UsageError("--timeout must be a positive number of seconds")
+    if not local:
+        raise GadgetError("cluster mode is not available in this build yet; use --local")
+    resolved = resolve_gadget(gadget)
+    params = parse_param_flags(ctx.args, resolved.spec)
+    pipeline = Pipeline(ops, sys.stdout, stderr_diag)
+    if resolved.spec is not None:
+        for ds, schema in expected_schema(resolved.spec, cluster=False).items():
+            pipeline.prepare(ds, schema)
+    args = runner_param_args(params)
+    for name in container_names:
+        args += ["--container-name", name]
+    for cid in container_ids:
+        args += ["--container-id", cid]
+    if timeout:
+        args += ["--timeout", str(timeout)]
+    if verbose:
+        args.append("--verbose")
+    node = LocalNode(os.uname().nodename, resolved.runner_gadget, args)
+    code = Session([node], pipeline, timeout=timeout, diag=stderr_diag).run()
+    ctx.exit(code)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        cli.main(args=argv, prog_name="kubectl-gadget", standalone_mode=False)
+    except GadgetError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.exceptions.Abort:
+        print("Aborted.", file=sys.stderr)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

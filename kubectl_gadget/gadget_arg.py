@@ -1,0 +1,65 @@
+"""What the GADGET argument of `run` names: a source directory, a built one, or an image.
+
+A directory with `program.bpf.c` is compiled on the fly (cached by a hash of its sources and
+headers); one with `program.bpf.o` is used as is; an in-tree gadget name (`trace_exec`) is the
+embedded default when the tree is at hand; anything else is an image reference for the runner
+to pull. Resolved once, into a plain value, before anything starts.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from kubectl_gadget import build
+from kubectl_gadget.errors import GadgetError
+from node_runner.gadget.errors import GadgetFormatError
+from node_runner.gadget.spec import GadgetSpec, load_spec
+
+IN_TREE = Path(__file__).resolve().parent.parent / "gadgets"
+
+
+@dataclass(frozen=True)
+class ResolvedGadget:
+    arg: str
+    runner_gadget: str  # what the runner gets as --gadget: a built dir or an image reference
+    spec: GadgetSpec | None  # known when the gadget is on this machine
+
+
+def _spec(path: Path, name: str) -> GadgetSpec:
+    try:
+        return load_spec(str(path), name)
+    except GadgetFormatError as exc:
+        raise GadgetError(f"reading gadget {name}: {exc}") from None
+
+
+def in_tree_source(name: str) -> Path | None:
+    if "/" in name or ":" in name or "@" in name:
+        return None
+    src = IN_TREE / name
+    return src if build.is_source_dir(src) else None
+
+
+def resolve_gadget(arg: str) -> ResolvedGadget:
+    path = Path(arg)
+    if path.is_dir():
+        if build.is_built_dir(path):
+            return ResolvedGadget(arg, str(path.resolve()), _spec(path, path.resolve().name))
+        if build.is_source_dir(path):
+            return _compile(arg, path)
+        raise GadgetError(f"{arg} is a directory but holds neither {build.SOURCE_FILE} nor "
+                          f"{build.OBJECT_FILE}")
+    if arg.startswith((".", "/")) and not os.path.exists(arg):
+        raise GadgetError(f"gadget directory {arg} does not exist")
+    src = in_tree_source(arg)
+    if src is not None:
+        return _compile(arg, src)
+    return ResolvedGadget(arg, arg, None)
+
+
+def _compile(arg: str, src: Path) -> ResolvedGadget:
+    print(f"compiling gadget {src.name}...", file=sys.stderr, flush=True)
+    out = build.build_cached(src, os.uname().machine)
+    return ResolvedGadget(arg, str(out), _spec(out, src.resolve().name))

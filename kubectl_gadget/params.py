@@ -1,0 +1,69 @@
+"""Gadget parameters given as command-line flags (`--failed`, `--comm=bash`, `--pid 42`).
+
+A gadget's params are only known once its spec is read, so `run` collects the flags it does
+not know itself and they are parsed here against the spec, before any runner starts. A typo is
+a usage error that lists the gadget's params (with the closest match), and a bad value is
+refused with the param's type. Boolean params accept `--flag`, `--flag=true|false`.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping, Sequence
+
+from kubectl_gadget.errors import UsageError
+from node_runner.gadget.spec import GadgetSpec, ParamSpec, encode_param
+
+
+def describe_params(spec: GadgetSpec) -> str:
+    if not spec.params:
+        return f"gadget {spec.name} has no params"
+    items = []
+    for key, p in sorted(spec.params.items()):
+        value = "" if p.kind == "bool" else f"={p.kind.upper()}"
+        items.append(f"--{key}{value}")
+    return f"params of gadget {spec.name}: " + ", ".join(items)
+
+
+def _unknown(flag: str, spec: GadgetSpec) -> UsageError:
+    close = difflib.get_close_matches(flag, [f"--{k}" for k in spec.params], n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    return UsageError(f"unknown flag {flag}{hint}; {describe_params(spec)}")
+
+
+def parse_param_flags(args: Sequence[str], spec: GadgetSpec | None) -> dict[str, str]:
+    """Turn leftover CLI args into {param key: value}; validate against `spec` when given."""
+    out: dict[str, str] = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("--") or arg == "--":
+            raise UsageError(f"unexpected argument {arg!r}")
+        key, eq, value = arg[2:].partition("=")
+        p: ParamSpec | None = spec.params.get(key) if spec else None
+        if spec is not None and p is None:
+            raise _unknown(f"--{key}", spec)
+        if not eq:
+            is_bool = p is not None and p.kind == "bool"
+            nxt = args[i + 1] if i + 1 < len(args) else None
+            if is_bool or nxt is None or nxt.startswith("--"):
+                if not is_bool and p is not None:
+                    raise UsageError(f"--{key} needs a value ({p.kind})")
+                value = "true"
+            else:
+                value, i = nxt, i + 1
+        if p is not None:
+            try:
+                encode_param(p, value)
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
+        out[key] = value
+        i += 1
+    return out
+
+
+def runner_param_args(params: Mapping[str, str]) -> list[str]:
+    args: list[str] = []
+    for key, value in params.items():
+        args += ["--param", f"{key}={value}"]
+    return args

@@ -1,0 +1,147 @@
+"""The client's orchestrator: gadget -> nodes -> merged stream -> pipeline -> exit code.
+
+It wires the stages and owns the run's lifecycle: nodes are started only after every user
+input was parsed and checked; Ctrl-C/SIGTERM asks every runner to stop and flush (their final
+records are still shown), a second one kills them; every node is waited for and cleaned up in
+all cases. The exit code follows one documented rule (README, "Exit codes"):
+0 all nodes ended normally; 2 usage error; the runners' code (3-7) when every node failed with
+the same one; 1 otherwise (partial failure, a client error).
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from types import FrameType
+from typing import Protocol, TextIO
+
+from kubectl_gadget.errors import GadgetError
+from kubectl_gadget.operators import FieldSchema
+from kubectl_gadget.pipeline import NodeState, Pipeline
+from kubectl_gadget.streams import Merger
+from node_runner.decoder import DatasourceEncoder
+from node_runner.enrich import enrichment_schema
+from node_runner.gadget.spec import GadgetSpec
+
+GRACE_AFTER_TIMEOUT = 15.0
+
+
+class Node(Protocol):
+    name: str
+
+    def start(self) -> None: ...
+    def chunks(self) -> Iterable[bytes]: ...
+    def stop(self, graceful: bool = True) -> None: ...
+    def wait(self, timeout: float = 10.0) -> tuple[int, str]: ...
+
+
+def expected_schema(spec: GadgetSpec, cluster: bool) -> dict[str, list[FieldSchema]]:
+    """The fields each datasource will announce, computed from the spec without running."""
+    out: dict[str, list[FieldSchema]] = {}
+    extra = enrichment_schema(cluster)
+    for ds in spec.datasources:
+        enc = DatasourceEncoder(ds.name, ds.record_size, ds.fields, ds.field_annotations,
+                                offset_ns=0, enricher=(lambda _m: "") if ds.has_mntns else None,
+                                enrichment=extra)
+        out[ds.name] = [f.to_wire() for f in enc.fields]  # type: ignore[misc]
+    return out
+
+
+@dataclass
+class _Signals:
+    count: int = 0
+
+    def handler(self, signum: int, frame: FrameType | None) -> None:
+        self.count += 1
+
+
+class Session:
+    def __init__(self, nodes: Sequence[Node], pipeline: Pipeline, *, timeout: float | None,
+                 diag: Callable[[str], None]) -> None:
+        self.nodes = list(nodes)
+        self.pipeline = pipeline
+        self.timeout = timeout
+        self.diag = diag
+        self.results: dict[str, tuple[int, str]] = {}
+
+    def run(self) -> int:
+        sig = _Signals()
+        previous = {s: signal.signal(s, sig.handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        merger = Merger()
+        started: list[Node] = []
+        try:
+            for node in self.nodes:
+                node.start()
+                started.append(node)
+                merger.add(node.name, node.chunks)
+            self._consume(merger, sig)
+        finally:
+            for node in started:
+                node.stop(graceful=sig.count < 2)
+            for node in started:
+                self.results[node.name] = node.wait()
+            merger.join()
+            for s, h in previous.items():
+                signal.signal(s, h)
+        return self._exit_code()
+
+    def _consume(self, merger: Merger, sig: _Signals) -> None:
+        deadline = time.monotonic() + self.timeout + GRACE_AFTER_TIMEOUT if self.timeout else None
+        handled = 0
+        while merger.open_nodes:
+            if sig.count != handled:
+                handled = sig.count
+                graceful = handled < 2
+                self.diag("stopping runners (Ctrl-C again to abort)..." if graceful
+                          else "aborting")
+                for node in self.nodes:
+                    node.stop(graceful)
+                if not graceful:
+                    return
+            if deadline is not None and time.monotonic() > deadline:
+                self.diag("runners did not stop at the timeout; stopping them")
+                for node in self.nodes:
+                    node.stop(True)
+                deadline = None
+            batch = merger.get(0.2)
+            if batch is None:
+                continue
+            if batch.lines:
+                self.pipeline.lines(batch.node, batch.lines)
+            if batch.error:
+                self.diag(f"node {batch.node}: output stream failed: {batch.error}")
+
+    def _exit_code(self) -> int:
+        codes = []
+        for name, (rc, tail) in self.results.items():
+            state = self.pipeline.nodes.get(name, NodeState())
+            code = int(state.end.get("exit_code", rc)) if state.end else rc
+            if code != 0 and state.error is None:
+                detail = f": {tail}" if tail else ""
+                self.diag(f"node {name}: runner exited with code {code}{detail}")
+            if state.end is None and code == 0:
+                self.diag(f"node {name}: runner ended without an end record")
+                code = 1
+            codes.append(code)
+        if not codes or all(c == 0 for c in codes):
+            return 0
+        if len(set(codes)) == 1 and 0 not in codes:
+            return codes[0] if codes[0] in range(2, 8) else 1
+        return 1
+
+
+def stderr_diag(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def raise_for_unknown(names: Iterable[str], spec: GadgetSpec) -> None:
+    for name in names:
+        if not any(ds.name == name for ds in spec.datasources):
+            raise GadgetError(f"gadget {spec.name} has no datasource {name}")
+
+
+def write_out(text: str, out: TextIO) -> None:
+    out.write(text)
