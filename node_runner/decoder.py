@@ -20,7 +20,7 @@ from node_runner import constants as C
 from node_runner.formatters import formatter_for
 from node_runner.gadget.layout import FlatField
 
-_quote: Callable[[str], str] = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+_quote: Callable[[str], str] = json.encoder.encode_basestring_ascii
 _INT_CODES = {(1, False): "B", (1, True): "b", (2, False): "H", (2, True): "h",
               (4, False): "I", (4, True): "i", (8, False): "Q", (8, True): "q"}
 _FLOAT_CODES = {4: "f", 8: "d"}
@@ -92,7 +92,9 @@ def _value_expr(cg: _Codegen, f: FlatField, v: str) -> tuple[str, bool]:
     return f"_q({v}.hex())", False
 
 
-def _read_plan(fields: Sequence[FlatField]) -> tuple[struct.Struct, dict[str, int], list[FlatField]]:
+def _read_plan(
+    fields: Sequence[FlatField],
+) -> tuple[struct.Struct, dict[str, int], list[FlatField]]:
     """One Struct over the non-overlapping byte-aligned fields; the rest are read one by one."""
     fmt = ["<"]
     index: dict[str, int] = {}

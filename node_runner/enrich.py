@@ -15,7 +15,7 @@ from collections.abc import Callable
 from node_runner.containers import ENRICHMENT_FIELDS, ContainerTable, enrichment_fields
 from node_runner.decoder import OutputField
 
-_quote: Callable[[str], str] = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+_quote: Callable[[str], str] = json.encoder.encode_basestring_ascii
 
 # Columns shown by default: a cluster run names the pod, a local run the container.
 _VISIBLE_CLUSTER = ("k8s.node", "k8s.namespace", "k8s.podName", "k8s.containerName")

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from node_runner import constants as C
 
 JsonFormatter = Callable[[int], str]
-_quote: Callable[[str], str] = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+_quote: Callable[[str], str] = json.encoder.encode_basestring_ascii
 
 _OPEN_FLAGS = [
     (os.O_WRONLY, "O_WRONLY"), (os.O_RDWR, "O_RDWR"), (os.O_CREAT, "O_CREAT"),

@@ -41,6 +41,7 @@ from node_runner.runtime_state import RuntimePaths
 
 BATCH = 8192
 TICK = 1.0
+TABLE_REFRESH = 5.0
 
 
 @dataclass(frozen=True)
@@ -123,21 +124,23 @@ class _Loop:
         self.opts, self.table, self.enricher, self.targets = opts, table, enricher, targets
         self.counts = _Counters()
         start = time.monotonic()
+        self.last_refresh = start
         self.end_at = start + opts.timeout if opts.timeout else None
         self.deadline_at = (start + max(0.0, opts.deadline - time.time())
                             if opts.deadline else None)
 
     def drain(self, ds: str) -> None:
         reader, enc = self.g.readers[ds], self.encoders[ds]
+        lines: list[str] = []
+
+        def handle(buf: object, offsets: list[int], sizes: list[int]) -> None:
+            self.counts.dropped += enc.encode_batch(buf, offsets, sizes, lines)
+
         while True:
-            lines: list[str] = []
-
-            def handle(buf: object, offsets: list[int], sizes: list[int]) -> None:
-                self.counts.dropped += enc.encode_batch(buf, offsets, sizes, lines)
-
             n = reader.read(handle, BATCH)
             self.counts.events += len(lines)
             self.writer.lines(lines)
+            lines.clear()
             if n < BATCH:
                 return
 
@@ -147,9 +150,12 @@ class _Loop:
             if lost:
                 self.counts.lost += lost
                 self.writer.record(lost_record(ds, lost))
-        if self.enricher.unknown_seen:
+        now = time.monotonic()
+        if self.enricher.unknown_seen or now - self.last_refresh >= TABLE_REFRESH:
+            # Mount namespace ids are reused once a container is gone: refresh regularly.
             self.table.refresh()
             self.enricher.invalidate()
+            self.last_refresh = now
         if self.targets is not None and (self.opts.container_ids or self.opts.container_names):
             self.table.refresh()
             fresh = _targets(self.opts, self.table) or set()

@@ -8,9 +8,8 @@ needs itself, before any gadget is opened, and says so on stderr; failures becom
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
+import subprocess
 import sys
 
 from node_runner.errors import NotSupported, PermissionDenied
@@ -62,12 +61,13 @@ def _mounted(target: str, fstype: str) -> bool:
 
 
 def _mount(source: str, target: str, fstype: str) -> None:
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    libc.mount.argtypes = [ctypes.c_char_p] * 3 + [ctypes.c_ulong, ctypes.c_void_p]
-    rc = libc.mount(source.encode(), target.encode(), fstype.encode(), 0, None)
-    if rc != 0:
-        err = ctypes.get_errno()
-        raise NotSupported(f"mounting {fstype} on {target}: {os.strerror(err)}")
+    try:
+        proc = subprocess.run(["mount", "-t", fstype, source, target], capture_output=True,
+                              text=True, check=False)
+    except FileNotFoundError:
+        raise NotSupported(f"mounting {fstype} on {target}: no mount command") from None
+    if proc.returncode != 0:
+        raise NotSupported(f"mounting {fstype} on {target}: {proc.stderr.strip()}")
 
 
 def ensure_mounted(target: str, fstype: str) -> bool:

@@ -91,7 +91,8 @@ def parse_metadata(text: str, origin: str = "gadget.yaml") -> GadgetMetadata:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise GadgetFormatError(f"parsing {origin}{where}: {getattr(exc, 'problem', exc)}") from None
+        problem = getattr(exc, "problem", exc)
+        raise GadgetFormatError(f"parsing {origin}{where}: {problem}") from None
     doc = _mapping(doc, origin)
     datasources = {
         str(name): _datasource(str(name), body, f"{origin}: datasources.{name}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from node_runner import constants as C
@@ -19,7 +19,7 @@ from node_runner.gadget.btf import Btf, Int, Kind, load_object_btf
 from node_runner.gadget.elf import ElfFile
 from node_runner.gadget.errors import GadgetFormatError
 from node_runner.gadget.layout import FlatField, RodataVar, flatten_struct, rodata_vars
-from node_runner.gadget.markers import find_markers
+from node_runner.gadget.markers import Tracer, find_markers
 from node_runner.gadget.metadata import GadgetMetadata, parse_metadata
 
 OBJECT_FILE = "program.bpf.o"
@@ -99,7 +99,8 @@ def _params(btf: Btf, meta: GadgetMetadata, rodata: Mapping[str, RodataVar],
     return params
 
 
-def _datasources(btf: Btf, meta: GadgetMetadata, tracers: list) -> tuple[DatasourceSpec, ...]:
+def _datasources(btf: Btf, meta: GadgetMetadata,
+                 tracers: Sequence[Tracer]) -> tuple[DatasourceSpec, ...]:
     out = []
     for tr in tracers:
         candidates = btf.find(tr.struct_name, Kind.STRUCT)

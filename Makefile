@@ -1,0 +1,48 @@
+# kubectl-gadget developer targets. Run as root on Debian/Ubuntu (apt) for install-deps.
+PYTHON ?= python3
+ARCH := $(shell uname -m)
+GADGETS := $(sort $(patsubst gadgets/%/program.bpf.c,%,$(wildcard gadgets/*/program.bpf.c)))
+APT_PACKAGES := clang llvm libbpf1 libbpf-dev bpftool libbpf-tools docker-registry skopeo \
+	iproute2 util-linux procps
+
+.PHONY: install install-deps install-python gadgets test test-unit test-kernel lint bench \
+	runner-image kind-up kind-down integration clean vmlinux
+
+install: install-deps install-python gadgets
+
+install-deps:
+	@if command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES); \
+	else echo "install these with your package manager: $(APT_PACKAGES)"; fi
+
+install-python:
+	$(PYTHON) -m pip install -q -e '.[dev]'
+
+# Compile every in-tree gadget (CO-RE, BTF kept, debug info stripped) into build/gadgets/.
+gadgets:
+	$(PYTHON) -m kubectl_gadget.build $(addprefix gadgets/,$(GADGETS)) --out build/gadgets
+
+# The test command of the README and of CI.
+test:
+	$(PYTHON) -m pytest -q
+
+test-unit:
+	$(PYTHON) -m pytest -q tests/unit
+
+test-kernel:
+	$(PYTHON) -m pytest -q tests/kernel
+
+lint:
+	ruff check kubectl_gadget node_runner tests
+	mypy kubectl_gadget node_runner
+	lint-imports
+
+bench:
+	$(PYTHON) -m bench
+
+# Regenerate the checked-in vmlinux.h of this machine's architecture from its kernel BTF.
+vmlinux:
+	bpftool btf dump file /sys/kernel/btf/vmlinux format c > gadgets/include/$(ARCH)/vmlinux.h
+
+clean:
+	rm -rf build .pytest_cache .mypy_cache .ruff_cache
