@@ -35,3 +35,10 @@ class RunnerFailed(GadgetError):
     def __init__(self, message: str, exit_code: int = 1) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class ImageError(GadgetError):
+    """A gadget image could not be built, stored, pulled, pushed, verified or is not allowed:
+    exit code 7 (the runner's `image` code)."""
+
+    exit_code = 7

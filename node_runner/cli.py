@@ -13,7 +13,8 @@ import sys
 import time
 
 from node_runner import __version__
-from node_runner.errors import UsageError
+from node_runner.errors import RunnerError, UsageError
+from node_runner.image_args import add_image_arguments, resolve_gadget_arg
 from node_runner.protocol import LineWriter, error_record
 from node_runner.run import RunOptions, run
 from node_runner.runtime_state import RuntimePaths
@@ -37,7 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run a gadget", epilog=EXAMPLES,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    r.add_argument("--gadget", required=True, help="built gadget directory (program.bpf.o)")
+    r.add_argument("--gadget", required=True,
+                   help="built gadget directory (program.bpf.o) or gadget image reference")
     r.add_argument("--gadget-ref", default="", help="reference shown in the hello record")
     r.add_argument("--gadget-digest", default="")
     r.add_argument("--node", default=os.environ.get("NODE_NAME") or os.uname().nodename)
@@ -57,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--no-prepare-host", action="store_true",
                    help="do not check privileges or mount tracefs/bpffs")
     r.add_argument("--verbose", action="store_true", help="include the verifier log on errors")
+    add_image_arguments(r)
     return p
 
 
@@ -77,8 +80,9 @@ def _options(ns: argparse.Namespace) -> RunOptions:
         raise UsageError("--timeout must be positive")
     if ns.deadline is not None and ns.deadline <= time.time():
         raise UsageError("--deadline is in the past")
+    gadget, gadget_ref, gadget_digest = resolve_gadget_arg(ns)
     return RunOptions(
-        gadget=ns.gadget, gadget_ref=ns.gadget_ref, gadget_digest=ns.gadget_digest,
+        gadget=gadget, gadget_ref=gadget_ref, gadget_digest=gadget_digest,
         node=ns.node, params=params, container_ids=tuple(ns.container_id),
         container_names=tuple(ns.container_name), mntns_ids=tuple(ns.mntns),
         k8s_metadata=metadata, cluster=ns.cluster, timeout=ns.timeout, deadline=ns.deadline,
@@ -91,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ns = _parser().parse_args(argv)
         opts = _options(ns)
-    except UsageError as exc:
+    except RunnerError as exc:  # usage errors, and gadget images refused or not found
         print(f"node-runner: {exc.message}", file=sys.stderr)
         LineWriter(sys.stdout.buffer).record(error_record(exc.code, exc.message))
         return exc.exit_code
