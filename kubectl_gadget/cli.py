@@ -13,8 +13,11 @@ import sys
 import click
 
 from kubectl_gadget import __version__
+from kubectl_gadget.cli_cluster import cluster_options, gc, list_sessions, runner_settings
+from kubectl_gadget.cluster_session import ClusterRun, run_cluster
 from kubectl_gadget.errors import GadgetError, UsageError
 from kubectl_gadget.gadget_arg import resolve_gadget
+from kubectl_gadget.kube import Kube, KubeConfig
 from kubectl_gadget.local import LocalNode
 from kubectl_gadget.operators.fields import parse_fields
 from kubectl_gadget.operators.filter import parse_filters
@@ -23,10 +26,15 @@ from kubectl_gadget.output import parse_output_mode
 from kubectl_gadget.params import parse_param_flags, runner_param_args
 from kubectl_gadget.pipeline import Operators, Pipeline
 from kubectl_gadget.session import Session, expected_schema, stderr_diag
+from kubectl_gadget.targets import Selection
 
 RUN_EXAMPLES = """
 \b
 Examples:
+  # trace exec() in the pods labelled app=cart of namespace shop, on every node they run on
+  kubectl gadget run trace_exec -n shop -l app=cart
+  # failed opens anywhere in the cluster, as JSON lines, for 30 seconds
+  kubectl gadget run trace_open -A --failed -o json --timeout 30
   # trace programs started on this host for 10 seconds
   sudo kubectl gadget run trace_exec --local --timeout 10
   # failed opens only, as JSON lines, from one container of this host
@@ -52,55 +60,85 @@ def version() -> None:
     click.echo(f"kubectl-gadget {__version__}")
 
 
+def _split_nodes(values: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(n.strip() for v in values for n in v.split(",") if n.strip())
+
+
+def _operators(output: str, fields: str | None, filter_expr: str | None, sort: str | None,
+               max_entries: int | None) -> Operators:
+    return Operators(
+        filters=parse_filters(filter_expr) if filter_expr else (),
+        selection=parse_fields(fields), mode=parse_output_mode(output),
+        sort=parse_sort(sort) if sort else (), max_entries=check_max_entries(max_entries))
+
+
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
              epilog=RUN_EXAMPLES)
 @click.argument("gadget")
 @click.option("--local", is_flag=True, help="Run on this host instead of a cluster.")
+@click.option("-n", "--namespace", default=None,
+              help="Namespace of the target pods (default: the context's).")
+@click.option("-A", "--all-namespaces", is_flag=True, help="Target pods of every namespace.")
+@click.option("-l", "--selector", default="", help="Label selector of the target pods.")
+@click.option("-p", "--podname", default="", help="Name of the target pod.")
 @click.option("-c", "--containername", "container_names", multiple=True,
-              help="Only trace containers with this name (local: runtime or k8s name).")
+              help="Only trace containers with this name.")
 @click.option("--container-id", "container_ids", multiple=True,
-              help="Only trace this container (full id or a unique prefix of 12+ chars).")
+              help="Local: only trace this container (full id or unique prefix of 12+ chars).")
+@click.option("--node", "nodes", multiple=True, help="Only these nodes (a,b or repeated).")
 @click.option("-o", "--output", "output", default="columns", show_default=True,
               help="columns, json, jsonpretty or yaml.")
 @click.option("--fields", default=None, help="Columns to show: a,b (exactly) or +a,-b.")
 @click.option("-F", "--filter", "filter_expr", default=None,
-              help="Keep events matching all of: field==v, !=, <, <=, >, >=, ~ regex; comma = and.")
+              help="Keep events matching all of: f==v, !=, <, <=, >, >=, ~ regex; comma = and.")
 @click.option("--sort", default=None, help="Sort array outputs: field,-field.")
 @click.option("--max-entries", type=int, default=None, help="Rows to keep per array output.")
 @click.option("--timeout", type=float, default=None, help="Stop after this many seconds.")
 @click.option("-v", "--verbose", is_flag=True, help="Show runner details (verifier log).")
+@cluster_options
 @click.pass_context
-def run(ctx: click.Context, gadget: str, local: bool, container_names: tuple[str, ...],
-        container_ids: tuple[str, ...], output: str, fields: str | None,
-        filter_expr: str | None, sort: str | None, max_entries: int | None,
-        timeout: float | None, verbose: bool) -> None:
+def run(ctx: click.Context, gadget: str, local: bool, namespace: str | None,
+        all_namespaces: bool, selector: str, podname: str, container_names: tuple[str, ...],
+        container_ids: tuple[str, ...], nodes: tuple[str, ...], output: str,
+        fields: str | None, filter_expr: str | None, sort: str | None,
+        max_entries: int | None, timeout: float | None, verbose: bool,
+        **cluster: object) -> None:
     """Run GADGET and show its events until Ctrl-C or --timeout."""
-    ops = Operators(
-        filters=parse_filters(filter_expr) if filter_expr else (),
-        selection=parse_fields(fields), mode=parse_output_mode(output),
-        sort=parse_sort(sort) if sort else (), max_entries=check_max_entries(max_entries))
+    ops = _operators(output, fields, filter_expr, sort, max_entries)
     if timeout is not None and timeout <= 0:
         raise UsageError("--timeout must be a positive number of seconds")
-    if not local:
-        raise GadgetError("cluster mode is not available in this build yet; use --local")
+    if local and (namespace or all_namespaces or selector or podname or nodes):
+        raise UsageError("-n, -A, -l, -p and --node select pods of a cluster; with --local "
+                         "use -c/--containername or --container-id")
     resolved = resolve_gadget(gadget)
     params = parse_param_flags(ctx.args, resolved.spec)
     pipeline = Pipeline(ops, sys.stdout, stderr_diag)
     if resolved.spec is not None:
-        for ds, schema in expected_schema(resolved.spec, cluster=False).items():
+        for ds, schema in expected_schema(resolved.spec, cluster=not local).items():
             pipeline.prepare(ds, schema)
-    args = runner_param_args(params)
-    for name in container_names:
-        args += ["--container-name", name]
-    for cid in container_ids:
-        args += ["--container-id", cid]
-    if timeout:
-        args += ["--timeout", str(timeout)]
-    if verbose:
-        args.append("--verbose")
-    node = LocalNode(os.uname().nodename, resolved.runner_gadget, args)
-    code = Session([node], pipeline, timeout=timeout, diag=stderr_diag).run()
-    ctx.exit(code)
+    args = runner_param_args(params) + (["--verbose"] if verbose else [])
+    if local:
+        for name in container_names:
+            args += ["--container-name", name]
+        for cid in container_ids:
+            args += ["--container-id", cid]
+        if timeout:
+            args += ["--timeout", str(timeout)]
+        node = LocalNode(os.uname().nodename, resolved.runner_gadget, args)
+        ctx.exit(Session([node], pipeline, timeout=timeout, diag=stderr_diag).run())
+    if container_ids:
+        raise UsageError("--container-id is for --local; on a cluster select pods with "
+                         "-n/-l/-p and containers with -c")
+    kube = Kube(KubeConfig(cluster.pop("kubeconfig"), cluster.pop("context")))  # type: ignore[arg-type]
+    sel = Selection(None if all_namespaces else (namespace or kube.namespace), selector,
+                    podname, container_names, _split_nodes(nodes))
+    plan = ClusterRun(sel, runner_settings(cluster), resolved.runner_gadget, tuple(args),
+                      timeout, float(cluster["startup_timeout"]))  # type: ignore[arg-type]
+    ctx.exit(run_cluster(kube, plan, pipeline))
+
+
+cli.add_command(gc)
+cli.add_command(list_sessions)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,133 @@
+"""Cluster flags of `run`, and the `gc` and `list` commands (runner pods left or running).
+
+`gc` only deletes what is provably ours: pods carrying our managed-by label, our component
+label and a session label, whose name has our prefix. A foreign pod with a similar name or a
+copied label set is kept and reported. The trap avoided: a cleanup command that deletes by name
+pattern and takes someone else's pod with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from kubectl_gadget.kube import Kube, KubeConfig
+from kubectl_gadget.runner_pod import (
+    COMPONENT,
+    COMPONENT_LABEL,
+    CREATED_AT,
+    DEADLINE,
+    DEFAULT_IMAGE,
+    DEFAULT_NAMESPACE,
+    MANAGED_BY,
+    MANAGER,
+    NODE_LABEL,
+    SESSION_LABEL,
+    RunnerSettings,
+)
+
+OUR_SELECTOR = f"{MANAGED_BY}={MANAGER},{COMPONENT_LABEL}={COMPONENT}"
+
+
+def kube_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = click.option("--context", default=None, help="kubeconfig context to use.")(fn)
+    return click.option("--kubeconfig", default=None, envvar="KUBECONFIG",
+                        help="Path to the kubeconfig (default: $KUBECONFIG, ~/.kube/config).")(fn)
+
+
+def cluster_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    opts = [
+        click.option("--gadget-namespace", default=DEFAULT_NAMESPACE, show_default=True,
+                     help="Namespace of the runner pods (must allow privileged pods)."),
+        click.option("--runner-image", default=DEFAULT_IMAGE, show_default=True,
+                     help="Image of the runner pods."),
+        click.option("--image-pull-policy", default="IfNotPresent", show_default=True,
+                     type=click.Choice(["Always", "IfNotPresent", "Never"])),
+        click.option("--image-pull-secret", "pull_secrets", multiple=True,
+                     help="Secret for pulling the runner image (repeatable)."),
+        click.option("--privileged", is_flag=True,
+                     help="Run runners privileged instead of with a capability list."),
+        click.option("--tolerate-taints/--no-tolerate-taints", default=True, show_default=True,
+                     help="Let runners run on tainted nodes (e.g. control planes)."),
+        click.option("--startup-timeout", type=float, default=120.0, show_default=True,
+                     help="Seconds a runner pod may take to start before its node is failed."),
+        click.option("--runner-deadline", type=int, default=3600, show_default=True,
+                     help="Seconds after which runner pods stop by themselves, whatever "
+                     "happens to this client (the pods' activeDeadlineSeconds)."),
+    ]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return kube_options(fn)
+
+
+def runner_settings(values: dict[str, Any]) -> RunnerSettings:
+    return RunnerSettings(
+        namespace=values["gadget_namespace"], image=values["runner_image"],
+        pull_policy=values["image_pull_policy"], pull_secrets=tuple(values["pull_secrets"]),
+        privileged=bool(values["privileged"]), tolerate_taints=bool(values["tolerate_taints"]),
+        deadline_seconds=int(values["runner_deadline"]))
+
+
+def is_ours(pod: dict[str, Any]) -> bool:
+    meta = pod.get("metadata", {})
+    labels = meta.get("labels") or {}
+    return (labels.get(MANAGED_BY) == MANAGER and labels.get(COMPONENT_LABEL) == COMPONENT
+            and bool(labels.get(SESSION_LABEL))
+            and str(meta.get("name", "")).startswith(f"gadget-{labels.get(SESSION_LABEL)}-"))
+
+
+@click.command(epilog="""
+\b
+Examples:
+  kubectl gadget gc --dry-run      # show leftover runner pods
+  kubectl gadget gc -A             # delete them in every namespace
+""")
+@click.option("--dry-run", is_flag=True, help="Only list what would be deleted.")
+@click.option("--gadget-namespace", default=DEFAULT_NAMESPACE, show_default=True)
+@click.option("-A", "--all-namespaces", is_flag=True, help="Look in every namespace.")
+@kube_options
+def gc(dry_run: bool, gadget_namespace: str, all_namespaces: bool, kubeconfig: str | None,
+       context: str | None) -> None:
+    """Delete runner pods left behind (by a killed client, for example)."""
+    kube = Kube(KubeConfig(kubeconfig, context))
+    pods = kube.list_pods(None if all_namespaces else gadget_namespace,
+                          label_selector=f"{MANAGED_BY}={MANAGER}")
+    found = 0
+    for pod in pods:
+        meta = pod["metadata"]
+        where = f"{meta.get('namespace')}/{meta.get('name')}"
+        if not is_ours(pod):
+            click.echo(f"keeping {where}: labelled like ours but not a runner pod", err=True)
+            continue
+        found += 1
+        if dry_run:
+            click.echo(f"would delete {where}")
+        elif kube.delete_pod(meta["namespace"], meta["name"], 0):
+            click.echo(f"deleted {where}")
+    if not found:
+        click.echo("no leftover runner pods", err=True)
+
+
+@click.command("list")
+@click.option("--gadget-namespace", default=DEFAULT_NAMESPACE, show_default=True)
+@click.option("-A", "--all-namespaces", is_flag=True, help="Look in every namespace.")
+@kube_options
+def list_sessions(gadget_namespace: str, all_namespaces: bool, kubeconfig: str | None,
+                  context: str | None) -> None:
+    """List running gadget sessions and their runner pods."""
+    kube = Kube(KubeConfig(kubeconfig, context))
+    pods = [p for p in kube.list_pods(None if all_namespaces else gadget_namespace,
+                                      label_selector=OUR_SELECTOR) if is_ours(p)]
+    if not pods:
+        click.echo("no gadget sessions", err=True)
+        return
+    click.echo(f"{'SESSION':10} {'NODE':20} {'PHASE':10} {'CREATED':21} {'DEADLINE':21} POD")
+    for pod in sorted(pods, key=lambda p: (p["metadata"]["labels"][SESSION_LABEL],
+                                           p["metadata"]["name"])):
+        meta = pod["metadata"]
+        notes = meta.get("annotations") or {}
+        click.echo(f"{meta['labels'][SESSION_LABEL]:10} {meta['labels'].get(NODE_LABEL, ''):20} "
+                   f"{pod.get('status', {}).get('phase', ''):10} {notes.get(CREATED_AT, ''):21} "
+                   f"{notes.get(DEADLINE, ''):21} {meta['namespace']}/{meta['name']}")

@@ -1,0 +1,254 @@
+"""Runner pods as nodes of a session: create, watch, follow logs, classify, delete.
+
+`PodNode` implements the same node interface as the local runner (start / chunks / stop /
+wait), so the merge -> operators -> output path does not know it talks to a cluster. One
+`SessionWatch` per session watches all its pods with a single API watch (not one poll loop per
+node), and reports "waiting on N nodes: reason" on stderr while pods start. A dropped log
+stream is reopened with backoff; lines already delivered are skipped by count and a partial
+last line is held back until its newline arrives, so a reconnect neither loses nor duplicates
+records. Failures are classified per node (admission denied, unschedulable, image pull, kernel
+not supported, gadget failed, deadline exceeded, node lost) and never stop the other nodes.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from kubectl_gadget.kube import Forbidden, Kube, KubeError
+from kubectl_gadget.runner_pod import SESSION_LABEL
+
+Diag = Callable[[str], None]
+_RUNNER_CODES = {3: "gadget invalid", 4: "kernel not supported", 5: "verifier rejected",
+                 6: "permission denied", 7: "image refused"}
+_PULL_REASONS = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
+
+
+class SessionWatch:
+    """Keeps the latest state of every pod of one session, from a single watch."""
+
+    def __init__(self, kube: Kube, namespace: str, session: str, diag: Diag) -> None:
+        self.kube, self.namespace, self.diag = kube, namespace, diag
+        self.selector = f"{SESSION_LABEL}={session}"
+        self.pods: dict[str, dict[str, Any]] = {}
+        self.gone: set[str] = set()
+        self.cond = threading.Condition()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="session-watch", daemon=True)
+        self._reporter = threading.Thread(target=self._report, name="progress", daemon=True)
+        self.waiting: dict[str, str] = {}  # node -> why it is not streaming yet
+
+    def start(self) -> None:
+        self._thread.start()
+        self._reporter.start()
+
+    def _run(self) -> None:
+        version = None
+        while not self._stop.is_set():
+            try:
+                for kind, pod in self.kube.watch_pods(self.namespace, self.selector,
+                                                      timeout_seconds=30,
+                                                      resource_version=version):
+                    version = pod.get("metadata", {}).get("resourceVersion") or version
+                    self._update(kind, pod)
+                    if self._stop.is_set():
+                        return
+            except KubeError:
+                version = None  # too old or dropped: relist from now
+                time.sleep(0.5)
+
+    def _update(self, kind: str, pod: dict[str, Any]) -> None:
+        name = pod.get("metadata", {}).get("name", "")
+        with self.cond:
+            if kind == "DELETED":
+                self.pods.pop(name, None)
+                self.gone.add(name)
+            elif kind in ("ADDED", "MODIFIED"):
+                self.pods[name] = pod
+            self.cond.notify_all()
+
+    def wait_for(self, name: str, predicate: Callable[[dict[str, Any] | None], bool],
+                 timeout: float) -> dict[str, Any] | None:
+        end = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                pod = self.pods.get(name)
+                if predicate(pod) or (name in self.gone and pod is None):
+                    return pod
+                left = end - time.monotonic()
+                if left <= 0:
+                    return pod
+                self.cond.wait(min(left, 1.0))
+
+    def _report(self) -> None:
+        while not self._stop.wait(2.0):
+            waiting = dict(self.waiting)
+            if waiting:
+                reasons = sorted(set(waiting.values()))
+                self.diag(f"waiting on {len(waiting)} node(s): " + "; ".join(reasons[:3]))
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def _terminated(pod: dict[str, Any] | None) -> dict[str, Any] | None:
+    for status in (pod or {}).get("status", {}).get("containerStatuses") or []:
+        term = status.get("state", {}).get("terminated")
+        if term:
+            return dict(term)
+    return None
+
+
+def pending_reason(pod: dict[str, Any] | None) -> tuple[str, bool]:
+    """(why the pod is not running yet, whether that is final)."""
+    if pod is None:
+        return "pod not created yet", False
+    status = pod.get("status", {})
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
+            return f"unschedulable: {cond.get('message') or cond.get('reason')}", False
+    for cs in status.get("containerStatuses") or []:
+        waiting = cs.get("state", {}).get("waiting") or {}
+        reason = waiting.get("reason", "")
+        if reason in _PULL_REASONS:
+            return f"image pull failed: {waiting.get('message') or reason}", True
+        if reason:
+            return reason, False
+    return f"pod {status.get('phase', 'Pending')}", False
+
+
+def classify_end(pod: dict[str, Any] | None, code: int | None) -> str:
+    """One line naming how a runner pod ended."""
+    status = (pod or {}).get("status", {})
+    if status.get("reason") == "DeadlineExceeded":
+        return "deadline exceeded"
+    if status.get("reason") == "NodeLost" or status.get("phase") == "Unknown":
+        return "node lost"
+    term = _terminated(pod)
+    if term and term.get("reason") == "OOMKilled":
+        return "runner killed: out of memory"
+    if code in _RUNNER_CODES:
+        return _RUNNER_CODES[code]
+    return "ok" if code == 0 else f"gadget failed (exit code {code})"
+
+
+class PodNode:
+    """One runner pod, seen as a node of the merged stream."""
+
+    def __init__(self, kube: Kube, watch: SessionWatch, manifest: dict[str, Any],
+                 node: str, startup_timeout: float) -> None:
+        self.kube, self.watch, self.manifest = kube, watch, manifest
+        self.name = node
+        self.pod = str(manifest["metadata"]["name"])
+        self.namespace = str(manifest["metadata"]["namespace"])
+        self.startup_timeout = startup_timeout
+        self.failure = ""  # set when the pod never ran or could not be followed
+        self.created = False
+        self.stopping = False
+        self.lines_seen = 0
+
+    def start(self) -> None:
+        self.watch.waiting[self.name] = "creating runner pod"
+        try:
+            self.kube.create_pod(self.namespace, self.manifest)
+            self.created = True
+        except Forbidden as exc:
+            self._fail(f"admission denied: {exc}")
+        except KubeError as exc:
+            self._fail(f"runner pod not created: {exc}")
+
+    def _fail(self, why: str) -> None:
+        self.failure = why
+        self.watch.waiting.pop(self.name, None)
+
+    def _wait_started(self) -> bool:
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline and not self.stopping:
+            pod = self.watch.wait_for(self.pod, _started, 1.0)
+            if _started(pod):
+                self.watch.waiting.pop(self.name, None)
+                return True
+            reason, final = pending_reason(pod)
+            self.watch.waiting[self.name] = reason
+            if final:
+                self._fail(reason)
+                return False
+        reason, _final = pending_reason(self.watch.pods.get(self.pod))
+        self._fail(f"not started after {self.startup_timeout:.0f}s: {reason}"
+                   if not self.stopping else "stopped before it started")
+        return False
+
+    def chunks(self) -> Iterator[bytes]:
+        if not self.created or not self._wait_started():
+            return
+        delay = 0.5
+        for _attempt in range(8):
+            try:
+                yield from self._follow_once()
+            except KubeError as exc:
+                last_error = str(exc)
+            else:
+                last_error = ""
+            pod = self.watch.pods.get(self.pod)
+            if _terminated(pod) or pod is None or self.stopping and not last_error:
+                return
+            time.sleep(delay)
+            delay = min(delay * 2, 8.0)
+        self.failure = f"log stream lost: {last_error or 'closed repeatedly'}"
+
+    def _follow_once(self) -> Iterator[bytes]:
+        skip, held = self.lines_seen, b""
+        for chunk in self.kube.follow_log(self.namespace, self.pod):
+            data = held + chunk
+            while skip and data:
+                cut = data.find(b"\n")
+                if cut < 0:
+                    break
+                data, skip = data[cut + 1:], skip - 1
+            if skip:
+                held = data
+                continue
+            cut = data.rfind(b"\n")
+            held = data[cut + 1:]
+            if cut >= 0:
+                out = data[:cut + 1]
+                self.lines_seen += out.count(b"\n")
+                yield out
+        if held and skip == 0 and _terminated(self.watch.pods.get(self.pod)):
+            self.lines_seen += 1
+            yield held + b"\n"
+
+    def stop(self, graceful: bool = True) -> None:
+        self.stopping = True
+        if not self.created:
+            return
+        try:
+            grace = None if graceful else 0
+            self.kube.delete_pod(self.namespace, self.pod, grace)
+        except KubeError:
+            pass
+
+    def wait(self, timeout: float = 30.0) -> tuple[int, str]:
+        """Exit code and how the pod ended; deletes the pod and waits until it is gone."""
+        self.watch.waiting.pop(self.name, None)
+        if not self.created:
+            return 1, self.failure
+        pod = self.watch.wait_for(self.pod, lambda p: _terminated(p) is not None, timeout)
+        term = _terminated(pod)
+        code = int(term.get("exitCode", 1)) if term else 1
+        how = self.failure or classify_end(pod, code if term else None)
+        try:
+            self.kube.delete_pod(self.namespace, self.pod, 0)
+        except KubeError as exc:
+            how += f"; deleting the pod failed: {exc}"
+        self.watch.wait_for(self.pod, lambda p: p is None, 15.0)
+        return (0 if how == "ok" else code or 1), how
+
+
+def _started(pod: dict[str, Any] | None) -> bool:
+    if pod is None:
+        return False
+    phase = pod.get("status", {}).get("phase")
+    return phase in ("Running", "Succeeded", "Failed") or _terminated(pod) is not None

@@ -1,0 +1,124 @@
+"""A cluster run: resolve targets, preflight, one runner pod per node, merge, summarize.
+
+This wires the cluster stages (targets, runner_pod, cluster) into the generic `Session`. Order
+matters and is the point of this module: every input is checked and the targets are resolved
+(read-only) before anything is created; a server-side dry run of one runner pod turns a Pod
+Security or RBAC refusal into one message naming the label or role to apply, before any pod
+exists; and whatever happens after the first pod is created, every pod of the session is
+deleted before returning (the session watch confirms they are gone).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+
+from kubectl_gadget.cluster import PodNode, SessionWatch
+from kubectl_gadget.errors import GadgetError
+from kubectl_gadget.kube import Forbidden, Kube
+from kubectl_gadget.pipeline import Pipeline
+from kubectl_gadget.runner_pod import RunnerSettings, metadata_arg, runner_pod
+from kubectl_gadget.session import Session, stderr_diag
+from kubectl_gadget.targets import NodePlan, Selection, TargetPlan, resolve_targets
+
+PSA_LABEL = "pod-security.kubernetes.io/enforce"
+
+
+@dataclass(frozen=True)
+class ClusterRun:
+    selection: Selection
+    settings: RunnerSettings
+    gadget: str  # what the runners get as --gadget
+    runner_args: tuple[str, ...] = ()  # params, image and verbosity flags
+    timeout: float | None = None
+    startup_timeout: float = 120.0
+    session: str = field(default_factory=lambda: secrets.token_hex(4))
+
+
+def namespace_help(ns: str) -> str:
+    return (f"kubectl create namespace {ns} && "
+            f"kubectl label namespace {ns} {PSA_LABEL}=privileged")
+
+
+RBAC_HELP = ("the user needs, in that namespace: pods create/get/list/watch/delete and "
+             "pods/log get; and cluster-wide: nodes list, pods list (see README, 'RBAC')")
+
+
+def preflight(kube: Kube, run: ClusterRun, sample: dict) -> None:
+    ns = run.settings.namespace
+    found = kube.get_namespace(ns)
+    if found is None:
+        raise GadgetError(f"namespace {ns} does not exist; create it with: {namespace_help(ns)}")
+    level = (found.get("metadata", {}).get("labels") or {}).get(PSA_LABEL)
+    if level and level != "privileged":
+        raise GadgetError(f"namespace {ns} enforces Pod Security level {level!r}, which refuses "
+                          f"runner pods; run: kubectl label --overwrite namespace {ns} "
+                          f"{PSA_LABEL}=privileged")
+    try:
+        kube.create_pod(ns, sample, dry_run=True)
+    except Forbidden as exc:
+        text = str(exc)
+        if "PodSecurity" in text or "violates" in text:
+            raise GadgetError(f"{text}\nfix: kubectl label --overwrite namespace {ns} "
+                              f"{PSA_LABEL}=privileged") from None
+        raise GadgetError(f"{text}\nfix: {RBAC_HELP}") from None
+
+
+def _node_args(plan: NodePlan, run: ClusterRun) -> list[str]:
+    args = ["--gadget", run.gadget, "--node", plan.node, "--cluster", *run.runner_args]
+    if run.timeout:
+        args += ["--timeout", str(run.timeout)]
+    if plan.whole_host:
+        return args
+    meta = {}
+    for c in plan.containers:
+        args += ["--container-id", c.container_id]
+        meta[c.container_id] = c.metadata()
+    return [*args, "--k8s-metadata", metadata_arg(meta)]
+
+
+def describe_plan(plan: TargetPlan, diag=stderr_diag) -> None:
+    for node in plan.nodes:
+        what = "whole host" if node.whole_host else \
+            ", ".join(sorted({f"{c.namespace}/{c.pod}" for c in node.containers}))
+        diag(f"node {node.node}: runner for {what}")
+    for node, why in plan.skipped:
+        diag(f"node {node}: no runner ({why})")
+    for note in plan.notes:
+        diag(note)
+
+
+def run_cluster(kube: Kube, run: ClusterRun, pipeline: Pipeline, diag=stderr_diag) -> int:
+    plan = resolve_targets(kube, run.selection)
+    describe_plan(plan, diag)
+    if not plan.nodes:
+        raise GadgetError("no node to run on: " + "; ".join(f"{n}: {w}" for n, w in plan.skipped))
+    now = time.time()
+    manifests = [(p, runner_pod(run.settings, run.session, p.node, _node_args(p, run),
+                                run.gadget, now)) for p in plan.nodes]
+    preflight(kube, run, manifests[0][1])
+    watch = SessionWatch(kube, run.settings.namespace, run.session, diag)
+    watch.start()
+    nodes = [PodNode(kube, watch, m, p.node, run.startup_timeout) for p, m in manifests]
+    diag(f"session {run.session}: starting {len(nodes)} runner pod(s) in namespace "
+         f"{run.settings.namespace}")
+    session = Session(nodes, pipeline, timeout=run.timeout, diag=diag)
+    try:
+        code = session.run()
+    finally:
+        watch.stop()
+    _summary(nodes, session, pipeline, diag)
+    return code
+
+
+def _summary(nodes: list[PodNode], session: Session, pipeline: Pipeline, diag) -> None:
+    diag("summary:")
+    for node in nodes:
+        _rc, how = session.results.get(node.name, (1, "unknown"))
+        state = pipeline.nodes.get(node.name)
+        events = state.events if state else 0
+        lost = f", {state.lost} lost" if state and state.lost else ""
+        error = state.error.get("message") if state and state.error else ""
+        detail = f": {error}" if error and how != "ok" else ""
+        diag(f"  {node.name}: {how}{detail} ({events} events{lost})")

@@ -1,0 +1,175 @@
+"""The one module that talks to the Kubernetes API (through the official `kubernetes` client).
+
+Every call the tool makes goes through `Kube`, which returns plain dicts (the API's JSON) and
+raises `KubeError` subclasses with one-line messages: what was being done, then the API's own
+reason ("creating pod gadget-x in namespace gadget: forbidden: violates PodSecurity ...").
+The trap avoided: `ApiException` (with a multi-line HTTP dump) or urllib3 retry errors reaching
+the user, and model objects (snake_case, None-filled) leaking into the rest of the code.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import urllib3
+from kubernetes import client, config, watch
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+
+from kubectl_gadget.errors import GadgetError
+
+
+class KubeError(GadgetError):
+    """An API call failed; `status` is the HTTP code (0 when the server was not reached)."""
+
+    def __init__(self, message: str, status: int = 0, reason: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+
+
+class Forbidden(KubeError):
+    pass
+
+
+class NotFound(KubeError):
+    pass
+
+
+@dataclass(frozen=True)
+class KubeConfig:
+    kubeconfig: str | None = None
+    context: str | None = None
+
+
+def _status_message(exc: ApiException) -> tuple[str, str]:
+    try:
+        body = json.loads(exc.body or "{}")
+    except ValueError:
+        body = {}
+    return str(body.get("message") or exc.reason or "error"), str(body.get("reason") or "")
+
+
+def _translate(exc: Exception, doing: str) -> KubeError:
+    if isinstance(exc, ApiException):
+        message, reason = _status_message(exc)
+        cls = Forbidden if exc.status == 403 else NotFound if exc.status == 404 else KubeError
+        return cls(f"{doing}: {message}", int(exc.status or 0), reason)
+    if isinstance(exc, urllib3.exceptions.HTTPError | OSError):
+        return KubeError(f"{doing}: cannot reach the API server ({type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0][:200]})")
+    return KubeError(f"{doing}: {exc}")
+
+
+class Kube:
+    """A connection to one cluster (kubeconfig + context)."""
+
+    def __init__(self, cfg: KubeConfig) -> None:
+        try:
+            api_client = config.new_client_from_config(config_file=cfg.kubeconfig,
+                                                       context=cfg.context)
+            _contexts, current = config.list_kube_config_contexts(config_file=cfg.kubeconfig)
+            if cfg.context:
+                current = next((c for c in _contexts if c["name"] == cfg.context), current)
+        except (ConfigException, OSError, TypeError) as exc:
+            raise KubeError(f"loading kubeconfig: {exc}") from None
+        api_client.configuration.retries = 0
+        self.core = client.CoreV1Api(api_client)
+        self.namespace = str((current or {}).get("context", {}).get("namespace") or "default")
+        self.server = api_client.configuration.host
+
+    def _call(self, doing: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            resp = fn(*args, _preload_content=False, _request_timeout=30, **kwargs)
+            return json.loads(resp.data or b"{}")
+        except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise _translate(exc, doing) from None
+
+    def list_pods(self, namespace: str | None, label_selector: str = "",
+                  field_selector: str = "") -> list[dict[str, Any]]:
+        where = f"in namespace {namespace}" if namespace else "in all namespaces"
+        kwargs = {"label_selector": label_selector, "field_selector": field_selector}
+        if namespace:
+            data = self._call(f"listing pods {where}", self.core.list_namespaced_pod,
+                              namespace, **kwargs)
+        else:
+            data = self._call(f"listing pods {where}",
+                              self.core.list_pod_for_all_namespaces, **kwargs)
+        return list(data.get("items") or [])
+
+    def list_nodes(self) -> list[dict[str, Any]]:
+        return list(self._call("listing nodes", self.core.list_node).get("items") or [])
+
+    def get_namespace(self, name: str) -> dict[str, Any] | None:
+        try:
+            return dict(self._call(f"reading namespace {name}", self.core.read_namespace, name))
+        except NotFound:
+            return None
+
+    def create_pod(self, namespace: str, body: Mapping[str, Any],
+                   dry_run: bool = False) -> dict[str, Any]:
+        name = body.get("metadata", {}).get("name", "")
+        kwargs = {"dry_run": "All"} if dry_run else {}
+        doing = f"{'checking' if dry_run else 'creating'} pod {name} in namespace {namespace}"
+        return dict(self._call(doing, self.core.create_namespaced_pod, namespace, body,
+                               **kwargs))
+
+    def read_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return dict(self._call(f"reading pod {namespace}/{name}",
+                                   self.core.read_namespaced_pod, name, namespace))
+        except NotFound:
+            return None
+
+    def delete_pod(self, namespace: str, name: str, grace_seconds: int | None = None) -> bool:
+        kwargs = {} if grace_seconds is None else {"grace_period_seconds": grace_seconds}
+        try:
+            self._call(f"deleting pod {namespace}/{name}", self.core.delete_namespaced_pod,
+                       name, namespace, **kwargs)
+            return True
+        except NotFound:
+            return False
+
+    def watch_pods(self, namespace: str | None, label_selector: str = "",
+                   field_selector: str = "", timeout_seconds: int = 60,
+                   resource_version: str | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(event type, pod dict) until the server closes the watch after the timeout."""
+        w = watch.Watch()
+        kwargs: dict[str, Any] = {"label_selector": label_selector,
+                                  "field_selector": field_selector,
+                                  "timeout_seconds": timeout_seconds,
+                                  "_request_timeout": timeout_seconds + 10}
+        if resource_version:
+            kwargs["resource_version"] = resource_version
+        fn = self.core.list_namespaced_pod if namespace else self.core.list_pod_for_all_namespaces
+        args = (namespace,) if namespace else ()
+        try:
+            for event in w.stream(fn, *args, **kwargs):
+                obj = event.get("raw_object") or {}
+                yield str(event.get("type")), obj
+        except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise _translate(exc, "watching pods") from None
+        finally:
+            w.stop()
+
+    def follow_log(self, namespace: str, name: str, follow: bool = True) -> Iterator[bytes]:
+        """Raw chunks of a pod's log, following it until the container ends."""
+        try:
+            resp = self.core.read_namespaced_pod_log(name, namespace, follow=follow,
+                                                     _preload_content=False,
+                                                     _request_timeout=(10, None))
+        except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise _translate(exc, f"reading the log of pod {namespace}/{name}") from None
+        try:
+            while True:
+                chunk = resp.read1(65536) if hasattr(resp, "read1") else resp.read(65536)
+                if not chunk:
+                    return
+                yield chunk
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise _translate(exc, f"following the log of pod {namespace}/{name}") from None
+        finally:
+            resp.release_conn()
