@@ -51,6 +51,10 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--k8s-metadata", default="",
                    help="JSON object: container id -> {namespace, pod, container, labels, ...}")
     r.add_argument("--cluster", action="store_true", help="enrich for a cluster run")
+    r.add_argument("--follow-namespace", action="append", default=[], metavar="NS",
+                   help="also trace containers of this Kubernetes namespace that start later")
+    r.add_argument("--follow-all", action="store_true",
+                   help="also trace every container that starts later")
     r.add_argument("--timeout", type=float, default=None, help="stop after N seconds")
     r.add_argument("--deadline", type=float, default=None,
                    help="absolute Unix time at which to stop whatever happens")
@@ -85,7 +89,8 @@ def _options(ns: argparse.Namespace) -> RunOptions:
         gadget=gadget, gadget_ref=gadget_ref, gadget_digest=gadget_digest,
         node=ns.node, params=params, container_ids=tuple(ns.container_id),
         container_names=tuple(ns.container_name), mntns_ids=tuple(ns.mntns),
-        k8s_metadata=metadata, cluster=ns.cluster, timeout=ns.timeout, deadline=ns.deadline,
+        k8s_metadata=metadata, cluster=ns.cluster,
+        follow_namespaces=tuple(ns.follow_namespace), follow_all=ns.follow_all, timeout=ns.timeout, deadline=ns.deadline,
         proc_root=ns.proc_root,
         runtime_paths=RuntimePaths.under(ns.host_root) if ns.host_root else RuntimePaths(),
         prepare_host=not ns.no_prepare_host, verbose=ns.verbose)

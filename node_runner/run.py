@@ -56,6 +56,10 @@ class RunOptions:
     mntns_ids: tuple[int, ...] = ()
     k8s_metadata: Mapping[str, ContainerMetadata] = field(default_factory=dict)
     cluster: bool = False
+    # Also trace containers that appear after the start: those of these Kubernetes namespaces
+    # (and those whose namespace the runtime state does not tell), or all with follow_all.
+    follow_namespaces: tuple[str, ...] = ()
+    follow_all: bool = False
     timeout: float | None = None
     deadline: float | None = None  # absolute Unix time
     proc_root: str = "/proc"
@@ -123,6 +127,7 @@ class _Loop:
         self.g, self.encoders, self.writer, self.stop = gadget, encoders, writer, stop
         self.opts, self.table, self.enricher, self.targets = opts, table, enricher, targets
         self.counts = _Counters()
+        self.seen = {c.container_id for c in table.containers()}
         start = time.monotonic()
         self.last_refresh = start
         self.end_at = start + opts.timeout if opts.timeout else None
@@ -156,12 +161,31 @@ class _Loop:
             self.table.refresh()
             self.enricher.invalidate()
             self.last_refresh = now
-        if self.targets is not None and (self.opts.container_ids or self.opts.container_names):
+        if self.targets is not None and (self.opts.container_ids or self.opts.container_names
+                                         or self._following):
             self.table.refresh()
-            fresh = _targets(self.opts, self.table) or set()
+            fresh = (_targets(self.opts, self.table) or set()) | self._new_followed()
             if not fresh <= self.targets:
                 self.targets |= fresh
                 self.g.set_mntns_filter(self.targets)
+
+    @property
+    def _following(self) -> bool:
+        return bool(self.opts.follow_all or self.opts.follow_namespaces)
+
+    def _new_followed(self) -> set[int]:
+        """Mount namespaces of containers that appeared since the start and are followed."""
+        found: set[int] = set()
+        if not self._following:
+            return found
+        for c in self.table.containers():
+            if c.container_id in self.seen:
+                continue
+            self.seen.add(c.container_id)
+            ns = c.k8s_namespace
+            if self.opts.follow_all or not ns or ns in self.opts.follow_namespaces:
+                found |= self.table.mntns_ids(c) or {c.mntns_id}
+        return found
 
     def run(self) -> str:
         outer = select.epoll()
