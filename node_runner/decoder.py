@@ -45,7 +45,9 @@ class OutputField:
 
 def wire_type(f: FlatField) -> str:
     if f.kind == "int":
-        return f"{'s' if f.signed else 'u'}{f.size * 8}"
+        # A bitfield's byte span (1..8 bytes) is not a protocol type: take the smallest that fits.
+        bits = next(b for b in (8, 16, 32, 64) if b >= f.bit_size) if f.bit_size else f.size * 8
+        return f"{'s' if f.signed else 'u'}{bits}"
     if f.kind == "float":
         return f"f{f.size * 8}"
     return f.kind
