@@ -23,7 +23,7 @@ def rewrite_bool_args(params: list[click.Parameter], args: list[str]) -> list[st
         if isinstance(p, click.Option) and p.is_flag and p.is_bool_flag:
             for name in p.opts:
                 flags[name] = p
-    out = []
+    out: list[str] = []
     for i, arg in enumerate(args):
         if arg == "--":
             return out + args[i:]

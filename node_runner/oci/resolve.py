@@ -93,7 +93,7 @@ def _signature_layers(store: Store, ref: Reference, digest: str,
     return signing.signature_layers(manifest, lambda d: store.read_blob(str(d["digest"])))
 
 
-def _platform_manifest(store: Store, ref: Reference, entry: dict[str, Any],
+def platform_manifest(store: Store, ref: Reference, entry: dict[str, Any],
                        arch: str) -> tuple[str, dict[str, Any]]:
     digest = str(entry["digest"])
     doc = store.read_manifest(digest)
@@ -150,7 +150,7 @@ def resolve(text: str, opts: ResolveOptions) -> ResolvedGadget:
         layers = _signature_layers(store, ref, digest, opts) if keys else []
         signing.verify(str(ref), digest, layers, keys)
     arch = opts.arch or oci_arch(os.uname().machine)
-    mdigest, manifest = _platform_manifest(store, ref, entry, arch)
+    mdigest, manifest = platform_manifest(store, ref, entry, arch)
     allow.check(ref, (digest, mdigest))
     path = extract(store, ref, mdigest, manifest)
     return ResolvedGadget(str(path), str(ref), digest, mdigest, f"linux/{arch}")
