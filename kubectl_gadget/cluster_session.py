@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from kubectl_gadget.cluster import PodNode, SessionWatch
 from kubectl_gadget.errors import GadgetError
+from kubectl_gadget.follow import Follower, TargetGate
 from kubectl_gadget.kube import Forbidden, Kube
 from kubectl_gadget.pipeline import Pipeline
 from kubectl_gadget.runner_pod import RunnerSettings, metadata_arg, runner_pod
@@ -71,6 +72,10 @@ def _node_args(plan: NodePlan, run: ClusterRun) -> list[str]:
         args += ["--timeout", str(run.timeout)]
     if plan.whole_host:
         return args
+    if run.selection.namespace is None:
+        args.append("--follow-all")
+    else:
+        args += ["--follow-namespace", run.selection.namespace]
     meta = {}
     for c in plan.containers:
         args += ["--container-id", c.container_id]
@@ -104,9 +109,24 @@ def run_cluster(kube: Kube, run: ClusterRun, pipeline: Pipeline, diag=stderr_dia
     diag(f"session {run.session}: starting {len(nodes)} runner pod(s) in namespace "
          f"{run.settings.namespace}")
     session = Session(nodes, pipeline, timeout=run.timeout, diag=diag)
+    follower = None
+    if run.selection.narrows:
+        gate = TargetGate(c for p in plan.nodes for c in p.containers)
+        pipeline.gate = gate
+
+        def new_runner(p: NodePlan) -> None:
+            manifest = runner_pod(run.settings, run.session, p.node, _node_args(p, run),
+                                  run.gadget, time.time())
+            session.add_node(PodNode(kube, watch, manifest, p.node, run.startup_timeout))
+
+        follower = Follower(kube, run.selection, gate, plan.eligible,
+                            [p.node for p in plan.nodes], new_runner, diag)
+        follower.start()
     try:
         code = session.run()
     finally:
+        if follower is not None:
+            follower.stop()
         watch.stop()
     _summary(nodes, session, pipeline, diag)
     return code

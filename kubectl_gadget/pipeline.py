@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 from kubectl_gadget.operators import FieldSchema
 from kubectl_gadget.operators.fields import FieldSelection
@@ -24,6 +24,13 @@ from kubectl_gadget.output import Formatter, describe_record, make_formatter
 
 SUPPORTED_PROTOCOL = 1
 Diag = Callable[[str], None]
+
+
+class Gate(Protocol):
+    """Admits events of target containers (cluster runs); may hold some for later."""
+
+    def admit(self, ds: str, data: dict[str, Any]) -> bool: ...
+    def release(self) -> list[tuple[str, dict[str, Any]]]: ...
 
 
 @dataclass(frozen=True)
@@ -56,8 +63,9 @@ class _Datasource:
 
 
 class Pipeline:
-    def __init__(self, ops: Operators, out: TextIO, diag: Diag) -> None:
+    def __init__(self, ops: Operators, out: TextIO, diag: Diag, gate: Gate | None = None) -> None:
         self.ops = ops
+        self.gate = gate
         self.out = out
         self.diag = diag
         self.nodes: dict[str, NodeState] = {}
@@ -90,6 +98,15 @@ class Pipeline:
                 continue
             if isinstance(record, dict):
                 self.record(node, state, record)
+        self.idle()
+
+    def idle(self) -> None:
+        """Show events the gate released, and flush the formatters."""
+        if self.gate is not None:
+            for ds_name, data in self.gate.release():
+                ds = self._ds.get(ds_name)
+                if ds is not None and ds.predicate(data):
+                    ds.formatter.event(data)
         for ds in self._ds.values():
             ds.formatter.flush()
 
@@ -100,6 +117,8 @@ class Pipeline:
             data = rec.get("data")
             if ds is not None and isinstance(data, dict):
                 state.events += 1
+                if self.gate is not None and not self.gate.admit(rec["ds"], data):
+                    return
                 if ds.predicate(data):
                     ds.formatter.event(data)
         elif kind == "array":

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -66,24 +67,39 @@ class Session:
         self.timeout = timeout
         self.diag = diag
         self.results: dict[str, tuple[int, str]] = {}
+        self._lock = threading.Lock()
+        self._merger = Merger()
+        self._started: list[Node] = []
+        self._closing = False
+
+    def add_node(self, node: Node) -> None:
+        """Start one more node while the session runs (thread-safe)."""
+        with self._lock:
+            if self._closing:
+                return
+            self.nodes.append(node)
+            node.start()
+            self._started.append(node)
+            self._merger.add(node.name, node.chunks)
 
     def run(self) -> int:
         sig = _Signals()
         previous = {s: signal.signal(s, sig.handler) for s in (signal.SIGINT, signal.SIGTERM)}
-        merger = Merger()
-        started: list[Node] = []
         try:
-            for node in self.nodes:
-                node.start()
-                started.append(node)
-                merger.add(node.name, node.chunks)
-            self._consume(merger, sig)
+            for node in list(self.nodes):
+                with self._lock:
+                    node.start()
+                    self._started.append(node)
+                    self._merger.add(node.name, node.chunks)
+            self._consume(self._merger, sig)
         finally:
-            for node in started:
+            with self._lock:
+                self._closing = True
+            for node in self._started:
                 node.stop(graceful=sig.count < 2)
-            for node in started:
+            for node in self._started:
                 self.results[node.name] = node.wait()
-            merger.join()
+            self._merger.join()
             for s, h in previous.items():
                 signal.signal(s, h)
         return self._exit_code()
@@ -108,6 +124,7 @@ class Session:
                 deadline = None
             batch = merger.get(0.2)
             if batch is None:
+                self.pipeline.idle()
                 continue
             if batch.lines:
                 self.pipeline.lines(batch.node, batch.lines)

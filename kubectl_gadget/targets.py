@@ -70,6 +70,7 @@ class TargetPlan:
     nodes: tuple[NodePlan, ...]
     skipped: tuple[tuple[str, str], ...] = ()  # (node, why no runner)
     notes: tuple[str, ...] = field(default=())
+    eligible: tuple[str, ...] = ()  # nodes that could run a runner
 
 
 def _node_ready(node: Mapping[str, Any]) -> bool:
@@ -127,7 +128,8 @@ def _eligible_nodes(kube: PodLister, sel: Selection) -> tuple[list[str], list[tu
 def resolve_targets(kube: PodLister, sel: Selection) -> TargetPlan:
     usable, skipped = _eligible_nodes(kube, sel)
     if not sel.narrows:
-        return TargetPlan(tuple(NodePlan(n, whole_host=True) for n in usable), tuple(skipped))
+        return TargetPlan(tuple(NodePlan(n, whole_host=True) for n in usable), tuple(skipped),
+                          eligible=tuple(usable))
     field_sel = f"metadata.name={sel.pod}" if sel.pod else ""
     pods = kube.list_pods(sel.namespace, sel.label_selector, field_sel)
     by_node: dict[str, list[TargetContainer]] = {}
@@ -153,4 +155,4 @@ def resolve_targets(kube: PodLister, sel: Selection) -> TargetPlan:
         if node not in by_node:
             skipped.append((node, "no target pods on this node"))
     plans = tuple(NodePlan(n, tuple(by_node[n])) for n in sorted(by_node))
-    return TargetPlan(plans, tuple(skipped), tuple(notes))
+    return TargetPlan(plans, tuple(skipped), tuple(notes), tuple(usable))

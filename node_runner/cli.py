@@ -90,7 +90,8 @@ def _options(ns: argparse.Namespace) -> RunOptions:
         node=ns.node, params=params, container_ids=tuple(ns.container_id),
         container_names=tuple(ns.container_name), mntns_ids=tuple(ns.mntns),
         k8s_metadata=metadata, cluster=ns.cluster,
-        follow_namespaces=tuple(ns.follow_namespace), follow_all=ns.follow_all, timeout=ns.timeout, deadline=ns.deadline,
+        follow_namespaces=tuple(ns.follow_namespace), follow_all=ns.follow_all,
+        timeout=ns.timeout, deadline=ns.deadline,
         proc_root=ns.proc_root,
         runtime_paths=RuntimePaths.under(ns.host_root) if ns.host_root else RuntimePaths(),
         prepare_host=not ns.no_prepare_host, verbose=ns.verbose)
