@@ -70,6 +70,7 @@ def build_gadget(tmp_path: Path) -> Callable[[Path], Path]:
     counter = iter(range(1000))
 
     def build(src: Path) -> Path:
-        return compile_gadget(Path(src), tmp_path / f"built-{Path(src).name}-{next(counter)}")
+        # The output dir is named after the source: the runner names the gadget after it.
+        return compile_gadget(Path(src), tmp_path / f"built{next(counter)}" / Path(src).name)
 
     return build
