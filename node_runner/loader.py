@@ -45,14 +45,26 @@ def _attach_kind(section: str) -> str:
     return section.split("/", 1)[0].split(".s")[0] if section else ""
 
 
+_INSN_LINE = re.compile(r"^\d+: \(")
+_STATS = ("processed ", "verification time", "stack depth", "libbpf:")
+
+
 def _verifier_summary(log: str) -> str:
-    """The verifier's reason: the last informative line before its statistics."""
+    """The verifier's reason: the lines after the refused instruction, before the statistics.
+
+    A reason can take two lines ("invalid access to map value, ..." then "R6 min value is
+    outside of the allowed memory range"); the first is the one that says what is wrong.
+    """
     body = log.split("-- BEGIN PROG LOAD LOG --")[-1].split("-- END PROG LOAD LOG --")[0]
     lines = [ln.strip() for ln in body.splitlines() if ln.strip()]
+    while lines and lines[-1].startswith(_STATS):
+        lines.pop()
+    reason: list[str] = []
     for line in reversed(lines):
-        if not line.startswith(("processed ", "verification time", "stack depth", "libbpf:")):
-            return line
-    return "rejected by the verifier"
+        if _INSN_LINE.match(line) or line.startswith(";") or len(reason) == 3:
+            break
+        reason.insert(0, line)
+    return "; ".join(reason) or "rejected by the verifier"
 
 
 class LoadedGadget:
