@@ -112,14 +112,15 @@ def pack(src_dir: str | Path, tag: str | None = None, store: Store | None = None
         for arch in wanted:
             data, digest = _manifest(store, _compile(src, arch, include), config, annotations)
             entries.append({"mediaType": M.OCI_MANIFEST, "digest": digest, "size": len(data),
-                            "artifactType": M.ARTIFACT_TYPE,
                             "platform": {"architecture": arch, "os": "linux"}})
             platforms.append((f"linux/{arch}", digest))
-        index = {"schemaVersion": 2, "mediaType": M.OCI_INDEX, "artifactType": M.ARTIFACT_TYPE,
-                 "manifests": entries, "annotations": annotations}
+        # artifactType stays on the manifests: OCI 1.0 readers (skopeo 1.9) rewrite an index
+        # that carries one, and so change its digest
+        index = {"schemaVersion": 2, "mediaType": M.OCI_INDEX, "manifests": entries,
+                 "annotations": annotations}
         data = M.canonical_json(index)
         digest = store.write_blob(data)
-        store.tag(str(ref), M.descriptor(M.OCI_INDEX, data, artifactType=M.ARTIFACT_TYPE))
+        store.tag(str(ref), M.descriptor(M.OCI_INDEX, data))
     except RunnerError as exc:
         raise ImageError(f"storing image {ref}: {exc.message}") from None
     return PackResult(str(ref), digest, tuple(platforms))

@@ -26,7 +26,8 @@ def _pull_tree(store: Store, client: RegistryClient, ref: Reference, digest: str
     for child in children(manifest):
         cdigest, cmedia = str(child["digest"]), str(child.get("mediaType", ""))
         if cmedia in INDEX_TYPES + MANIFEST_TYPES:
-            if store.complete(cdigest, cmedia) and _intact(store, cdigest):
+            if _intact(store, cdigest):  # walk it anyway: a leaf below may be damaged
+                _pull_tree(store, client, ref, cdigest, store.read_blob(cdigest), cmedia)
                 continue
             cdata, cmedia2, _ = client.get_manifest(ref, cdigest)
             _pull_tree(store, client, ref, cdigest, cdata, cmedia2)
