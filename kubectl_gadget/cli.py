@@ -17,6 +17,7 @@ from kubectl_gadget.cli_cluster import cluster_options, gc, list_sessions, runne
 from kubectl_gadget.cluster_session import ClusterRun, run_cluster
 from kubectl_gadget.errors import GadgetError, UsageError
 from kubectl_gadget.gadget_arg import resolve_gadget
+from kubectl_gadget.image_cli import image
 from kubectl_gadget.kube import Kube, KubeConfig
 from kubectl_gadget.local import LocalNode
 from kubectl_gadget.operators.fields import parse_fields
@@ -139,6 +140,7 @@ def run(ctx: click.Context, gadget: str, local: bool, namespace: str | None,
 
 cli.add_command(gc)
 cli.add_command(list_sessions)
+cli.add_command(image)
 
 
 def main(argv: list[str] | None = None) -> int:
