@@ -23,13 +23,10 @@ _TRUE = {"true", "1", "yes", "y", "on"}
 _FALSE = {"false", "0", "no", "n", "off"}
 
 
-def parse_bool(text: str) -> bool:
+def parse_bool(text: str) -> bool | None:
+    """True, False, or None when `text` is not a boolean."""
     low = text.strip().lower()
-    if low in _TRUE:
-        return True
-    if low in _FALSE:
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, not {text!r}")
+    return True if low in _TRUE else False if low in _FALSE else None
 
 
 class BoolAction(argparse.BooleanOptionalAction):
@@ -46,7 +43,10 @@ class BoolAction(argparse.BooleanOptionalAction):
                 raise argparse.ArgumentError(self, "takes no value")
             setattr(namespace, self.dest, False)
             return
-        setattr(namespace, self.dest, True if values is None else parse_bool(str(values)))
+        value = True if values is None else parse_bool(str(values))
+        if value is None:
+            raise argparse.ArgumentError(self, f"expected true or false, not {values!r}")
+        setattr(namespace, self.dest, value)
 
 
 def _split(items: Sequence[str]) -> tuple[str, ...]:
