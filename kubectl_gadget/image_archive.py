@@ -107,7 +107,8 @@ def _read_members(file: str | Path) -> tuple[dict[str, bytes], bytes]:
                     elif name.lstrip("./") == "index.json":
                         index = data
     except (OSError, tarfile.TarError) as exc:
-        raise ImageError(f"importing {file}: not a readable tar archive ({exc})") from None
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "bad header"
+        raise ImageError(f"importing {file}: not a readable tar archive ({reason})") from None
     if not index:
         raise ImageError(f"importing {file}: no index.json (not an OCI image layout)")
     return blobs, index

@@ -273,10 +273,13 @@ def generate_key_cmd(output_key_prefix: str) -> None:
     key_path, pub_path = Path(f"{output_key_prefix}.key"), Path(f"{output_key_prefix}.pub")
     if key_path.exists():
         raise ImageError(f"{key_path} exists; not overwriting a private key")
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(private)
-    pub_path.write_bytes(public)
+    try:
+        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(private)
+        pub_path.write_bytes(public)
+    except OSError as exc:
+        raise ImageError(f"writing key pair {output_key_prefix}.*: {exc.strerror}") from None
     click.echo(f"private key: {key_path}\npublic key:  {pub_path}")
 
 

@@ -83,9 +83,10 @@ def _signature_layers(store: Store, ref: Reference, digest: str,
         try:
             transfer.pull_signature(store, RegistryClient(ref.registry, opts.registry),
                                     ref, digest)
-        except ImageError:
+        except ImageError as exc:
             if store.lookup(str(sig_ref)) is None:
-                raise
+                raise ImageError(f"verifying image {ref}: no signature in the local store, and "
+                                 f"fetching one failed: {exc.message}") from None
     entry = store.lookup(str(sig_ref))
     if entry is None:
         return []

@@ -51,16 +51,26 @@ def generate_key() -> tuple[bytes, bytes]:
     return private, public
 
 
-def load_private_key(path: str) -> ec.EllipticCurvePrivateKey:
+def _load_pem_private(data: bytes, path: str) -> object:
     password = os.environ.get(PASSWORD_ENV)
     try:
+        return serialization.load_pem_private_key(data, password.encode() if password else None)
+    except TypeError:  # encrypted without a password, or a password for a plain key
+        if password:
+            return serialization.load_pem_private_key(data, None)
+        raise ImageError(f"reading signing key {path}: it is encrypted; set "
+                         f"${PASSWORD_ENV}") from None
+    except ValueError:
+        raise ImageError(f"reading signing key {path}: not a PEM private key (or a wrong "
+                         f"${PASSWORD_ENV})") from None
+
+
+def load_private_key(path: str) -> ec.EllipticCurvePrivateKey:
+    try:
         with open(path, "rb") as fh:
-            key = serialization.load_pem_private_key(
-                fh.read(), password.encode() if password else None)
+            key = _load_pem_private(fh.read(), path)
     except OSError as exc:
         raise ImageError(f"reading signing key {path}: {exc.strerror}") from None
-    except (ValueError, TypeError) as exc:
-        raise ImageError(f"reading signing key {path}: not a PEM private key ({exc})") from None
     if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
         raise ImageError(f"signing key {path}: want an ECDSA P-256 key")
     return key
@@ -69,8 +79,8 @@ def load_private_key(path: str) -> ec.EllipticCurvePrivateKey:
 def load_public_key(pem: bytes, where: str) -> ec.EllipticCurvePublicKey:
     try:
         key = serialization.load_pem_public_key(pem)
-    except ValueError as exc:
-        raise ImageError(f"public key {where}: not a PEM public key ({exc})") from None
+    except ValueError:
+        raise ImageError(f"public key {where}: not a PEM public key") from None
     if not isinstance(key, ec.EllipticCurvePublicKey):
         raise ImageError(f"public key {where}: want an ECDSA key")
     return key
