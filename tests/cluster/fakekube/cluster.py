@@ -198,7 +198,9 @@ class FakeCluster(FaultInjection):
                 if all((p["metadata"].get("labels") or {}).get(k) == v for k, v in want.items())]
 
     def events(self, namespace: str, pod: str | None = None) -> list[Obj]:
+        """Events in the order they were recorded."""
         items, _ = self.store.list("events", namespace)
+        items.sort(key=lambda e: int(e["metadata"]["resourceVersion"]))
         return [e for e in items if pod is None or e["involvedObject"]["name"] == pod]
 
     def pod_log(self, namespace: str, name: str, container: str | None = None) -> str:

@@ -138,7 +138,7 @@ def resolve_argv(container: Obj, images: ImageTable, env: Mapping[str, str]) -> 
     entry = images.lookup(container["image"])
     if not command:
         if entry is None:
-            raise PullError(container["image"])
+            raise PullError()
         if not entry.argv:
             raise StartError("no command specified")
         return [*entry.argv, *args]

@@ -107,7 +107,7 @@ def schedule(pod: Obj, nodes: list[Obj], load: Counter[str],
     if fitting:
         return min(fitting, key=lambda name: (load[name], name)), ""
     total = len(nodes)
-    detail = ", ".join(f"{count} {reason}" for reason, count in sorted(reasons.items()))
+    detail = ", ".join(sorted(f"{count} {reason}" for reason, count in reasons.items()))
     message = f"0/{total} nodes are available"
     if detail:
         message += f": {detail}"

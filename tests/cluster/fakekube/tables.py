@@ -61,7 +61,7 @@ def _pod_row(pod: Obj) -> list[Any]:
 def _node_row(node: Obj) -> list[Any]:
     conditions = {c["type"]: c["status"] for c in node.get("status", {}).get("conditions") or []}
     ready = conditions.get("Ready")
-    status = "Ready" if ready == "True" else ("NotReady" if ready == "False" else "Unknown")
+    status = "Ready" if ready == "True" else ("NotReady" if ready else "Unknown")
     if node.get("spec", {}).get("unschedulable"):
         status += ",SchedulingDisabled"
     info = node.get("status", {}).get("nodeInfo") or {}
