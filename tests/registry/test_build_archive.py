@@ -89,3 +89,16 @@ def test_import_refuses_a_changed_blob(capsys: pytest.CaptureFixture[str], built
     assert Store(tmp_path / "fresh").refs() == []
     index = json.loads(tarfile.open(archive).extractfile("index.json").read())  # type: ignore
     assert index["manifests"][0]["digest"] == built_store
+
+
+def test_no_manifest_for_this_architecture(built_store: str) -> None:
+    from node_runner.errors import ImageError
+    from node_runner.oci.resolve import ResolveOptions, resolve
+
+    with pytest.raises(ImageError) as err:
+        resolve("trace_open", ResolveOptions(pull="never", verify=False, arch="arm64"))
+    assert str(err.value) == ("gadget image ghcr.io/kubectl-gadget/gadgets/trace_open:latest "
+                              "has no manifest for linux/arm64 (it has: linux/amd64)")
+    resolved = resolve("trace_open", ResolveOptions(pull="never", verify=False, arch="amd64"))
+    assert resolved.digest == built_store and resolved.platform == "linux/amd64"
+    assert Path(resolved.path).name == "trace_open"
