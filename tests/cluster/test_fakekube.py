@@ -301,6 +301,59 @@ def test_watch_expired_resource_version_is_410(fake_cluster: FakeCluster, v1: An
     assert event.value.status == 410 and "Expired: too old resource version" in event.value.reason
 
 
+def test_watch_bookmarks_and_initial_events(fake_cluster: FakeCluster, v1: Any) -> None:
+    fake_cluster.ctx.bookmark_interval = 0.2
+    fake_cluster.create_namespace("gadget")
+    v1.create_namespaced_pod("gadget", pod_body("p"))
+    events = list(watch.Watch().stream(v1.list_namespaced_pod, "gadget", timeout_seconds=1,
+                                       allow_watch_bookmarks=True, send_initial_events=True,
+                                       resource_version_match="NotOlderThan",
+                                       resource_version="0"))
+    assert events[0]["type"] == "ADDED" and events[0]["object"].metadata.name == "p"
+    end = events[1]["raw_object"]["metadata"]
+    assert events[1]["type"] == "BOOKMARK"
+    assert end["annotations"] == {"k8s.io/initial-events-end": "true"}
+    assert {e["type"] for e in events[2:]} == {"BOOKMARK"}
+    assert int(end["resourceVersion"]) == fake_cluster.store.current_rv()
+
+
+def test_unknown_fields_dry_run_and_delete_collection(fake_cluster: FakeCluster,
+                                                      v1: Any) -> None:
+    fake_cluster.create_namespace("gadget")
+    typo = pod_body("typo")  # the client refuses unknown fields itself: send raw JSON
+    typo["spec"]["containers"][0]["imagePullPolicyy"] = "Never"
+    pods = "/api/v1/namespaces/gadget/pods"
+    code, _, strict = raw(fake_cluster, "POST", pods + "?fieldValidation=Strict", typo)
+    assert (code, strict["message"]) == (400, (
+        'Pod in version "v1" cannot be handled as a Pod: strict decoding error: unknown field '
+        '"spec.containers[0].imagePullPolicyy"'))
+    code, headers, _ = raw(fake_cluster, "POST", pods, typo)
+    assert code == 201
+    assert headers["Warning"] == r'299 - "unknown field \"spec.containers[0].imagePullPolicyy\""'
+    stored = fake_cluster.get_pod("gadget", "typo")
+    assert stored is not None and "imagePullPolicyy" not in stored["spec"]["containers"][0]
+
+    dry = v1.create_namespaced_pod("gadget", pod_body("dry"), dry_run="All")
+    assert dry.metadata.name == "dry" and fake_cluster.get_pod("gadget", "dry") is None
+
+    for i in range(3):
+        fake_cluster.create_target_pod(f"t-{i}", "gadget", labels={"app": "x" if i else "y"})
+    v1.delete_collection_namespaced_pod("gadget", label_selector="app=x")
+    fake_cluster.wait_for(lambda: sorted(p["metadata"]["name"] for p in fake_cluster.pods(
+        "gadget")) == ["t-0", "typo"], what="only unmatched pods left")
+
+
+def raw(cluster: FakeCluster, method: str, path: str, body: Any = None,
+        content_type: str | None = "application/json") -> tuple[int, Any, dict[str, Any]]:
+    headers = {"Authorization": f"Bearer {cluster.tokens['admin']}"}
+    if content_type:
+        headers["Content-Type"] = content_type
+    data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
+    response = urllib3.PoolManager().request(method, cluster.url + path, body=data,
+                                             headers=headers)
+    return response.status, response.headers, json.loads(response.data)
+
+
 def test_request_log_and_strictness(fake_cluster: FakeCluster, v1: Any) -> None:
     fake_cluster.clear_requests()
     v1.list_namespaced_pod("default", label_selector="app=x")

@@ -265,9 +265,12 @@ def test_graceful_delete_sends_sigterm_and_removes_pod(cluster: FakeCluster, v1:
     cluster.wait_for_pod(NS, "graceful", lambda p: "ready" in cluster.pod_log(NS, "graceful"))
     log = cluster.ctx.logs.get(created.metadata.uid, "runner")
     v1.delete_namespaced_pod("graceful", NS)
-    types = [(e["type"], bool(e["object"].metadata.deletion_timestamp)) for e in
-             watch.Watch().stream(v1.list_namespaced_pod, NS, timeout_seconds=3,
-                                  resource_version=created.metadata.resource_version)]
+    types = []
+    for event in watch.Watch().stream(v1.list_namespaced_pod, NS, timeout_seconds=5,
+                                      resource_version=created.metadata.resource_version):
+        types.append((event["type"], bool(event["object"].metadata.deletion_timestamp)))
+        if event["type"] == "DELETED":
+            break
     assert types[-1] == ("DELETED", True) and ("MODIFIED", True) in types
     assert log is not None and log.text() == "ready\ngot-term\n"
     assert not any(group_alive(g) for g in cluster.kubelet.process_groups())
@@ -304,6 +307,14 @@ def test_env_field_refs_expansion_and_image_table(make_fake_cluster: Any) -> Non
                                         args=["x", "y"]))
     cluster.wait_for_phase(NS, "argv", "Succeeded")
     assert cluster.pod_log(NS, "argv") == "['x', 'y']\n"
+    cluster.map_image("ghcr.io/x/runner", [sys.executable, "-c",
+                                           "import os, sys; print(sys.argv[1:], "
+                                           "os.environ['IMAGE_ENV'])"],
+                      env={"IMAGE_ENV": "runner-env"}, replace_command=True)
+    v1.create_namespaced_pod(NS, runner("mapped", node="alpha", image="ghcr.io/x/runner:0.1.0",
+                                        command=["node-runner", "run"], args=["trace_open"]))
+    cluster.wait_for_phase(NS, "mapped", "Succeeded")
+    assert cluster.pod_log(NS, "mapped") == "['run', 'trace_open'] runner-env\n"
     nodes = {n.metadata.name: n.metadata.labels for n in v1.list_node().items}
     assert sorted(nodes) == ["alpha", "beta", "gamma"]
     assert nodes["beta"]["kubernetes.io/hostname"] == "beta"

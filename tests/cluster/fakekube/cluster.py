@@ -183,9 +183,14 @@ class FakeCluster(FaultInjection):
         return start_target(self.kubelet, stored, hook)
 
     def map_image(self, image: str, argv: Sequence[str], env: Mapping[str, str] | None = None,
-                  cwd: str | None = None) -> None:
-        """Running ``image`` (a container without ``command``) runs ``argv + args``."""
-        self.images.add(image, ImageEntry(tuple(argv), dict(env or {}), cwd))
+                  cwd: str | None = None, replace_command: bool = False) -> None:
+        """Running ``image`` (a container without ``command``) runs ``argv + args``.
+
+        ``replace_command=True`` also maps containers that have a ``command``:
+        ``argv + command[1:] + args``. Lookups match exact, normalized
+        (``busybox`` = ``docker.io/library/busybox:latest``) or a tagless repository key.
+        """
+        self.images.add(image, ImageEntry(tuple(argv), dict(env or {}), cwd, replace_command))
 
     def get_pod(self, namespace: str, name: str) -> Obj | None:
         return self.store.get("pods", namespace, name)

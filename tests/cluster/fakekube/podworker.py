@@ -174,7 +174,7 @@ class PodWorker:
                         str(crash.after_seconds), *crash.lines]
             else:
                 argv = resolve_argv(c, self.k.images, env)
-            if entry is not None and not c.get("command"):
+            if entry is not None and (not c.get("command") or entry.replace_command):
                 env.update(entry.env)
             log = self.k.ctx.logs.open(self.uid, c["name"])
             run.process = ContainerProcess(argv, env, (entry.cwd if entry else None)

@@ -36,11 +36,17 @@ class StartError(Exception):
 
 @dataclass(frozen=True)
 class ImageEntry:
-    """What running ``image`` means here: an entrypoint prefix plus extra env/cwd."""
+    """What running ``image`` means here: an entrypoint prefix plus extra env/cwd.
+
+    With ``replace_command``, a container's own ``command[0]`` is replaced by ``argv`` too
+    (``command: [node-runner, run]`` -> ``argv + [run] + args``), for images whose pod spec
+    names an in-image binary that does not exist on this machine.
+    """
 
     argv: tuple[str, ...]
     env: Mapping[str, str] = field(default_factory=dict)
     cwd: str | None = None
+    replace_command: bool = False
 
 
 def normalize_image(image: str) -> str:
@@ -136,6 +142,8 @@ def resolve_argv(container: Obj, images: ImageTable, env: Mapping[str, str]) -> 
     command = [expand(part, env) for part in container.get("command") or []]
     args = [expand(part, env) for part in container.get("args") or []]
     entry = images.lookup(container["image"])
+    if command and entry is not None and entry.replace_command:
+        return [*entry.argv, *command[1:], *args]
     if not command:
         if entry is None:
             raise PullError()
