@@ -45,7 +45,7 @@ def pod_body(name: str | None = None, *, image: str = "busybox:1.36", labels: di
 
 
 def status_of(exc: ApiException) -> dict[str, Any]:
-    body = json.loads(exc.body)
+    body = json.loads(str(exc.body))
     assert body["kind"] == "Status" and body["apiVersion"] == "v1" and body["status"] == "Failure"
     assert body["code"] == exc.status
     return body
@@ -200,10 +200,12 @@ def test_rbac_refusal_and_access_review(fake_cluster: FakeCluster) -> None:
     authz = client.AuthorizationV1Api(user_api.api_client)
 
     def allowed(verb: str) -> bool:
-        review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
-                  "spec": {"resourceAttributes": {"namespace": "gadget", "verb": verb,
-                                                  "resource": "pods"}}}
-        return authz.create_self_subject_access_review(review).status.allowed
+        review = client.V1SelfSubjectAccessReview(spec=client.V1SelfSubjectAccessReviewSpec(
+            resource_attributes=client.V1ResourceAttributes(namespace="gadget", verb=verb,
+                                                            resource="pods")))
+        status = authz.create_self_subject_access_review(review).status
+        assert status is not None
+        return bool(status.allowed)
 
     assert allowed("create") is False and allowed("list") is True
 

@@ -209,7 +209,8 @@ def test_node_lost(cluster: FakeCluster, v1: Any) -> None:
     assert re.search(r"^node-b\s+NotReady", nodes, re.M)
     with pytest.raises(ApiException) as unreachable:
         v1.read_namespaced_pod_log("doomed", NS)
-    assert unreachable.value.status == 500 and "no route to host" in unreachable.value.body
+    assert unreachable.value.status == 500
+    assert "no route to host" in str(unreachable.value.body)
     v1.delete_namespaced_pod("doomed", NS)
     stuck = cluster.get_pod(NS, "doomed")
     assert stuck is not None and stuck["metadata"]["deletionTimestamp"]
@@ -256,7 +257,8 @@ def test_follow_stream_drop_and_reconnect_without_duplicates(cluster: FakeCluste
     cluster.wait_for_phase(NS, "eof", "Running")
     lines, broke = _follow(v1, "eof")
     assert not broke and len(lines) == 1
-    assert cluster.get_pod(NS, "eof")["status"]["phase"] == "Running"
+    still = cluster.get_pod(NS, "eof")
+    assert still is not None and still["status"]["phase"] == "Running"
 
 
 def test_graceful_delete_sends_sigterm_and_removes_pod(cluster: FakeCluster, v1: Any) -> None:
@@ -295,9 +297,10 @@ def test_env_field_refs_expansion_and_image_table(make_fake_cluster: Any) -> Non
                                            "import sys; print(sys.argv[1:])"],
                       env={"IMAGE_ENV": "from-image"})
     v1 = cluster.core_v1()
-    env = [{"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
-           {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-           {"name": "GREETING", "value": "hi-$(NODE_NAME)"}]
+    env: list[dict[str, Any]] = [
+        {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "GREETING", "value": "hi-$(NODE_NAME)"}]
     v1.create_namespaced_pod(NS, runner("envy", node="beta", env=env, command=sh(
         'echo "$NODE_NAME $POD_NAME $GREETING $EXTRA $HOSTNAME"; echo "$1"'),
         args=["arg0", "$(POD_NAME)-expanded"]))

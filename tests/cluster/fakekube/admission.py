@@ -84,6 +84,7 @@ class Admission:
                 user = self.tokens.get(token.strip()) if scheme.lower() == "bearer" else None
             if user is None:
                 raise unauthorized()
+        assert user is not None
         return impersonate or user
 
     def allowed(self, user: str, verb: str, resource: str, namespace: str, group: str = "") -> bool:

@@ -15,9 +15,10 @@ import socket
 import threading
 import traceback
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 from . import errors, podlog, rest, schema
@@ -147,7 +148,7 @@ class _Handler(BaseHTTPRequestHandler):
                                  content_type=self.headers.get("Content-Type") or "",
                                  user_agent=self.headers.get("User-Agent") or "", headers=headers)
         owner.record(record)
-        req = Request(self.command, url.path, query, self.headers, body)
+        req = Request(self.command, url.path, query, cast(Mapping[str, str], self.headers), body)
         try:
             response = dispatch(owner.ctx, req)
         except errors.ApiError as exc:
@@ -196,7 +197,7 @@ class _Handler(BaseHTTPRequestHandler):
                         return
                     break
                 if chunk:
-                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                    self.wfile.write(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
             self.wfile.write(b"0\r\n\r\n")
         except OSError:
             self.close_connection = True
@@ -247,8 +248,7 @@ class FakeApiServer:
     @property
     def url(self) -> str:
         assert self._httpd is not None, "server not started"
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{self._address[0]}:{self._httpd.server_port}"
 
     def record(self, request: RecordedRequest) -> None:
         with self._lock:

@@ -71,7 +71,7 @@ def _pick_container(pod: Obj, wanted: str | None) -> str:
         if len(names) == 1 and not init:
             return names[0]
         if default in names:
-            return default
+            return str(default)
         raise errors.bad_request(
             f"a container name must be specified for pod {name}, choose one of: "
             f"[{' '.join(names)}]" + (f" or one of the init containers: [{' '.join(init)}]"

@@ -9,6 +9,7 @@ Objects go in and out as deep copies: callers can never mutate stored state by a
 
 from __future__ import annotations
 
+import builtins
 import json
 import queue
 import threading
@@ -156,14 +157,14 @@ class Store:
     # -- watching ------------------------------------------------------------------------
     def subscribe(
         self, resources: Iterable[str], since_rv: int | None = None
-    ) -> tuple[Subscription, list[Change]]:
+    ) -> tuple[Subscription, builtins.list[Change]]:
         """Subscribe to future changes; with ``since_rv``, also return the retained backlog.
 
         Raises 410 Expired when changes after ``since_rv`` were already compacted away.
         """
         sub = Subscription(frozenset(resources))
         with self.lock:
-            backlog: list[Change] = []
+            backlog: builtins.list[Change] = []
             if since_rv is not None:
                 if since_rv < self._compacted_rv:
                     raise errors.expired(since_rv, self._compacted_rv + 1)

@@ -15,7 +15,7 @@ Obj = dict[str, Any]
 
 
 def wants_table(accept: str | None) -> bool:
-    return bool(accept) and "as=Table" in accept and "g=meta.k8s.io" in accept
+    return accept is not None and "as=Table" in accept and "g=meta.k8s.io" in accept
 
 
 def _column(name: str, type_: str = "string", priority: int = 0, fmt: str = "") -> Obj:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from . import podstatus as ps
 from . import validation
@@ -37,9 +37,11 @@ class _CallableRuntime:
 
 
 def as_runtime(hook: HookLike | None) -> TargetRuntime | None:
-    if hook is None or (hasattr(hook, "start") and hasattr(hook, "stop")):
-        return hook  # type: ignore[return-value]
-    return _CallableRuntime(hook)  # type: ignore[arg-type]
+    if hook is None:
+        return None
+    if hasattr(hook, "start") and hasattr(hook, "stop"):
+        return cast(TargetRuntime, hook)
+    return _CallableRuntime(cast(Callable[[str, Obj], Mapping[str, str] | None], hook))
 
 
 def owner_references(owner: Owner | None) -> list[Obj]:
@@ -53,7 +55,7 @@ def owner_references(owner: Owner | None) -> list[Obj]:
                  "controller": True, "blockOwnerDeletion": True}]
     if isinstance(owner, Mapping):
         return [dict(owner)]
-    return [dict(o) for o in owner]  # type: ignore[union-attr]
+    return [dict(cast(Obj, o)) for o in owner]
 
 
 def build_pod(name: str, namespace: str, node: str, *, labels: Mapping[str, str] | None,
