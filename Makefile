@@ -18,9 +18,11 @@ install-deps:
 install-python:
 	$(PYTHON) -m pip install -q -e '.[dev]'
 
-# Compile every in-tree gadget (CO-RE, BTF kept, debug info stripped) into build/gadgets/.
+# Compile every in-tree gadget (CO-RE, BTF kept, debug info stripped) into build/gadgets/,
+# and build each one as an OCI image into the local store (tagged with its short name).
 gadgets:
 	$(PYTHON) -m kubectl_gadget.build $(addprefix gadgets/,$(GADGETS)) --out build/gadgets
+	for g in $(GADGETS); do $(PYTHON) -m kubectl_gadget image build gadgets/$$g -t $$g || exit 1; done
 
 # The test command of the README and of CI.
 test:
@@ -38,7 +40,7 @@ lint:
 	lint-imports
 
 bench:
-	$(PYTHON) -m bench
+	$(PYTHON) -m tests.bench
 
 # Regenerate the checked-in vmlinux.h of this machine's architecture from its kernel BTF.
 vmlinux:

@@ -13,11 +13,13 @@ import sys
 import click
 
 from kubectl_gadget import __version__
+from kubectl_gadget.boolflags import BoolFlagCommand
 from kubectl_gadget.cli_cluster import cluster_options, gc, list_sessions, runner_settings
 from kubectl_gadget.cluster_session import ClusterRun, run_cluster
 from kubectl_gadget.errors import GadgetError, UsageError
 from kubectl_gadget.gadget_arg import resolve_gadget
 from kubectl_gadget.image_cli import image
+from kubectl_gadget.image_run import ImageRunFlags, image_run_options, precheck
 from kubectl_gadget.kube import Kube, KubeConfig
 from kubectl_gadget.local import LocalNode
 from kubectl_gadget.operators.fields import parse_fields
@@ -73,7 +75,8 @@ def _operators(output: str, fields: str | None, filter_expr: str | None, sort: s
         sort=parse_sort(sort) if sort else (), max_entries=check_max_entries(max_entries))
 
 
-@cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+@cli.command(cls=BoolFlagCommand,
+             context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
              epilog=RUN_EXAMPLES)
 @click.argument("gadget")
 @click.option("--local", is_flag=True, help="Run on this host instead of a cluster.")
@@ -97,6 +100,7 @@ def _operators(output: str, fields: str | None, filter_expr: str | None, sort: s
 @click.option("--timeout", type=float, default=None, help="Stop after this many seconds.")
 @click.option("-v", "--verbose", is_flag=True, help="Show runner details (verifier log).")
 @cluster_options
+@image_run_options
 @click.pass_context
 def run(ctx: click.Context, gadget: str, local: bool, namespace: str | None,
         all_namespaces: bool, selector: str, podname: str, container_names: tuple[str, ...],
@@ -111,13 +115,16 @@ def run(ctx: click.Context, gadget: str, local: bool, namespace: str | None,
     if local and (namespace or all_namespaces or selector or podname or nodes):
         raise UsageError("-n, -A, -l, -p and --node select pods of a cluster; with --local "
                          "use -c/--containername or --container-id")
+    img = ImageRunFlags.pop(cluster)
     resolved = resolve_gadget(gadget)
-    params = parse_param_flags(ctx.args, resolved.spec)
+    spec = resolved.spec or precheck(resolved.runner_gadget, img, local)
+    params = parse_param_flags(ctx.args, spec)
     pipeline = Pipeline(ops, sys.stdout, stderr_diag)
-    if resolved.spec is not None:
-        for ds, schema in expected_schema(resolved.spec, cluster=not local).items():
+    if spec is not None:
+        for ds, schema in expected_schema(spec, cluster=not local).items():
             pipeline.prepare(ds, schema)
     args = runner_param_args(params) + (["--verbose"] if verbose else [])
+    args += img.runner_args()  # the runner enforces image policy, even for directories
     if local:
         for name in container_names:
             args += ["--container-name", name]

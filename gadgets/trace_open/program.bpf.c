@@ -48,7 +48,7 @@ struct {
 	__type(value, struct args_t);
 } start SEC(".maps");
 
-GADGET_TRACER_MAP(events, 1024 * 1024);
+GADGET_TRACER_MAP(events, 4 * 1024 * 1024);
 GADGET_TRACER(open, events, event);
 
 static __always_inline int enter(const char *fname, __u64 flags, __u64 mode)

@@ -1,0 +1,1 @@
+"""Benchmarks (`make bench`): not collected by pytest, never a gate on time."""
