@@ -122,7 +122,7 @@ def cache_dir() -> Path:
 def build_cached(src_dir: str | Path, arch: str = "x86_64") -> Path:
     """Build a source directory on the fly, reusing an earlier build of the same sources."""
     src = Path(src_dir).resolve()
-    out = cache_dir() / f"{src.name}-{arch}-{source_digest(src)}"
+    out = cache_dir() / f"{arch}-{source_digest(src)}" / src.name
     if not is_built_dir(out):
         build_dir(src, out, arch)
     return out

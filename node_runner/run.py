@@ -11,6 +11,7 @@ a signal handler (or on EPIPE) with records still in the ring buffer and no `end
 
 from __future__ import annotations
 
+import os
 import select
 import signal
 import sys
@@ -223,11 +224,16 @@ def run(opts: RunOptions, out: BinaryIO | None = None) -> int:
         signal.signal(sig, stop.handler)
     counts = _Counters()
     try:
+        spec, spec_error = _read_spec(opts)
         writer.record({"type": "hello", "protocol": PROTOCOL_VERSION, "runner": __version__,
                        "node": opts.node, "boot_to_wall_ns": boot_to_wall_ns(),
-                       "gadget": {"name": "", "ref": opts.gadget_ref or opts.gadget,
+                       "gadget": {"name": spec.name if spec else _gadget_name(opts.gadget),
+                                  "ref": opts.gadget_ref or opts.gadget,
                                   "digest": opts.gadget_digest}})
-        reason, counts = _run(opts, writer, stop)
+        if spec_error is not None:
+            raise spec_error
+        assert spec is not None
+        reason, counts = _run(opts, spec, writer, stop)
         writer.record(_end(reason, counts, 0))
         return 0
     except RunnerError as exc:
@@ -240,10 +246,22 @@ def run(opts: RunOptions, out: BinaryIO | None = None) -> int:
         return 130
 
 
-def _run(opts: RunOptions, writer: LineWriter, stop: _Stop) -> tuple[str, _Counters]:
+def _gadget_name(path: str) -> str:
+    return os.path.basename(os.path.normpath(path))
+
+
+def _read_spec(opts: RunOptions) -> tuple[GadgetSpec | None, RunnerError | None]:
+    """The gadget's spec, or the error reading it (reported after `hello`)."""
+    try:
+        return load_spec(opts.gadget), None
+    except GadgetFormatError as exc:
+        return None, GadgetInvalid(f"reading gadget {_gadget_name(opts.gadget)}: {exc}")
+
+
+def _run(opts: RunOptions, spec: GadgetSpec, writer: LineWriter,
+         stop: _Stop) -> tuple[str, _Counters]:
     if opts.prepare_host:
         system.prepare_host()
-    spec = load_spec(opts.gadget)
     table = ContainerTable(opts.proc_root, opts.runtime_paths, extra_metadata=opts.k8s_metadata)
     targets = _targets(opts, table)
     enricher = Enricher(table, opts.node)

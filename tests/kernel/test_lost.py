@@ -8,6 +8,7 @@ the `lost` records must add up to the `end` record's count.
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -30,7 +31,7 @@ for _ in range({STORM_OPENS}):
     except FileNotFoundError:
         pass
 """
-RINGBUF_DECL = "GADGET_TRACER_MAP(events, 1024 * 1024);"
+RINGBUF_DECL = re.compile(r"GADGET_TRACER_MAP\(events, [^)]*\);")
 
 
 @pytest.fixture
@@ -39,8 +40,8 @@ def tiny_trace_open(tmp_path: Path, build_gadget: Callable[[Path], Path]) -> Pat
     shutil.copytree(GADGETS_SRC / "trace_open", src)
     program = src / "program.bpf.c"
     text = program.read_text()
-    assert RINGBUF_DECL in text, "trace_open no longer declares its ring buffer as expected"
-    program.write_text(text.replace(RINGBUF_DECL, "GADGET_TRACER_MAP(events, 4096);"))
+    assert RINGBUF_DECL.search(text), "trace_open no longer declares its ring buffer as expected"
+    program.write_text(RINGBUF_DECL.sub("GADGET_TRACER_MAP(events, 4096);", text))
     return build_gadget(src)
 
 
