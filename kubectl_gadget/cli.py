@@ -152,7 +152,7 @@ cli.add_command(image)
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        cli.main(args=argv, prog_name="kubectl-gadget", standalone_mode=False)
+        rv = cli.main(args=argv, prog_name="kubectl-gadget", standalone_mode=False)
     except GadgetError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
-    return 0
+    return rv if isinstance(rv, int) else 0
 
 
 if __name__ == "__main__":

@@ -147,6 +147,7 @@ class PodNode:
         self.failure = ""  # set when the pod never ran or could not be followed
         self.created = False
         self.stopping = False
+        self.stream_done = False
         self.lines_seen = 0
 
     def start(self) -> None:
@@ -181,6 +182,12 @@ class PodNode:
         return False
 
     def chunks(self) -> Iterator[bytes]:
+        try:
+            yield from self._chunks()
+        finally:
+            self.stream_done = True
+
+    def _chunks(self) -> Iterator[bytes]:
         if not self.created or not self._wait_started():
             return
         delay = 0.5
@@ -222,8 +229,8 @@ class PodNode:
 
     def stop(self, graceful: bool = True) -> None:
         self.stopping = True
-        if not self.created:
-            return
+        if not self.created or (graceful and self.stream_done):
+            return  # the runner ended by itself: wait() reads its status, then deletes
         try:
             grace = None if graceful else 0
             self.kube.delete_pod(self.namespace, self.pod, grace)
@@ -238,7 +245,12 @@ class PodNode:
         pod = self.watch.wait_for(self.pod, lambda p: _terminated(p) is not None, timeout)
         term = _terminated(pod)
         code = int(term.get("exitCode", 1)) if term else 1
-        how = self.failure or classify_end(pod, code if term else None)
+        if self.failure:
+            how = self.failure
+        elif term is None:
+            how = "runner pod ended without an exit status (deleted or lost)"
+        else:
+            how = classify_end(pod, code)
         try:
             self.kube.delete_pod(self.namespace, self.pod, 0)
         except KubeError as exc:

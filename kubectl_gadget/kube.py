@@ -22,6 +22,10 @@ from kubernetes.config.config_exception import ConfigException
 from kubectl_gadget.errors import GadgetError
 
 
+# A followed log may stay silent for long (a quiet gadget); a read timeout ends it anyway.
+FOLLOW_READ_TIMEOUT = 24 * 3600
+
+
 class KubeError(GadgetError):
     """An API call failed; `status` is the HTTP code (0 when the server was not reached)."""
 
@@ -160,7 +164,7 @@ class Kube:
         try:
             resp = self.core.read_namespaced_pod_log(name, namespace, follow=follow,
                                                      _preload_content=False,
-                                                     _request_timeout=(10, None))
+                                                     _request_timeout=(10, FOLLOW_READ_TIMEOUT))
         except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
             raise _translate(exc, f"reading the log of pod {namespace}/{name}") from None
         try:
