@@ -21,7 +21,6 @@ from kubernetes.config.config_exception import ConfigException
 
 from kubectl_gadget.errors import GadgetError
 
-
 # A followed log may stay silent for long (a quiet gadget); a read timeout ends it anyway.
 FOLLOW_READ_TIMEOUT = 24 * 3600
 
