@@ -42,6 +42,27 @@ lint:
 bench:
 	$(PYTHON) -m tests.bench
 
+RUNNER_IMAGE ?= ghcr.io/kubectl-gadget/node-runner:$(shell $(PYTHON) -c 'import node_runner; print(node_runner.__version__)')
+KIND_CLUSTER ?= kubectl-gadget
+
+# The runner image (needs a Docker engine).
+runner-image:
+	docker build -f node_runner/Dockerfile -t $(RUNNER_IMAGE) .
+
+# A kind cluster with the runner image loaded and the gadget namespace ready.
+kind-up: runner-image
+	kind create cluster --config kind-config.yaml --name $(KIND_CLUSTER)
+	kind load docker-image $(RUNNER_IMAGE) --name $(KIND_CLUSTER)
+	kubectl create namespace gadget
+	kubectl label namespace gadget pod-security.kubernetes.io/enforce=privileged
+
+kind-down:
+	kind delete cluster --name $(KIND_CLUSTER)
+
+# Integration tests against the kind cluster (skipped with a reason without kind/docker).
+integration:
+	$(PYTHON) -m pytest -q integration
+
 # Regenerate the checked-in vmlinux.h of this machine's architecture from its kernel BTF.
 vmlinux:
 	bpftool btf dump file /sys/kernel/btf/vmlinux format c > gadgets/include/$(ARCH)/vmlinux.h

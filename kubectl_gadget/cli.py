@@ -116,7 +116,7 @@ def run(ctx: click.Context, gadget: str, local: bool, namespace: str | None,
         raise UsageError("-n, -A, -l, -p and --node select pods of a cluster; with --local "
                          "use -c/--containername or --container-id")
     img = ImageRunFlags.pop(cluster)
-    resolved = resolve_gadget(gadget)
+    resolved = resolve_gadget(gadget, cluster=not local)
     spec = resolved.spec or precheck(resolved.runner_gadget, img, local)
     params = parse_param_flags(ctx.args, spec)
     pipeline = Pipeline(ops, sys.stdout, stderr_diag)
@@ -137,6 +137,10 @@ def run(ctx: click.Context, gadget: str, local: bool, namespace: str | None,
     if container_ids:
         raise UsageError("--container-id is for --local; on a cluster select pods with "
                          "-n/-l/-p and containers with -c")
+    if os.path.isdir(resolved.runner_gadget):
+        stderr_diag(f"note: runner pods will read the gadget from {resolved.runner_gadget} on "
+                    "their node; for a real cluster build and push it as an image "
+                    "(kubectl gadget image build/push)")
     kube = Kube(KubeConfig(cluster.pop("kubeconfig"), cluster.pop("context")))  # type: ignore[arg-type]
     sel = Selection(None if all_namespaces else (namespace or kube.namespace), selector,
                     podname, container_names, _split_nodes(nodes))

@@ -42,7 +42,9 @@ def in_tree_source(name: str) -> Path | None:
     return src if build.is_source_dir(src) else None
 
 
-def resolve_gadget(arg: str) -> ResolvedGadget:
+def resolve_gadget(arg: str, cluster: bool = False) -> ResolvedGadget:
+    """Resolve GADGET; on a cluster, in-tree names go to the runners as names (the runner
+    image ships those gadgets) and are compiled here only to learn their params and fields."""
     path = Path(arg)
     if path.is_dir():
         if build.is_built_dir(path):
@@ -55,7 +57,8 @@ def resolve_gadget(arg: str) -> ResolvedGadget:
         raise GadgetError(f"gadget directory {arg} does not exist")
     src = in_tree_source(arg)
     if src is not None:
-        return _compile(arg, src)
+        local = _compile(arg, src)
+        return ResolvedGadget(arg, arg, local.spec) if cluster else local
     return ResolvedGadget(arg, arg, None)
 
 

@@ -15,6 +15,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from node_runner.builtin import find_builtin
 from node_runner.errors import ImageError, UsageError
 from node_runner.oci.registry import RegistryOptions
 from node_runner.oci.resolve import PULL_POLICIES, ResolveOptions, resolve
@@ -83,6 +84,10 @@ def resolve_gadget_arg(ns: argparse.Namespace) -> tuple[str, str, str]:
         return ns.gadget, ns.gadget_ref, ns.gadget_digest
     if ns.gadget.startswith((".", "/")):
         raise UsageError(f"--gadget {ns.gadget}: no such directory")
+    builtin = find_builtin(ns.gadget) if ns.pull != "always" else None
+    if builtin is not None and not allowed and not ns.verify_image:
+        # Shipped inside the runner image: trusted as much as the runner itself.
+        return builtin, ns.gadget_ref or ns.gadget, ns.gadget_digest
     opts = ResolveOptions(
         pull=ns.pull, verify=ns.verify_image is not False, public_keys=tuple(ns.public_key),
         allowed=allowed, registry=RegistryOptions(_split(ns.insecure_registries), ns.authfile))
