@@ -24,8 +24,8 @@ def workload(kind_cluster: str):
     kubectl(kind_cluster, "create", "namespace", NS, check=False)
     kubectl(kind_cluster, "-n", NS, "run", name, "--labels", "app=cart",
             "--image", "busybox:1.36", "--restart", "Never", "--",
-            "sh", "-c", "while true; do cat /etc/hostname >/dev/null; ls /nonexistent-it 2>/dev/null;"
-            " sleep 1; done")
+            "sh", "-c", "while true; do cat /etc/hostname >/dev/null; "
+            "ls /nonexistent-it 2>/dev/null; sleep 1; done")
     kubectl(kind_cluster, "-n", NS, "wait", "--for=condition=Ready", f"pod/{name}",
             "--timeout=120s")
     yield name
