@@ -88,8 +88,8 @@ def describe_plan(plan: TargetPlan, diag=stderr_diag) -> None:
         what = "whole host" if node.whole_host else \
             ", ".join(sorted({f"{c.namespace}/{c.pod}" for c in node.containers}))
         diag(f"node {node.node}: runner for {what}")
-    for node, why in plan.skipped:
-        diag(f"node {node}: no runner ({why})")
+    for name, why in plan.skipped:
+        diag(f"node {name}: no runner ({why})")
     for note in plan.notes:
         diag(note)
 

@@ -161,9 +161,9 @@ class Kube:
     def follow_log(self, namespace: str, name: str, follow: bool = True) -> Iterator[bytes]:
         """Raw chunks of a pod's log, following it until the container ends."""
         try:
-            resp = self.core.read_namespaced_pod_log(name, namespace, follow=follow,
-                                                     _preload_content=False,
-                                                     _request_timeout=(10, FOLLOW_READ_TIMEOUT))
+            resp: Any = self.core.read_namespaced_pod_log(
+                name, namespace, follow=follow, _preload_content=False,
+                _request_timeout=(10, FOLLOW_READ_TIMEOUT))
         except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
             raise _translate(exc, f"reading the log of pod {namespace}/{name}") from None
         try:
