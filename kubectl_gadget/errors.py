@@ -42,3 +42,9 @@ class ImageError(GadgetError):
     exit code 7 (the runner's `image` code)."""
 
     exit_code = 7
+
+
+class PermissionDenied(GadgetError):
+    """Not allowed to load eBPF programs here (not root): exit code 6."""
+
+    exit_code = 6

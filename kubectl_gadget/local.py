@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from kubectl_gadget.errors import GadgetError
+from kubectl_gadget.errors import PermissionDenied
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class LocalNode:
 
     def start(self) -> None:
         if os.geteuid() != 0:
-            raise GadgetError("running a gadget on this host needs root: run the same command "
+            raise PermissionDenied("running a gadget on this host needs root: run the same command "
                               "with sudo (or as a user with CAP_BPF and CAP_PERFMON)")
         # stderr goes to a file: a pipe nobody reads could fill up and block the runner.
         self._stderr = tempfile.TemporaryFile()
