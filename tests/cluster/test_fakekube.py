@@ -398,10 +398,19 @@ def test_request_log_and_strictness(fake_cluster: FakeCluster, v1: Any) -> None:
 def test_namespace_deletion_removes_contents(fake_cluster: FakeCluster, v1: Any) -> None:
     fake_cluster.create_namespace("doomed")
     fake_cluster.create_target_pod("a", "doomed")
+    stubborn = ["sh", "-c", 'trap "" TERM; while true; do sleep 0.05; done']
+    v1.create_namespaced_pod("doomed", pod_body("runner", node="node-b", command=stubborn,
+                                                terminationGracePeriodSeconds=1))
+    fake_cluster.wait_for_phase("doomed", "runner", "Running")
     deleted = v1.delete_namespace("doomed")
     assert deleted["kind"] == "Namespace" and deleted["status"]["phase"] == "Terminating"
+    with pytest.raises(ApiException) as refused:
+        v1.create_namespaced_pod("doomed", pod_body("late"))
+    assert status_of(refused.value)["message"] == (
+        'pods "late" is forbidden: unable to create new content in namespace doomed because it '
+        "is being terminated")
     fake_cluster.wait_for(lambda: fake_cluster.store.get("namespaces", "", "doomed") is None)
-    assert fake_cluster.pods("doomed") == []
+    assert fake_cluster.pods("doomed") == [] and fake_cluster.events("doomed") == []
 
 
 # -- logs through the official client -------------------------------------------------------
@@ -536,3 +545,21 @@ def test_kubectl_sees_admission_and_rbac_refusals(fake_cluster: FakeCluster) -> 
             'namespace "gadget"') in denied.stderr
     can = fake_cluster.kubectl("auth", "can-i", "list", "pods", "-n", "gadget", "--as", "eve")
     assert can.stdout.strip() == "no"
+
+
+@pytest.mark.usefixtures("kubectl_available")
+def test_tls_mode_carries_token_identity_for_both_clients(make_fake_cluster: Any) -> None:
+    cluster = make_fake_cluster(tls=True)
+    assert cluster.url.startswith("https://127.0.0.1:")
+    cluster.create_target_pod("a", "shop", labels={"app": "x"})
+    assert [p.metadata.name for p in cluster.core_v1().list_namespaced_pod("shop").items] == ["a"]
+    cluster.deny("list", "pods", namespace="shop", user="admin")
+    refused = cluster.kubectl("get", "pods", "-n", "shop")
+    assert ('pods is forbidden: User "admin" cannot list resource "pods" in API group "" in the '
+            'namespace "shop"') in refused.stderr
+    with pytest.raises(ApiException) as denied:
+        cluster.core_v1().list_namespaced_pod("shop")
+    assert denied.value.status == 403
+    cluster.clear_denials()
+    listed = cluster.kubectl("get", "pods", "-n", "shop", "-o", "name", check=True)
+    assert listed.stdout.split() == ["pod/a"]

@@ -36,6 +36,7 @@ from .resources import (
 )
 from .routing import Route, parse_path, verb_for
 from .storage import Store
+from .tls import self_signed
 from .watch import handle_watch
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -235,9 +236,10 @@ class FakeApiServer:
     """A strict fake kube-apiserver. Use as a context manager or call start()/stop()."""
 
     def __init__(self, ctx: ApiContext | None = None, host: str = "127.0.0.1",
-                 port: int = 0) -> None:
+                 port: int = 0, tls: bool = False) -> None:
         self.ctx = ctx or ApiContext(Store(), LogStore(), Admission(), Faults())
         self._address = (host, port)
+        self.cert = self_signed(host) if tls else None
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
         self._ns_thread: threading.Thread | None = None
@@ -248,7 +250,8 @@ class FakeApiServer:
     @property
     def url(self) -> str:
         assert self._httpd is not None, "server not started"
-        return f"http://{self._address[0]}:{self._httpd.server_port}"
+        scheme = "https" if self.cert else "http"
+        return f"{scheme}://{self._address[0]}:{self._httpd.server_port}"
 
     def record(self, request: RecordedRequest) -> None:
         with self._lock:
@@ -264,7 +267,10 @@ class FakeApiServer:
 
     def start(self) -> FakeApiServer:
         self._httpd = _Server(self, self._address)
-        self.ctx.server_address = self.url.removeprefix("http://")
+        if self.cert is not None:  # handshake lazily, in the handler thread
+            self._httpd.socket = self.cert.server_context().wrap_socket(
+                self._httpd.socket, server_side=True, do_handshake_on_connect=False)
+        self.ctx.server_address = self.url.split("://", 1)[1]
         self._thread = threading.Thread(target=self._httpd.serve_forever,
                                         kwargs={"poll_interval": 0.05},
                                         name="fakekube-apiserver", daemon=True)

@@ -9,6 +9,7 @@ component crashed, so leaks and harness bugs fail the test instead of hiding.
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import tempfile
@@ -48,12 +49,13 @@ class FakeCluster(FaultInjection):
                  images: Mapping[str, Sequence[str] | ImageEntry] | None = None, *,
                  workdir: str | os.PathLike[str] | None = None,
                  extra_env: Mapping[str, str] | None = None,
-                 target_runtime: HookLike | None = None, **kubelet_options: Any) -> None:
+                 target_runtime: HookLike | None = None, tls: bool = False,
+                 **kubelet_options: Any) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="fakekube-")
         self.workdir = Path(workdir) if workdir else Path(self._tmp.name)
         self.ctx = ApiContext(Store(), LogStore(), Admission(), Faults())
         self.images = ImageTable(images)
-        self.api = FakeApiServer(self.ctx)
+        self.api = FakeApiServer(self.ctx, tls=tls)
         self.kubelet = Kubelet(self.ctx, nodes, self.images, extra_env=extra_env,
                                workdir=str(self.workdir), **kubelet_options)
         self.target_runtime = as_runtime(target_runtime)
@@ -113,7 +115,7 @@ class FakeCluster(FaultInjection):
         token = self.tokens.get(user) or self.add_user(user)
         config = {
             "apiVersion": "v1", "kind": "Config", "preferences": {},
-            "clusters": [{"name": "fakekube", "cluster": {"server": self.url}}],
+            "clusters": [{"name": "fakekube", "cluster": self._cluster_entry()}],
             "users": [{"name": user, "user": {"token": token}}],
             "contexts": [{"name": "fakekube", "context": {"cluster": "fakekube", "user": user,
                                                           "namespace": namespace}}],
@@ -121,6 +123,12 @@ class FakeCluster(FaultInjection):
         }
         target.write_text(yaml.safe_dump(config))
         return target
+
+    def _cluster_entry(self) -> Obj:
+        entry: Obj = {"server": self.url}
+        if self.api.cert is not None:
+            entry["certificate-authority-data"] = base64.b64encode(self.api.cert.cert_pem).decode()
+        return entry
 
     def core_v1(self, user: str = "admin") -> Any:
         """A ``CoreV1Api`` bound to this cluster (global client config untouched)."""

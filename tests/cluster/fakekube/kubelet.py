@@ -184,35 +184,42 @@ class Kubelet:
                 self._try_schedule(pod)
 
     def _try_schedule(self, pod: Obj) -> None:
+        """Bind or mark Unschedulable, deciding on the *stored* pod under the store lock.
+
+        The dispatcher may hold a stale snapshot (its event was queued before a retry already
+        handled the pod); deciding and choosing the event inside ``mutate`` keeps both the
+        binding and the Scheduled/FailedScheduling events exactly-once.
+        """
         store = self.ctx.store
         if pod["spec"].get("schedulerName", "default-scheduler") != "default-scheduler":
             return
-        nodes = store.list("nodes")[0]
-        load = Counter(p["spec"].get("nodeName") for p in store.list("pods")[0])
-        forced = self.ctx.faults.schedule_for(pod)
-        chosen, message = schedule(pod, nodes, load, forced.reason if forced else None)
         meta = pod["metadata"]
-        previous = next((c for c in pod.get("status", {}).get("conditions") or []
-                         if c["type"] == "PodScheduled"), None)
+        outcome: dict[str, str] = {}
 
         def bind(obj: Obj) -> Obj | None:
-            if obj["spec"].get("nodeName"):
+            if obj["spec"].get("nodeName") or obj["metadata"].get("deletionTimestamp"):
                 return None
+            nodes = store.list("nodes")[0]
+            load = Counter(p["spec"].get("nodeName") for p in store.list("pods")[0])
+            forced = self.ctx.faults.schedule_for(obj)
+            chosen, message = schedule(obj, nodes, load, forced.reason if forced else None)
+            previous = next((c for c in obj.get("status", {}).get("conditions") or []
+                             if c["type"] == "PodScheduled"), None)
             if chosen:
                 obj["spec"]["nodeName"] = chosen
                 ps.set_condition(obj, "PodScheduled", True)
+                outcome["Scheduled"] = (f"Successfully assigned {meta['namespace']}/"
+                                        f"{meta['name']} to {chosen}")
             else:
+                if previous is None or previous.get("message") != message:
+                    outcome["FailedScheduling"] = message
                 ps.set_condition(obj, "PodScheduled", False, "Unschedulable", message)
             return obj
 
-        if store.mutate("pods", meta["namespace"], meta["name"], bind, meta["uid"]) is None:
-            return
-        if chosen:
-            ps.record_event(store, pod, "Scheduled", f"Successfully assigned "
-                            f"{meta['namespace']}/{meta['name']} to {chosen}",
-                            component="default-scheduler")
-        elif previous is None or previous.get("message") != message:
-            ps.record_event(store, pod, "FailedScheduling", message, "Warning",
+        store.mutate("pods", meta["namespace"], meta["name"], bind, meta["uid"])
+        for reason, message in outcome.items():
+            ps.record_event(store, pod, reason, message,
+                            "Normal" if reason == "Scheduled" else "Warning",
                             component="default-scheduler")
 
     # -- target pods ---------------------------------------------------------------------

@@ -131,7 +131,9 @@ def record_event(store: Store, pod: Obj, reason: str, message: str, type_: str =
              "source": source, "firstTimestamp": now, "lastTimestamp": now, "count": 1,
              "type": type_, "eventTime": None, "reportingComponent": component,
              "reportingInstance": host or ""}
-    if store.get("namespaces", "", meta["namespace"]) is not None:
+    namespace = store.get("namespaces", "", meta["namespace"])
+    # Like the real API: no new content in a missing or terminating namespace.
+    if namespace is not None and namespace.get("status", {}).get("phase") != "Terminating":
         store.create("events", event)
 
 
