@@ -11,9 +11,10 @@ from __future__ import annotations
 import click
 
 from kubectl_gadget.errors import UsageError
+from node_runner.constants import FALSE_WORDS, TRUE_WORDS
 
-TRUE = {"true", "1", "yes", "y", "on", "t"}
-FALSE = {"false", "0", "no", "n", "off", "f"}
+TRUE = TRUE_WORDS
+FALSE = FALSE_WORDS
 
 
 def rewrite_bool_args(params: list[click.Parameter], args: list[str]) -> list[str]:

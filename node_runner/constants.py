@@ -59,3 +59,13 @@ SEMANTIC_TYPEDEFS = (
 )
 
 RAW_SUFFIX = "_raw"
+
+# Words accepted for booleans in flags and params (`--failed=true`, `--verify-image=no`).
+TRUE_WORDS = frozenset({"true", "1", "yes", "y", "on", "t"})
+FALSE_WORDS = frozenset({"false", "0", "no", "n", "off", "f"})
+
+
+def parse_bool(text: str) -> bool | None:
+    """True, False, or None when `text` is not a boolean word."""
+    low = text.strip().lower()
+    return True if low in TRUE_WORDS else False if low in FALSE_WORDS else None

@@ -16,18 +16,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from node_runner.builtin import find_builtin
+from node_runner.constants import parse_bool
 from node_runner.errors import ImageError, UsageError
 from node_runner.oci.registry import RegistryOptions
 from node_runner.oci.resolve import PULL_POLICIES, ResolveOptions, resolve
-
-_TRUE = {"true", "1", "yes", "y", "on"}
-_FALSE = {"false", "0", "no", "n", "off"}
-
-
-def parse_bool(text: str) -> bool | None:
-    """True, False, or None when `text` is not a boolean."""
-    low = text.strip().lower()
-    return True if low in _TRUE else False if low in _FALSE else None
 
 
 class BoolAction(argparse.BooleanOptionalAction):

@@ -145,17 +145,16 @@ def load_spec(path: str, name: str | None = None) -> GadgetSpec:
         _params(btf, meta, rodata, [p.var for p in markers.params]), max_entries, rodata)
 
 
-_TRUE = {"true", "1", "yes", "y", "on"}
-_FALSE = {"false", "0", "no", "n", "off", ""}
 
 
 def encode_param(p: ParamSpec, text: str) -> bytes:
     """The bytes to write at the param's .rodata offset; ValueError says what is wrong."""
     if p.kind == "bool":
         low = text.strip().lower()
-        if low not in _TRUE | _FALSE:
+        value = C.parse_bool(low) if low else False
+        if value is None:
             raise ValueError(f"--{p.key}: '{text}' is not a boolean (true or false)")
-        return (b"\1" if low in _TRUE else b"\0").ljust(p.size, b"\0")
+        return (b"\1" if value else b"\0").ljust(p.size, b"\0")
     if p.kind == "string":
         raw = text.encode()
         if len(raw) >= p.size:
