@@ -151,10 +151,10 @@ def encode_param(p: ParamSpec, text: str) -> bytes:
     """The bytes to write at the param's .rodata offset; ValueError says what is wrong."""
     if p.kind == "bool":
         low = text.strip().lower()
-        value = C.parse_bool(low) if low else False
-        if value is None:
+        flag = C.parse_bool(low) if low else False
+        if flag is None:
             raise ValueError(f"--{p.key}: '{text}' is not a boolean (true or false)")
-        return (b"\1" if value else b"\0").ljust(p.size, b"\0")
+        return (b"\1" if flag else b"\0").ljust(p.size, b"\0")
     if p.kind == "string":
         raw = text.encode()
         if len(raw) >= p.size:
