@@ -47,3 +47,13 @@ def fake_cluster(make_fake_cluster: Callable[..., FakeCluster]) -> FakeCluster:
 def kubectl_available() -> None:
     if shutil.which("kubectl") is None:
         pytest.skip("the real kubectl binary is not on PATH")
+
+
+# End-to-end product fixtures (real client, real runners, real eBPF): see product_fixtures.py.
+from tests.cluster.product_fixtures import (  # noqa: E402
+    gadget_cluster,
+    make_gadget_cluster,
+    no_runner_leftovers,
+)
+
+__all__ = ["gadget_cluster", "make_gadget_cluster", "no_runner_leftovers"]

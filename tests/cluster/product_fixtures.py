@@ -299,56 +299,56 @@ class GadgetCluster:
             client.kill()
 
 
+class GadgetClusterFactory:
+    """`make_gadget_cluster(nodes=..., **fakekube options)`; remembers what it made."""
+
+    def __init__(self, make_fake_cluster: Callable[..., FakeCluster]) -> None:
+        self._make_fake_cluster = make_fake_cluster
+        self.made: list[GadgetCluster] = []
+
+    def __call__(self, nodes: Sequence[str | NodeSpec] = ("node-a", "node-b", "node-c"),
+                 **options: Any) -> GadgetCluster:
+        runtime = Workloads()
+        try:
+            cluster = self._make_fake_cluster(nodes=list(nodes), target_runtime=runtime,
+                                              **options)
+            cluster.create_namespace(RUNNER_NAMESPACE, privileged=True)
+            self.made.append(GadgetCluster(cluster, runtime))
+        except BaseException:
+            runtime.close()
+            raise
+        return self.made[-1]
+
+    def close(self) -> None:
+        for made in self.made:
+            made.close()
+        for made in self.made:
+            made.workloads.close()
+
+
 @pytest.fixture
 def make_gadget_cluster(make_fake_cluster: Callable[..., FakeCluster]) -> Iterator[
-        Callable[..., GadgetCluster]]:
+        GadgetClusterFactory]:
     require_kernel()
-    made: list[GadgetCluster] = []
-    workloads: list[Workloads] = []
-
-    def make(nodes: Sequence[str | NodeSpec] = ("node-a", "node-b", "node-c"),
-             **options: Any) -> GadgetCluster:
-        runtime = Workloads()
-        workloads.append(runtime)
-        cluster = make_fake_cluster(nodes=list(nodes), target_runtime=runtime, **options)
-        cluster.create_namespace(RUNNER_NAMESPACE, privileged=True)
-        made.append(GadgetCluster(cluster, runtime))
-        return made[-1]
-
+    factory = GadgetClusterFactory(make_fake_cluster)
     try:
-        yield make
+        yield factory
     finally:
-        for gc in made:
-            gc.close()
-        for runtime in workloads:
-            runtime.close()
+        factory.close()
 
 
 @pytest.fixture
-def gadget_cluster(make_gadget_cluster: Callable[..., GadgetCluster]) -> GadgetCluster:
+def gadget_cluster(make_gadget_cluster: GadgetClusterFactory) -> GadgetCluster:
     return make_gadget_cluster()
 
 
 @pytest.fixture
-def no_runner_leftovers(make_gadget_cluster: Callable[..., GadgetCluster],
-                        make_fake_cluster: Callable[..., FakeCluster]) -> Iterator[None]:
+def no_runner_leftovers(make_gadget_cluster: GadgetClusterFactory) -> Iterator[None]:
     """After the test: no pod with our managed-by label remains in any namespace.
 
-    Depends on both factories so it is torn down first, while the clusters still run; the
-    test's clients are killed first (a still-running client would be a leak of its own).
+    It depends on the factory, so it is torn down before it, while the clusters still run.
     """
-    clusters: list[FakeCluster] = []
-    original = FakeCluster.start
-
-    def start(self: FakeCluster) -> FakeCluster:
-        clusters.append(self)
-        return original(self)
-
-    FakeCluster.start = start  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        FakeCluster.start = original  # type: ignore[method-assign]
-    leftovers = {c.url: managed_pods(c) for c in clusters}
+    yield
+    leftovers = {made.cluster.url: managed_pods(made.cluster) for made in make_gadget_cluster.made}
     leftovers = {url: pods for url, pods in leftovers.items() if pods}
-    assert not leftovers, f"runner pods left behind: {leftovers}"
+    assert not leftovers, f"objects with our labels left behind: {leftovers}"

@@ -336,6 +336,7 @@ def test_request_log_and_strictness(fake_cluster: FakeCluster, v1: Any) -> None:
         return response.status, json.loads(response.data)
 
     assert call("GET", "/api/v1/widgets")[1]["reason"] == "NotFound"
+    assert call("FOO", "/api/v1/namespaces/default/pods")[1]["reason"] == "MethodNotAllowed"
     assert call("GET", "/api/v2/pods")[0] == 404
     assert call("POST", "/api/v1/namespaces/default/pods/x", b"{}",
                 "application/json")[1]["code"] == 405
@@ -353,6 +354,7 @@ def test_request_log_and_strictness(fake_cluster: FakeCluster, v1: Any) -> None:
                             "application/json")
     assert code == 400 and "cannot unmarshal number" in wrong_type["message"]
     assert [r.status for r in fake_cluster.writes()] == [405, 400, 415, 415, 400]
+    assert [r.status for r in fake_cluster.requests("FOO")] == [405]
 
 
 def test_namespace_deletion_removes_contents(fake_cluster: FakeCluster, v1: Any) -> None:

@@ -160,12 +160,12 @@ class _Handler(BaseHTTPRequestHandler):
         record.user, record.status = req.user, response.code
         self._write(response)
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
-
-    def do_HEAD(self) -> None:
-        self._write(Response.error(errors.method_not_allowed()))
-
-    do_OPTIONS = do_HEAD
+    def __getattr__(self, name: str) -> Any:
+        # Every HTTP method (GET, HEAD, FOO...) is recorded and answered with a Status;
+        # the router decides what is a 405, instead of http.server's HTML 501.
+        if name.startswith("do_"):
+            return self._handle
+        raise AttributeError(name)
 
     def _start(self, response: Response, length: int | None) -> None:
         self.send_response(response.code)
@@ -185,7 +185,8 @@ class _Handler(BaseHTTPRequestHandler):
             body = response.body
             data = body if isinstance(body, bytes) else json.dumps(body).encode()
             self._start(response, len(data))
-            self.wfile.write(data)
+            if self.command != "HEAD":
+                self.wfile.write(data)
             return
         self._start(response, None)
         stream = response.stream
