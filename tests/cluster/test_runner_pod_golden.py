@@ -1,0 +1,99 @@
+"""The runner pod manifest, checked against golden YAML (tests/cluster/golden/runner_pod*.yaml).
+
+The manifest is what a cluster admin reviews before letting the tool in (privileges, host
+mounts, placement, lifetime), so any change to it must show up as a reviewed golden diff.
+`UPDATE_GOLDEN=1 python -m pytest tests/cluster/test_runner_pod_golden.py` rewrites the files;
+a missing golden file fails (it is never created silently). The client version is written as
+`<version>` so a version bump alone does not churn the files.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from kubectl_gadget.runner_pod import (
+    CLIENT_VERSION,
+    DEFAULT_IMAGE,
+    RunnerSettings,
+    metadata_arg,
+    runner_pod,
+)
+
+GOLDEN = Path(__file__).parent / "golden"
+NOW = 1_760_000_000.0  # 2025-10-09T08:53:20Z
+SESSION = "0a1b2c3d"
+NODE = "worker-1.example.com"
+GADGET = "ghcr.io/kubectl-gadget/gadgets/trace_exec:v1"
+METADATA = {"3f" * 32: {"namespace": "shop", "pod_name": "cart-7d4b9-x2x8q",
+                        "container_name": "app", "pod_labels": {"app": "cart"},
+                        "owner_kind": "ReplicaSet", "owner_name": "cart-7d4b9"}}
+ARGS = ["--gadget", GADGET, "--node", NODE, "--cluster", "--timeout", "30.0",
+        "--follow-namespace", "shop", "--container-id", "3f" * 32,
+        "--k8s-metadata", metadata_arg(METADATA)]
+
+CASES = {
+    "runner_pod.yaml": RunnerSettings(),
+    "runner_pod_privileged.yaml": RunnerSettings(privileged=True),
+    "runner_pod_no_tolerations_pull_secrets.yaml": RunnerSettings(
+        namespace="tracing", image="registry.example/mirror/node-runner:0.1.0",
+        pull_policy="Always", pull_secrets=("mirror-creds", "backup-creds"),
+        tolerate_taints=False, deadline_seconds=600),
+}
+
+
+def render(settings: RunnerSettings) -> str:
+    manifest = runner_pod(settings, SESSION, NODE, list(ARGS), GADGET, NOW)
+    manifest["metadata"]["annotations"][CLIENT_VERSION] = "<version>"
+    container = manifest["spec"]["containers"][0]
+    if container["image"] == DEFAULT_IMAGE:
+        container["image"] = DEFAULT_IMAGE.rsplit(":", 1)[0] + ":<version>"
+    return yaml.safe_dump(manifest, sort_keys=False, default_flow_style=False, width=100)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_runner_pod_matches_golden(name: str) -> None:
+    path = GOLDEN / name
+    text = render(CASES[name])
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text)
+    if not path.exists():
+        pytest.fail(f"golden file {path} is missing; review the manifest and create it with "
+                    "UPDATE_GOLDEN=1")
+    want = path.read_text()
+    if text != want:
+        diff = "".join(difflib.unified_diff(want.splitlines(True), text.splitlines(True),
+                                            f"{name} (golden)", f"{name} (runner_pod)"))
+        pytest.fail(f"runner pod manifest differs from {path} (UPDATE_GOLDEN=1 to accept):\n"
+                    f"{diff}")
+
+
+def test_goldens_differ_where_the_flags_say() -> None:
+    """The golden files themselves encode the flags: guard against regenerating them from a
+    runner_pod that ignores its settings."""
+    default, privileged, custom = (yaml.safe_load((GOLDEN / n).read_text()) for n in (
+        "runner_pod.yaml", "runner_pod_privileged.yaml",
+        "runner_pod_no_tolerations_pull_secrets.yaml"))
+    sc = default["spec"]["containers"][0]["securityContext"]
+    assert sc["privileged"] is False and sc["capabilities"]["drop"] == ["ALL"]
+    assert "SYS_ADMIN" in sc["capabilities"]["add"]
+    assert privileged["spec"]["containers"][0]["securityContext"] == {"privileged": True}
+    assert default["spec"]["tolerations"] == [{"operator": "Exists"}]
+    assert "tolerations" not in custom["spec"]
+    assert custom["spec"]["imagePullSecrets"] == [{"name": "mirror-creds"},
+                                                  {"name": "backup-creds"}]
+    assert custom["spec"]["activeDeadlineSeconds"] == 600
+    assert custom["metadata"]["namespace"] == "tracing"
+    for manifest in (default, privileged, custom):
+        spec = manifest["spec"]
+        assert spec["restartPolicy"] == "Never"
+        assert spec["automountServiceAccountToken"] is False
+        args = spec["containers"][0]["args"]
+        deadline = int(args[args.index("--deadline") + 1])
+        assert deadline == int(NOW) + spec["activeDeadlineSeconds"]
+        assert manifest["metadata"]["labels"]["kubectl-gadget.io/session"] == SESSION
