@@ -33,6 +33,7 @@ class SessionWatch:
         self.kube, self.namespace, self.diag = kube, namespace, diag
         self.selector = f"{SESSION_LABEL}={session}"
         self.pods: dict[str, dict[str, Any]] = {}
+        self.final: dict[str, dict[str, Any]] = {}  # last state of deleted pods
         self.gone: set[str] = set()
         self.cond = threading.Condition()
         self._stop = threading.Event()
@@ -64,6 +65,7 @@ class SessionWatch:
         with self.cond:
             if kind == "DELETED":
                 self.pods.pop(name, None)
+                self.final[name] = pod  # its exit status, for the summary
                 self.gone.add(name)
             elif kind in ("ADDED", "MODIFIED"):
                 self.pods[name] = pod
@@ -167,7 +169,8 @@ class PodNode:
     def _wait_started(self) -> bool:
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline and not self.stopping:
-            pod = self.watch.wait_for(self.pod, _started, 1.0)
+            pod = self.watch.wait_for(
+                self.pod, lambda p: _started(p) or pending_reason(p)[1], 1.0)
             if _started(pod):
                 self.watch.waiting.pop(self.name, None)
                 return True
@@ -199,7 +202,8 @@ class PodNode:
             else:
                 last_error = ""
             pod = self.watch.pods.get(self.pod)
-            if _terminated(pod) or pod is None or self.stopping and not last_error:
+            if _terminated(pod) or pod is None or _node_lost(pod) or (
+                    self.stopping and not last_error):
                 return
             time.sleep(delay)
             delay = min(delay * 2, 8.0)
@@ -242,12 +246,15 @@ class PodNode:
         self.watch.waiting.pop(self.name, None)
         if not self.created:
             return 1, self.failure
-        pod = self.watch.wait_for(self.pod, lambda p: _terminated(p) is not None, timeout)
+        pod = self.watch.pods.get(self.pod)
+        if not (self.failure or _node_lost(pod)):  # else it will not end by itself: delete
+            pod = self.watch.wait_for(self.pod, lambda p: _terminated(p) is not None, timeout)
+        pod = pod or self.watch.final.get(self.pod)
         term = _terminated(pod)
         code = int(term.get("exitCode", 1)) if term else 1
         if self.failure:
             how = self.failure
-        elif term is None:
+        elif term is None and not _node_lost(pod):
             how = "runner pod ended without an exit status (deleted or lost)"
         else:
             how = classify_end(pod, code)
@@ -257,6 +264,11 @@ class PodNode:
             how += f"; deleting the pod failed: {exc}"
         self.watch.wait_for(self.pod, lambda p: p is None, 15.0)
         return (0 if how == "ok" else code or 1), how
+
+
+def _node_lost(pod: dict[str, Any] | None) -> bool:
+    status = (pod or {}).get("status", {})
+    return status.get("reason") == "NodeLost" or status.get("phase") == "Unknown"
 
 
 def _started(pod: dict[str, Any] | None) -> bool:
