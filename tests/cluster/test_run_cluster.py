@@ -40,7 +40,7 @@ def test_run_selects_matching_pods_across_three_nodes(make_gadget_cluster: Any) 
     gc.target("web-d", node="node-d", labels={"app": "web"})  # node without one
     gc.target("cart-other", namespace="other", node="node-b")  # right label, wrong namespace
 
-    client = gc.run_gadget("-n", "shop", "-l", "app=cart", "--timeout", "12")
+    client = gc.run_gadget("-n", "shop", "-l", "app=cart", "--timeout", "8")
     session = client.session
     gc.wait_runners_streaming(session, ["node-a", "node-b", "node-c"])
     assert {p["spec"]["nodeName"] for p in gc.runner_pods(session)} == {
@@ -89,7 +89,7 @@ def test_run_selects_matching_pods_across_three_nodes(make_gadget_cluster: Any) 
 def test_pods_started_after_the_run_began_are_traced(gadget_cluster: GadgetCluster) -> None:
     gc = gadget_cluster
     gc.target("cart-a", node="node-a")
-    client = gc.run_gadget("-n", "shop", "-l", "app=cart", "--timeout", "25")
+    client = gc.run_gadget("-n", "shop", "-l", "app=cart", "--timeout", "60")
     session = client.session
     gc.wait_runners_streaming(session, ["node-a"])
     assert len(gc.runner_pods(session)) == 1
@@ -121,7 +121,8 @@ def test_pods_started_after_the_run_began_are_traced(gadget_cluster: GadgetClust
     assert set(took) == set(late), f"not traced within 20 s: {set(late) - set(took)}\n" \
                                    f"{client.stderr}"
     client.wait_stderr(r"node node-b: new target pod shop/cart-late-b, starting a runner")
-    assert client.wait() == 0, client.stderr
+    client.signal(signal.SIGINT)
+    assert client.wait(30) == 0, client.stderr
     events = client.events()
     for pod in late:
         found = [e for e in events if f"late-{pod}-" in str(e.get("args", ""))]

@@ -1,0 +1,196 @@
+"""Cluster runs that go wrong: a runner killed or its node lost mid-run, admission and RBAC
+refusals, unschedulable runner pods and image pull failures.
+
+Partial failure must not stop the other nodes; every failure is one clear line on stderr (no
+traceback) naming the node and the cause; the exit code follows the documented rule (0 all
+nodes ok, 1 otherwise unless every runner failed with the same runner code 2-7). Each test
+ends with no runner pod left (`no_runner_leftovers`).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import Any
+
+import pytest
+
+from kubectl_gadget.runner_pod import NODE_LABEL
+from tests.cluster.product_fixtures import RUNNER_NAMESPACE, GadgetClient, GadgetCluster
+
+pytestmark = pytest.mark.usefixtures("no_runner_leftovers")
+
+Event = dict[str, Any]
+
+
+def markers(events: list[Event], prefix: str) -> set[str]:
+    return {a.split()[-1] for e in events if (a := str(e.get("args", ""))).split()[-1:]
+            and a.split()[-1].startswith(prefix) and e.get("comm") == "echo"}
+
+
+def summary_line(client: GadgetClient, node: str) -> str:
+    lines = client.stderr.split("summary:", 1)[-1].splitlines()
+    found = [line for line in lines if line.startswith(f"  {node}: ")]
+    assert len(found) == 1, f"no summary line for {node}:\n{client.stderr}"
+    return found[0]
+
+
+def _three_carts(gc: GadgetCluster) -> None:
+    for node in ("node-a", "node-b", "node-c"):
+        gc.target(f"cart-{node[-1]}", node=node)
+
+
+def _exec_round(gc: GadgetCluster, tag: str, nodes: tuple[str, ...]) -> set[str]:
+    sent = set()
+    for node in nodes:
+        marker = f"{tag}-{node}"
+        gc.workloads.exec("shop", f"cart-{node[-1]}", ["/bin/echo", marker])
+        sent.add(marker)
+    return sent
+
+
+def test_runner_killed_mid_run_others_keep_streaming(gadget_cluster: GadgetCluster) -> None:
+    gc = gadget_cluster
+    _three_carts(gc)
+    client = gc.run_gadget("-n", "shop", "-l", "app=cart", "--timeout", "10")
+    session = client.session
+    pods = gc.wait_runners_streaming(session, ["node-a", "node-b", "node-c"])
+    before = _exec_round(gc, "before", ("node-a", "node-b", "node-c"))
+    client.wait_events(lambda ev: markers(ev, "before-") == before, what="events before")
+
+    victim = pods["node-b"]["metadata"]["name"]
+    pids = gc.runner_pids(victim)
+    assert pids, f"no process found for runner pod {victim}"
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    gc.wait_for_phase(RUNNER_NAMESPACE, victim, "Failed")
+
+    after = _exec_round(gc, "after", ("node-a", "node-c"))
+    client.wait_events(lambda ev: markers(ev, "after-") == after,
+                       what="events from the surviving nodes after the kill")
+    assert client.wait() == 1, client.stderr
+    err = client.stderr
+    assert "Traceback" not in err
+    line = summary_line(client, "node-b")
+    assert "exit code 137" in line, line
+    assert "ok" in summary_line(client, "node-a") and "ok" in summary_line(client, "node-c")
+    events = client.events()
+    assert markers(events, "after-") == after and markers(events, "before-") == before
+    assert {e["k8s.node"] for e in events if e.get("args", "").startswith("/bin/echo after-")} \
+        == {"node-a", "node-c"}
+
+
+def test_node_lost_mid_run(gadget_cluster: GadgetCluster) -> None:
+    gc = gadget_cluster
+    _three_carts(gc)
+    client = gc.run_gadget("-n", "shop", "-l", "app=cart", "--timeout", "10")
+    session = client.session
+    gc.wait_runners_streaming(session, ["node-a", "node-b", "node-c"])
+    lost_at = time.monotonic()
+    gc.lose_node("node-b")
+    after = _exec_round(gc, "after", ("node-a", "node-c"))
+    client.wait_events(lambda ev: markers(ev, "after-") == after,
+                       what="events from the surviving nodes after node-b was lost")
+    rc = client.wait(60)
+    took = time.monotonic() - lost_at
+    assert rc == 1, client.stderr
+    # The run ends at its --timeout: a lost node is not retried until the grace runs out.
+    assert took < 20, f"the run ended {took:.0f}s after node-b was lost (--timeout 10)"
+    assert "Traceback" not in client.stderr
+    assert "node lost" in summary_line(client, "node-b"), client.stderr
+    assert "ok" in summary_line(client, "node-a")
+
+
+# -- refusals before or at pod start ---------------------------------------------------------
+
+def _whole_host_run(gc: GadgetCluster, *extra: str) -> GadgetClient:
+    return gc.run_gadget("-A", "--node", "node-a", "--timeout", "10", *extra)
+
+
+def _pod_posts(gc: GadgetCluster) -> tuple[list[Any], list[Any]]:
+    posts = gc.requests("POST", f"/api/v1/namespaces/{RUNNER_NAMESPACE}/pods")
+    dry = [r for r in posts if "dryRun" in r.query]
+    return dry, [r for r in posts if "dryRun" not in r.query]
+
+
+@pytest.mark.parametrize("labelled", [False, True], ids=["psa-default", "psa-label"])
+def test_pod_security_refusal_names_the_label_command(make_gadget_cluster: Any,
+                                                       labelled: bool) -> None:
+    gc: GadgetCluster = make_gadget_cluster(privileged_namespace=False)
+    if labelled:
+        gc.store.mutate("namespaces", "", RUNNER_NAMESPACE, lambda ns: (
+            ns["metadata"]["labels"].update({"pod-security.kubernetes.io/enforce": "baseline"})
+            or ns))
+    else:
+        gc.enforce_pod_security("baseline")
+    client = _whole_host_run(gc)
+    rc = client.wait(30)
+    err = client.stderr
+    assert rc == 1, err
+    assert "Traceback" not in err
+    assert (f"kubectl label --overwrite namespace {RUNNER_NAMESPACE} "
+            "pod-security.kubernetes.io/enforce=privileged") in err, err
+    dry, real = _pod_posts(gc)
+    assert real == [], "a runner pod was created although admission refuses it"
+    if not labelled:
+        assert dry, "the refusal should come from a server-side dry run"
+        assert "PodSecurity" in err or "violates" in err, err
+    assert gc.pods(RUNNER_NAMESPACE) == []
+
+
+def test_rbac_refusal_names_the_missing_permission(gadget_cluster: GadgetCluster) -> None:
+    gc = gadget_cluster
+    gc.deny("create", "pods", namespace=RUNNER_NAMESPACE)
+    client = _whole_host_run(gc)
+    rc = client.wait(30)
+    err = client.stderr
+    assert rc == 1, err
+    assert "Traceback" not in err
+    assert 'cannot create resource "pods"' in err, err
+    assert "pods create" in err, "the message should say which permission to grant"
+    _dry, real = _pod_posts(gc)
+    assert real == []
+    assert gc.pods(RUNNER_NAMESPACE) == []
+
+
+@pytest.mark.parametrize("how", ["scheduler", "taint"])
+def test_unschedulable_runner_is_reported(gadget_cluster: GadgetCluster, how: str) -> None:
+    gc = gadget_cluster
+    extra: tuple[str, ...] = ()
+    if how == "scheduler":
+        gc.fail_scheduling("Insufficient cpu", labels={NODE_LABEL: "node-a"})
+        expected = "Insufficient cpu"
+    else:
+        gc.taint_node("node-a", "dedicated", "db", "NoSchedule")
+        extra = ("--no-tolerate-taints",)
+        expected = "untolerated taint"
+    started = time.monotonic()
+    client = _whole_host_run(gc, "--startup-timeout", "3", *extra)
+    client.wait_stderr(r"waiting on 1 node\(s\): unschedulable", timeout=10)
+    rc = client.wait(60)
+    took = time.monotonic() - started
+    err = client.stderr
+    assert rc == 1, err
+    assert "Traceback" not in err
+    line = summary_line(client, "node-a")
+    assert "unschedulable" in line and expected in line, line
+    assert "not started after 3s" in line, line
+    # A pod that never started is deleted at once, not waited for (it cannot end by itself).
+    assert took < 3 + 20, f"the run took {took:.0f}s after a 3s startup timeout"
+
+
+def test_image_pull_failure_is_reported(gadget_cluster: GadgetCluster) -> None:
+    gc = gadget_cluster
+    gc.fail_image_pull(message="pull access denied, repository does not exist",
+                       labels={NODE_LABEL: "node-a"})
+    started = time.monotonic()
+    client = _whole_host_run(gc, "--runner-image", "registry.example/nope/runner:0")
+    rc = client.wait(60)
+    took = time.monotonic() - started
+    err = client.stderr
+    assert rc == 1, err
+    assert "Traceback" not in err
+    line = summary_line(client, "node-a")
+    assert "image pull failed" in line and "pull access denied" in line, line
+    assert took < 20, f"the run took {took:.0f}s although the image pull failed at once"
