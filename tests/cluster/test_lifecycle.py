@@ -77,11 +77,11 @@ def test_sigkill_leaves_pods_that_stop_at_their_deadline_and_gc_removes_them(
     gc = gadget_cluster
     gc.target("cart-a", node="node-a")
     gc.target("cart-b", node="node-b")
-    client = gc.run_gadget("-n", "shop", "-l", "app=cart", "--runner-deadline", "6")
+    client = gc.run_gadget("-n", "shop", "-l", "app=cart", "--runner-deadline", "5")
     session = client.session
     pods = gc.wait_runners_streaming(session, ["node-a", "node-b"])
     names = sorted(p["metadata"]["name"] for p in pods.values())
-    assert all(p["spec"]["activeDeadlineSeconds"] == 6 for p in pods.values())
+    assert all(p["spec"]["activeDeadlineSeconds"] == 5 for p in pods.values())
     client.kill()
     killed = time.monotonic()
 
