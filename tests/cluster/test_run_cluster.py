@@ -102,7 +102,7 @@ def test_pods_started_after_the_run_began_are_traced(gadget_cluster: GadgetClust
         created[pod] = time.monotonic()
     gc.target("web-late-b", node="node-b", labels={"app": "web"})
 
-    took = {}
+    took: dict[str, float] = {}
     n = 0
     deadline = time.monotonic() + 20
     while len(took) < len(late) and time.monotonic() < deadline:
