@@ -34,6 +34,7 @@ class SessionWatch:
         self.selector = f"{SESSION_LABEL}={session}"
         self.pods: dict[str, dict[str, Any]] = {}
         self.final: dict[str, dict[str, Any]] = {}  # last state of deleted pods
+        self.pull_errors: dict[str, str] = {}  # pod -> last ErrImagePull message
         self.gone: set[str] = set()
         self.cond = threading.Condition()
         self._stop = threading.Event()
@@ -69,7 +70,15 @@ class SessionWatch:
                 self.gone.add(name)
             elif kind in ("ADDED", "MODIFIED"):
                 self.pods[name] = pod
+                self._remember_pull_error(name, pod)
             self.cond.notify_all()
+
+    def _remember_pull_error(self, name: str, pod: dict[str, Any]) -> None:
+        # ErrImagePull carries the cause; the ImagePullBackOff that follows only says "back-off".
+        for cs in pod.get("status", {}).get("containerStatuses") or []:
+            waiting = cs.get("state", {}).get("waiting") or {}
+            if waiting.get("reason") == "ErrImagePull" and waiting.get("message"):
+                self.pull_errors[name] = str(waiting["message"])
 
     def wait_for(self, name: str, predicate: Callable[[dict[str, Any] | None], bool],
                  timeout: float) -> dict[str, Any] | None:
@@ -176,6 +185,9 @@ class PodNode:
                 return True
             reason, final = pending_reason(pod)
             self.watch.waiting[self.name] = reason
+            cause = self.watch.pull_errors.get(self.pod)
+            if final and reason.startswith("image pull failed") and cause:
+                reason = f"image pull failed: {cause}"
             if final:
                 self._fail(reason)
                 return False
