@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from types import FrameType
 from typing import Protocol, TextIO
@@ -28,6 +29,16 @@ from node_runner.enrich import enrichment_schema
 from node_runner.gadget.spec import GadgetSpec
 
 GRACE_AFTER_TIMEOUT = 15.0
+START_CONCURRENCY = 16
+
+
+def _map_threads(fn: Callable[[Node], tuple[int, str]],
+                 nodes: Sequence[Node]) -> list[tuple[int, str]]:
+    """fn over nodes, concurrently (waiting for and deleting N pods is N round trips)."""
+    if len(nodes) <= 1:
+        return [fn(n) for n in nodes]
+    with ThreadPoolExecutor(max_workers=START_CONCURRENCY, thread_name_prefix="wait") as pool:
+        return list(pool.map(fn, nodes))
 
 
 class Node(Protocol):
@@ -78,36 +89,43 @@ class Session:
             if self._closing:
                 return
             self.nodes.append(node)
-            node.start()
+        self._start(node)
+
+    def _start(self, node: Node) -> None:
+        node.start()
+        with self._lock:
             self._started.append(node)
             self._merger.add(node.name, node.chunks)
 
     def run(self) -> int:
         sig = _Signals()
         previous = {s: signal.signal(s, sig.handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        # Nodes start concurrently (one API round trip each on a cluster) and their output is
+        # shown as soon as the first one streams.
+        pool = ThreadPoolExecutor(max_workers=START_CONCURRENCY, thread_name_prefix="start")
         try:
-            for node in list(self.nodes):
-                with self._lock:
-                    node.start()
-                    self._started.append(node)
-                    self._merger.add(node.name, node.chunks)
-            self._consume(self._merger, sig)
+            starts = [pool.submit(self._start, node) for node in list(self.nodes)]
+            self._consume(self._merger, sig, starts)
         finally:
             with self._lock:
                 self._closing = True
+            pool.shutdown(wait=True)
             for node in self._started:
                 node.stop(graceful=sig.count < 2)
-            for node in self._started:
-                self.results[node.name] = node.wait()
+            ended = _map_threads(lambda n: n.wait(), self._started)
+            self.results.update({n.name: r for n, r in zip(self._started, ended, strict=True)})
             self._merger.join()
             for s, h in previous.items():
                 signal.signal(s, h)
         return self._exit_code()
 
-    def _consume(self, merger: Merger, sig: _Signals) -> None:
+    def _consume(self, merger: Merger, sig: _Signals, starts: list[Future[None]]) -> None:
         deadline = time.monotonic() + self.timeout + GRACE_AFTER_TIMEOUT if self.timeout else None
         handled = 0
-        while merger.open_nodes:
+        while merger.open_nodes or any(not f.done() for f in starts):
+            for f in [f for f in starts if f.done()]:
+                starts.remove(f)
+                f.result()  # a node that could not even start (not root, ...) ends the run
             if sig.count != handled:
                 handled = sig.count
                 graceful = handled < 2
@@ -122,14 +140,15 @@ class Session:
                 for node in self.nodes:
                     node.stop(True)
                 deadline = None
-            batch = merger.get(0.2)
-            if batch is None:
+            batches = merger.get(0.2)
+            if not batches:
                 self.pipeline.idle()
                 continue
-            if batch.lines:
-                self.pipeline.lines(batch.node, batch.lines)
-            if batch.error:
-                self.diag(f"node {batch.node}: output stream failed: {batch.error}")
+            for batch in batches:
+                if batch.lines:
+                    self.pipeline.lines(batch.node, batch.lines)
+                if batch.error:
+                    self.diag(f"node {batch.node}: output stream failed: {batch.error}")
 
     def _exit_code(self) -> int:
         codes = []

@@ -9,7 +9,6 @@ is independent, and its end (EOF, error) arrives on the queue as an item of its 
 
 from __future__ import annotations
 
-import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -45,38 +44,63 @@ def split_lines(chunks: Iterable[bytes]) -> Iterator[list[bytes]]:
 
 
 class Merger:
-    """Start one reader thread per node; iterate to receive batches until all nodes end."""
+    """One reader thread per node; `get` hands over everything that arrived since last time.
 
-    def __init__(self, max_batches: int = 1024) -> None:
-        self._queue: queue.Queue[Batch] = queue.Queue(max_batches)
+    Readers append to one shared list under a lock and wake the consumer only when that list
+    was empty, so a burst costs one wake-up per consumer cycle, not one queue operation per
+    chunk (HTTP log streams often deliver one line per chunk). Readers block once
+    `max_pending` lines wait, so a slow consumer slows the streams instead of growing memory.
+    """
+
+    def __init__(self, max_pending: int = 200_000) -> None:
+        self._cond = threading.Condition()
+        self._pending: list[Batch] = []
+        self._pending_lines = 0
+        self._max_pending = max_pending
         self._threads: list[threading.Thread] = []
         self.open_nodes: set[str] = set()
 
     def add(self, node: str, source: ChunkSource) -> None:
-        self.open_nodes.add(node)
+        with self._cond:
+            self.open_nodes.add(node)
         thread = threading.Thread(target=self._read, args=(node, source),
                                   name=f"stream-{node}", daemon=True)
         self._threads.append(thread)
         thread.start()
 
+    def _put(self, batch: Batch) -> None:
+        with self._cond:
+            while self._pending_lines >= self._max_pending and not batch.done:
+                self._cond.wait(1.0)
+            last = self._pending[-1] if self._pending else None
+            if last is not None and last.node == batch.node and not last.done and batch.lines:
+                last.lines.extend(batch.lines)
+            else:
+                self._pending.append(batch)
+            self._pending_lines += len(batch.lines)
+            self._cond.notify_all()
+
     def _read(self, node: str, source: ChunkSource) -> None:
         error = ""
         try:
             for lines in split_lines(source()):
-                self._queue.put(Batch(node, lines))
+                self._put(Batch(node, lines))
         except Exception as exc:  # noqa: BLE001 - reported as this node's end, not raised
             error = f"{type(exc).__name__}: {exc}"
-        self._queue.put(Batch(node, done=True, error=error))
+        self._put(Batch(node, done=True, error=error))
 
-    def get(self, timeout: float) -> Batch | None:
-        """The next batch, or None when `timeout` passes with nothing new."""
-        try:
-            batch = self._queue.get(timeout=timeout)
-        except queue.Empty:
-            return None
-        if batch.done:
-            self.open_nodes.discard(batch.node)
-        return batch
+    def get(self, timeout: float) -> list[Batch]:
+        """Every batch that arrived (in arrival order per node); empty after `timeout`."""
+        with self._cond:
+            if not self._pending:
+                self._cond.wait(timeout)
+            batches, self._pending = self._pending, []
+            self._pending_lines = 0
+            for batch in batches:
+                if batch.done:
+                    self.open_nodes.discard(batch.node)
+            self._cond.notify_all()
+        return batches
 
     def join(self, timeout: float = 5.0) -> None:
         for thread in self._threads:

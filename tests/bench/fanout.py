@@ -18,7 +18,7 @@ This process reads the client's stdout:
   runner pod and waits until they are gone).
 CPU use of this process (the fake API server and kubelet) and of the whole machine over the
 same windows tell whether the client or the machine was the limit. The fake API server is
-run with TCP_NODELAY, as a real one is (see `_nodelay`). Sizes run interleaved REPEATS times;
+runs with TCP_NODELAY, as a real one does. Sizes run interleaved REPEATS times;
 printed: one markdown table of medians, N=1 and N=50 side by side, and the ratio N=50/N=1.
 """
 
@@ -240,20 +240,9 @@ def _schema_file(path: Path) -> None:
     path.write_text(json.dumps({"ds": ds, "fields": fields}))
 
 
-def _nodelay() -> None:
-    """Answer without Nagle's delay, as kube-apiserver (Go net/http) does: without it every
-    request on a kept-alive connection of the fake API server waits ~40 ms for the client's
-    delayed ACK, which would dominate startup and teardown (one API call per node each)."""
-    from tests.cluster.fakekube import apiserver
-
-    apiserver._Handler.disable_nagle_algorithm = True
-
-
 def run_once(n: int, total: int = TOTAL_RECORDS) -> Result:
     from kubectl_gadget.runner_pod import DEFAULT_IMAGE
     from tests.cluster.fakekube import FakeCluster
-
-    _nodelay()
 
     per_node = total // n
     result = Result(nodes=n, expected=per_node * n)
