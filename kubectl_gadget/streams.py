@@ -52,7 +52,7 @@ class Merger:
     `max_pending` lines wait, so a slow consumer slows the streams instead of growing memory.
     """
 
-    def __init__(self, max_pending: int = 200_000) -> None:
+    def __init__(self, max_pending: int = 4096) -> None:
         self._cond = threading.Condition()
         self._pending: list[Batch] = []
         self._pending_lines = 0
