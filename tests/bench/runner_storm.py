@@ -5,6 +5,8 @@ each tracer is filtered to the storm's pid in the kernel (`--param pid=` for our
 opensnoop), writes to a pipe this process drains and counts, and its CPU time comes from
 wait4()'s rusage. Printed: offered and achieved rate, % delivered, CPU us per delivered event,
 and the ratio of our CPU per event to opensnoop's (the baseline measured in the same run).
+"Steady" subtracts each tool's fixed cost (start-up, loading, idle polling), measured in the
+same run by tracing an idle process for the same wall time.
 """
 
 from __future__ import annotations
@@ -31,6 +33,12 @@ class Result:
     offered: float
     delivered: int
     cpu: float
+    idle_cpu: float = 0.0  # the same tool over the same time with no storm: start-up and polling
+
+    @property
+    def steady_us_per_event(self) -> float:
+        busy = max(0.0, self.cpu - self.idle_cpu)
+        return 1e6 * busy / self.delivered if self.delivered else float("inf")
 
     @property
     def pct(self) -> float:
@@ -54,11 +62,13 @@ def _count_lines(stream, marker: bytes | None, out: list[int]) -> None:
     out.append(n)
 
 
-def _run(tool: str, argv_for_pid, rate: int, marker: bytes | None) -> Result:
-    count = int(rate * DURATION)
+def _run(tool: str, argv_for_pid, rate: int, marker: bytes | None, idle: bool = False) -> Result:
+    count = 0 if idle else int(rate * DURATION)
+    # An idle run sleeps as long as a storm lasts, so both runs cover the same wall time.
+    delay = START_DELAY + (DURATION if idle else 0.0)
     storm = subprocess.Popen(["unshare", "--mount", "--propagation", "private",
                               sys.executable, str(STORM), str(count), str(rate),
-                              str(START_DELAY)], stderr=subprocess.PIPE)
+                              str(delay)], stderr=subprocess.PIPE)
     time.sleep(0.3)
     tracer = subprocess.Popen(argv_for_pid(storm.pid), stdout=subprocess.PIPE,
                               stderr=subprocess.DEVNULL)
@@ -97,6 +107,9 @@ def main(rates: tuple[int, ...] = (50_000, 100_000, 200_000)) -> int:
         print("bench: run `make gadgets` first", file=sys.stderr)
         return 1
     have_opensnoop = shutil.which("opensnoop") is not None
+    idle = {"kubectl-gadget": _run("kubectl-gadget", ours(str(built)), 1, None, idle=True).cpu}
+    if have_opensnoop:
+        idle["opensnoop"] = _run("opensnoop", opensnoop, 1, None, idle=True).cpu
     results = []
     for rate in rates:
         results.append(_run("kubectl-gadget", ours(str(built)), rate, b'"type":"event"'))
@@ -104,14 +117,21 @@ def main(rates: tuple[int, ...] = (50_000, 100_000, 200_000)) -> int:
             # opensnoop prints one header line; the storm's own start-up opens are counted
             # by both tools alike.
             results.append(_run("opensnoop", opensnoop, rate, None))
-    print("| offered rate | tool | offered/s | delivered | % delivered | CPU us/event | "
-          "CPU/event vs opensnoop |")
-    print("|---|---|---|---|---|---|---|")
-    base = {r.rate: r.us_per_event for r in results if r.tool == "opensnoop"}
     for r in results:
-        ratio = f"{r.us_per_event / base[r.rate]:.2f}" if r.rate in base else "n/a"
+        r.idle_cpu = idle[r.tool]
+    print("fixed cost (same run, no storm): " + ", ".join(
+        f"{tool} {cpu:.2f} s CPU" for tool, cpu in idle.items()))
+    print("| offered rate | tool | offered/s | delivered | % delivered | CPU us/event | "
+          "vs opensnoop | steady us/event | vs opensnoop |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    base = {r.rate: r for r in results if r.tool == "opensnoop"}
+    for r in results:
+        b = base.get(r.rate)
+        ratio = f"{r.us_per_event / b.us_per_event:.2f}" if b else "n/a"
+        steady = f"{r.steady_us_per_event / b.steady_us_per_event:.2f}" if b else "n/a"
         print(f"| {r.rate // 1000}k/s | {r.tool} | {r.offered / DURATION:,.0f} | "
-              f"{r.delivered:,} | {min(r.pct, 100.0):.1f}% | {r.us_per_event:.2f} | {ratio} |")
+              f"{r.delivered:,} | {min(r.pct, 100.0):.1f}% | {r.us_per_event:.2f} | {ratio} | "
+              f"{r.steady_us_per_event:.2f} | {steady} |")
     if not have_opensnoop:
         print("\n(opensnoop not installed: apt-get install libbpf-tools for the baseline)")
     return 0
