@@ -178,6 +178,10 @@ class ColumnsFormatter(Formatter):
     def _line(cells: list[str]) -> str:
         return SEPARATOR.join(cells).rstrip(" ") + "\n"
 
+    @property
+    def header_written(self) -> bool:
+        return self._header_written
+
     def header(self) -> None:
         """Write the header line now (otherwise it comes before the first event)."""
         self._out.write(self._header)

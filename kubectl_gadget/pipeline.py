@@ -20,7 +20,7 @@ from kubectl_gadget.operators import FieldSchema
 from kubectl_gadget.operators.fields import FieldSelection
 from kubectl_gadget.operators.filter import Condition, compile_filters
 from kubectl_gadget.operators.sort import SortKey, compile_sort
-from kubectl_gadget.output import Formatter, describe_record, make_formatter
+from kubectl_gadget.output import ColumnsFormatter, Formatter, describe_record, make_formatter
 
 SUPPORTED_PROTOCOL = 1
 Diag = Callable[[str], None]
@@ -127,7 +127,9 @@ class Pipeline:
             if ds is not None and isinstance(rows, list):
                 ds.formatter.array(ds.sort([r for r in rows if ds.predicate(r)]))
         elif kind == "schema":
-            self.prepare(str(rec.get("ds", "")), list(rec.get("fields", [])))
+            name = str(rec.get("ds", ""))
+            self.prepare(name, list(rec.get("fields", [])))
+            self._announce(name, rec)
         elif kind == "hello":
             state.hello = rec
             if rec.get("protocol", 0) > SUPPORTED_PROTOCOL:
@@ -141,6 +143,13 @@ class Pipeline:
             if kind == "error":
                 state.error = rec
             self._notice(rec, node)
+
+    def _announce(self, name: str, rec: Mapping[str, Any]) -> None:
+        """A runner is tracing: show the column header now, so a quiet gadget shows it runs."""
+        fmt = self._ds[name].formatter
+        if rec.get("kind") == "stream" and isinstance(fmt, ColumnsFormatter) \
+                and not fmt.header_written:
+            fmt.header()
 
     def _notice(self, rec: Mapping[str, Any], node: str) -> None:
         ds = next(iter(self._ds.values()), None)
