@@ -9,8 +9,6 @@ a missing golden file fails (it is never created silently). The client version i
 
 from __future__ import annotations
 
-import difflib
-import os
 from pathlib import Path
 
 import pytest
@@ -23,6 +21,7 @@ from kubectl_gadget.runner_pod import (
     metadata_arg,
     runner_pod,
 )
+from tests.golden import check_golden
 
 GOLDEN = Path(__file__).parent / "golden"
 NOW = 1_760_000_000.0  # 2025-10-09T08:53:20Z
@@ -57,20 +56,7 @@ def render(settings: RunnerSettings) -> str:
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_runner_pod_matches_golden(name: str) -> None:
-    path = GOLDEN / name
-    text = render(CASES[name])
-    if os.environ.get("UPDATE_GOLDEN") == "1":
-        path.parent.mkdir(exist_ok=True)
-        path.write_text(text)
-    if not path.exists():
-        pytest.fail(f"golden file {path} is missing; review the manifest and create it with "
-                    "UPDATE_GOLDEN=1")
-    want = path.read_text()
-    if text != want:
-        diff = "".join(difflib.unified_diff(want.splitlines(True), text.splitlines(True),
-                                            f"{name} (golden)", f"{name} (runner_pod)"))
-        pytest.fail(f"runner pod manifest differs from {path} (UPDATE_GOLDEN=1 to accept):\n"
-                    f"{diff}")
+    check_golden(GOLDEN / name, render(CASES[name]))
 
 
 def test_goldens_differ_where_the_flags_say() -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from kubectl_gadget.output import (
     nesting_plan,
     parse_output_mode,
 )
+from tests import golden
 
 GOLDEN_DIR = Path(__file__).parent / "golden" / "output"
 
@@ -105,14 +105,7 @@ NOTICES: list[dict[str, Any]] = [
 
 
 def check_golden(name: str, actual: str) -> None:
-    path = GOLDEN_DIR / name
-    if os.environ.get("UPDATE_GOLDEN") == "1":
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(actual, encoding="utf-8")
-        return
-    if not path.exists():
-        pytest.fail(f"golden file {path} is missing; create it with UPDATE_GOLDEN=1 and review it")
-    assert actual == path.read_text(encoding="utf-8")
+    golden.check_golden(GOLDEN_DIR / name, actual)
 
 
 def run(mode: str, fields_spec: str | None = None) -> tuple[str, list[str]]:

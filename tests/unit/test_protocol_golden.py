@@ -27,6 +27,7 @@ from node_runner.gadget.layout import FlatField
 from node_runner.gadget.spec import DatasourceSpec, GadgetSpec, load_spec
 from node_runner.protocol import LineWriter
 from node_runner.run import _schema
+from tests import golden
 
 GOLDEN_DIR = Path(__file__).parent / "golden" / "protocol"
 OFFSET_NS = 1_700_000_000_000_000_000  # 2023-11-14T22:13:20Z at boot
@@ -52,16 +53,7 @@ class FixedTable:
 
 
 def check_golden(name: str, actual: str) -> None:
-    path = GOLDEN_DIR / name
-    if os.environ.get("UPDATE_GOLDEN") == "1":
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(actual, encoding="utf-8")
-        return
-    if not path.exists():
-        pytest.fail(f"golden file {path} is missing; create it with UPDATE_GOLDEN=1 and review it")
-    expected = path.read_text(encoding="utf-8")
-    assert actual.splitlines() == expected.splitlines()
-    assert actual == expected
+    golden.check_golden(GOLDEN_DIR / name, actual)
 
 
 _CODES = {(1, False): "B", (1, True): "b", (2, False): "H", (2, True): "h",
