@@ -69,3 +69,6 @@ def parse_bool(text: str) -> bool | None:
     """True, False, or None when `text` is not a boolean word."""
     low = text.strip().lower()
     return True if low in TRUE_WORDS else False if low in FALSE_WORDS else None
+
+# When a runner pulls a gadget image from its registry.
+PULL_POLICIES = ("always", "missing", "never")

@@ -16,10 +16,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from node_runner.builtin import find_builtin
-from node_runner.constants import parse_bool
+from node_runner.constants import PULL_POLICIES, parse_bool
 from node_runner.errors import ImageError, UsageError
-from node_runner.oci.registry import RegistryOptions
-from node_runner.oci.resolve import PULL_POLICIES, ResolveOptions, resolve
 
 
 class BoolAction(argparse.BooleanOptionalAction):
@@ -80,6 +78,11 @@ def resolve_gadget_arg(ns: argparse.Namespace) -> tuple[str, str, str]:
     if builtin is not None and not allowed and not ns.verify_image:
         # Shipped inside the runner image: trusted as much as the runner itself.
         return builtin, ns.gadget_ref or ns.gadget, ns.gadget_digest
+    # Imported here: the registry stack (oras, requests) costs ~0.2 s of start-up that runs
+    # of a directory or a built-in gadget never need.
+    from node_runner.oci.registry import RegistryOptions
+    from node_runner.oci.resolve import ResolveOptions, resolve
+
     opts = ResolveOptions(
         pull=ns.pull, verify=ns.verify_image is not False, public_keys=tuple(ns.public_key),
         allowed=allowed, registry=RegistryOptions(_split(ns.insecure_registries), ns.authfile))

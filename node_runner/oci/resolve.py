@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from node_runner import constants as C
 from node_runner.errors import ImageError
 from node_runner.oci import signing, transfer
 from node_runner.oci.media import CONFIG_YAML, EBPF_LAYER, INDEX_TYPES, MANIFEST_TYPES, oci_arch
@@ -25,7 +26,8 @@ from node_runner.oci.reference import Reference, parse_reference
 from node_runner.oci.registry import RegistryClient, RegistryOptions
 from node_runner.oci.store import Store, atomic_write
 
-PULL_POLICIES = ("always", "missing", "never")
+PULL_POLICIES = C.PULL_POLICIES
+
 OBJECT_FILE = "program.bpf.o"
 METADATA_FILE = "gadget.yaml"
 
