@@ -144,7 +144,7 @@ def run(ctx: click.Context, gadget: str, local: bool, namespace: str | None,
     kube = Kube(KubeConfig(cluster.pop("kubeconfig"), cluster.pop("context")))  # type: ignore[arg-type]
     sel = Selection(None if all_namespaces else (namespace or kube.namespace), selector,
                     podname, container_names, _split_nodes(nodes))
-    plan = ClusterRun(sel, runner_settings(cluster), resolved.runner_gadget, tuple(args),
+    plan = ClusterRun(sel, runner_settings(cluster, timeout), resolved.runner_gadget, tuple(args),
                       timeout, float(cluster["startup_timeout"]))  # type: ignore[arg-type]
     ctx.exit(run_cluster(kube, plan, pipeline))
 

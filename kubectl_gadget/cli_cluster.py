@@ -62,12 +62,17 @@ def cluster_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return kube_options(fn)
 
 
-def runner_settings(values: dict[str, Any]) -> RunnerSettings:
+def runner_settings(values: dict[str, Any], timeout: float | None = None) -> RunnerSettings:
+    """Runner pod settings; with --timeout the pods' deadline shrinks to what the run needs,
+    so runners of a short run outlive a killed client by minutes, not by --runner-deadline."""
+    deadline = int(values["runner_deadline"])
+    if timeout:
+        deadline = min(deadline, int(timeout + float(values["startup_timeout"]) + 60))
     return RunnerSettings(
         namespace=values["gadget_namespace"], image=values["runner_image"],
         pull_policy=values["image_pull_policy"], pull_secrets=tuple(values["pull_secrets"]),
         privileged=bool(values["privileged"]), tolerate_taints=bool(values["tolerate_taints"]),
-        deadline_seconds=int(values["runner_deadline"]))
+        deadline_seconds=deadline)
 
 
 def is_ours(pod: dict[str, Any]) -> bool:
