@@ -147,7 +147,7 @@ class DatasourceEncoder:
     def __init__(self, ds: str, record_size: int, fields: Sequence[FlatField],
                  annotations: Mapping[str, Mapping[str, str]], *, offset_ns: int,
                  enricher: Enricher | None = None,
-                 enrichment: Sequence[OutputField] = ()) -> None:
+                 enrichment: Sequence[OutputField] = (), skip_pid: int | None = None) -> None:
         self.ds = ds
         self.record_size = record_size
         self.fields: list[OutputField] = []
@@ -156,6 +156,11 @@ class DatasourceEncoder:
         if layout.size > record_size:
             raise ValueError(f"layout of {ds} ({layout.size} bytes) exceeds the record size")
         mntns_expr = None
+        self._skip = ""
+        pid = next((f for f in fields if C.TAG_PID in f.tags and f.name in index), None)
+        if skip_pid is not None and pid is not None:
+            # The runner's own work (reading tracefs while attaching, ...) is not news.
+            self._skip = f"v[{index[pid.name]}] == {int(skip_pid)}"
         for f in fields:
             raw = _raw_expr(cg, f, index)
             expr, numeric = _value_expr(cg, f, raw)
@@ -199,6 +204,7 @@ class DatasourceEncoder:
             "            continue",
             "        try:",
             "            v = _unpack(buf, off)",
+            *([f"            if {self._skip}:", "                continue"] if self._skip else []),
             f"            append(_TPL % ({', '.join(cg.exprs)},))",
             "        except Exception:",
             "            dropped += 1",

@@ -110,7 +110,7 @@ def _encoders(spec: GadgetSpec, enricher: Enricher, cluster: bool) -> dict[str, 
     return {
         ds.name: DatasourceEncoder(ds.name, ds.record_size, ds.fields, ds.field_annotations,
                                    offset_ns=offset, enricher=enricher if ds.has_mntns else None,
-                                   enrichment=extra)
+                                   enrichment=extra, skip_pid=os.getpid())
         for ds in spec.datasources
     }
 
