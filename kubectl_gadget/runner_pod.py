@@ -84,6 +84,12 @@ def pod_name(session: str, node: str) -> str:
     return name
 
 
+def runner_margin(deadline_seconds: int) -> int:
+    """How much earlier than the pod's deadline the runner stops by itself: so its own
+    deadline, which drains and writes `end`, wins the race against the kubelet's kill."""
+    return min(30, max(1, deadline_seconds // 10))
+
+
 def _rfc3339(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
@@ -119,7 +125,8 @@ def runner_pod(settings: RunnerSettings, session: str, node: str, args: list[str
             "name": "runner",
             "image": settings.image,
             "imagePullPolicy": settings.pull_policy,
-            "args": ["run", *args, "--deadline", str(int(deadline))],
+            "args": ["run", *args, "--deadline",
+                     str(int(deadline) - runner_margin(settings.deadline_seconds))],
             "securityContext": _security(settings),
             "resources": {"requests": {"cpu": "100m", "memory": "128Mi"},
                           "limits": {"memory": "1Gi"}},

@@ -19,6 +19,7 @@ from kubectl_gadget.runner_pod import (
     DEFAULT_IMAGE,
     RunnerSettings,
     metadata_arg,
+    runner_margin,
     runner_pod,
 )
 from tests.golden import check_golden
@@ -81,5 +82,7 @@ def test_goldens_differ_where_the_flags_say() -> None:
         assert spec["automountServiceAccountToken"] is False
         args = spec["containers"][0]["args"]
         deadline = int(args[args.index("--deadline") + 1])
-        assert deadline == int(NOW) + spec["activeDeadlineSeconds"]
+        active = spec["activeDeadlineSeconds"]
+        assert deadline == int(NOW) + active - runner_margin(active)
+        assert 0 < runner_margin(active) < active
         assert manifest["metadata"]["labels"]["kubectl-gadget.io/session"] == SESSION
