@@ -18,9 +18,8 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from types import FrameType
-from typing import Protocol, TextIO
+from typing import Protocol
 
-from kubectl_gadget.errors import GadgetError
 from kubectl_gadget.operators import FieldSchema
 from kubectl_gadget.pipeline import NodeState, Pipeline
 from kubectl_gadget.streams import Merger
@@ -171,13 +170,3 @@ class Session:
 
 def stderr_diag(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def raise_for_unknown(names: Iterable[str], spec: GadgetSpec) -> None:
-    for name in names:
-        if not any(ds.name == name for ds in spec.datasources):
-            raise GadgetError(f"gadget {spec.name} has no datasource {name}")
-
-
-def write_out(text: str, out: TextIO) -> None:
-    out.write(text)

@@ -10,7 +10,6 @@ the struct it declares is refused here with a clear message rather than at load 
 from __future__ import annotations
 
 import os
-import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -169,7 +168,3 @@ def encode_param(p: ParamSpec, text: str) -> bytes:
     if not lo <= value <= hi:
         raise ValueError(f"--{p.key}: {value} is out of range [{lo}, {hi}]")
     return value.to_bytes(p.size, "little", signed=p.signed)
-
-
-def encode_u32(value: int) -> bytes:
-    return struct.pack("<I", value)
