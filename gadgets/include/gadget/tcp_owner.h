@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Which process owns a TCP socket, learned from sock:inet_sock_set_state.
+ *
+ * Many TCP events happen in softirq or timer context (a handshake completing, a retransmission,
+ * a drop), where the current task is whoever was interrupted, not the socket's owner. The
+ * transitions that a process makes itself are the ones to remember: CLOSE -> SYN_SENT runs in
+ * connect(), * -> LISTEN runs in listen(). A connection accepted later (LISTEN -> SYN_RECV on the
+ * new child socket) inherits its listener's owner, found by (network namespace, local port).
+ *
+ * A gadget includes this header, calls gadget_tcp_owner_track() from its own
+ * inet_sock_set_state program before looking anything up, gadget_tcp_owner_lookup() to find an
+ * owner, and gadget_tcp_owner_forget() last (it drops the entry of a socket reaching CLOSE).
+ * Sockets that changed state before the gadget started are unknown here.
+ */
+#ifndef __GADGET_TCP_OWNER_H
+#define __GADGET_TCP_OWNER_H
+
+#include <vmlinux.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+
+#include <gadget/mntns_filter.h>
+#include <gadget/types.h>
+
+#define GADGET_TCP_OWNER_ENTRIES 16384
+
+struct gadget_tcp_listener_key {
+	__u32 netns;
+	__u16 port;
+	__u16 __pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, GADGET_TCP_OWNER_ENTRIES);
+	__type(key, __u64); /* struct sock * */
+	__type(value, struct gadget_process);
+} gadget_tcp_owners SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, GADGET_TCP_OWNER_ENTRIES);
+	__type(key, struct gadget_tcp_listener_key);
+	__type(value, struct gadget_process);
+} gadget_tcp_listeners SEC(".maps");
+
+/* The current task as a struct gadget_process. */
+static __always_inline void gadget_tcp_owner_current(struct gadget_process *p)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u64 uid_gid = bpf_get_current_uid_gid();
+
+	p->pid = pid_tgid >> 32;
+	p->tid = (__u32)pid_tgid;
+	p->creds.uid = (__u32)uid_gid;
+	p->creds.gid = uid_gid >> 32;
+	p->mntns_id = gadget_get_current_mntns_id();
+	bpf_get_current_comm(p->comm, sizeof(p->comm));
+	p->parent.pid = BPF_CORE_READ(task, real_parent, tgid);
+	bpf_probe_read_kernel_str(p->parent.comm, sizeof(p->parent.comm),
+				  BPF_CORE_READ(task, real_parent, comm));
+}
+
+static __always_inline __u32 gadget_sock_netns(const struct sock *sk)
+{
+	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+}
+
+static __always_inline void
+gadget_tcp_owner_track(const struct trace_event_raw_inet_sock_set_state *ctx)
+{
+	struct gadget_tcp_listener_key lkey = {};
+	struct gadget_process owner = {};
+	const struct gadget_process *listener;
+	__u64 sk = (__u64)ctx->skaddr;
+
+	if (ctx->protocol != IPPROTO_TCP)
+		return;
+	if (ctx->newstate == TCP_LISTEN) {
+		gadget_tcp_owner_current(&owner);
+		lkey.netns = gadget_sock_netns((const struct sock *)ctx->skaddr);
+		lkey.port = ctx->sport;
+		bpf_map_update_elem(&gadget_tcp_listeners, &lkey, &owner, BPF_ANY);
+		bpf_map_update_elem(&gadget_tcp_owners, &sk, &owner, BPF_ANY);
+	} else if (ctx->oldstate == TCP_CLOSE && ctx->newstate == TCP_SYN_SENT) {
+		gadget_tcp_owner_current(&owner);
+		bpf_map_update_elem(&gadget_tcp_owners, &sk, &owner, BPF_ANY);
+	} else if (ctx->oldstate == TCP_LISTEN && ctx->newstate == TCP_SYN_RECV) {
+		/* a child socket of a listener, cloned from it */
+		lkey.netns = gadget_sock_netns((const struct sock *)ctx->skaddr);
+		lkey.port = ctx->sport;
+		listener = bpf_map_lookup_elem(&gadget_tcp_listeners, &lkey);
+		if (listener)
+			bpf_map_update_elem(&gadget_tcp_owners, &sk, listener, BPF_ANY);
+	}
+}
+
+/* The owner of socket `sk`, or NULL when it is not known. */
+static __always_inline const struct gadget_process *gadget_tcp_owner_lookup(const void *sk)
+{
+	__u64 key = (__u64)sk;
+
+	return bpf_map_lookup_elem(&gadget_tcp_owners, &key);
+}
+
+static __always_inline void
+gadget_tcp_owner_forget(const struct trace_event_raw_inet_sock_set_state *ctx)
+{
+	struct gadget_tcp_listener_key lkey = {};
+	__u64 sk = (__u64)ctx->skaddr;
+
+	if (ctx->protocol != IPPROTO_TCP || ctx->newstate != TCP_CLOSE)
+		return;
+	bpf_map_delete_elem(&gadget_tcp_owners, &sk);
+	if (ctx->oldstate == TCP_LISTEN) {
+		lkey.netns = gadget_sock_netns((const struct sock *)ctx->skaddr);
+		lkey.port = ctx->sport;
+		bpf_map_delete_elem(&gadget_tcp_listeners, &lkey);
+	}
+}
+
+#endif /* __GADGET_TCP_OWNER_H */
