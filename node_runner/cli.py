@@ -58,6 +58,13 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--timeout", type=float, default=None, help="stop after N seconds")
     r.add_argument("--deadline", type=float, default=None,
                    help="absolute Unix time at which to stop whatever happens")
+    r.add_argument("--map-fetch-interval", type=float, default=None, metavar="SECONDS",
+                   help="array datasources: seconds between fetches (default 1; a snapshot "
+                   "gadget fetches once unless this is given)")
+    r.add_argument("--map-fetch-count", type=int, default=0, metavar="N",
+                   help="array datasources: end the run after N fetches (0: until stopped)")
+    r.add_argument("--sampling-frequency", type=int, default=49, metavar="HZ",
+                   help="perf_event sampling programs: samples per second on each CPU")
     r.add_argument("--proc-root", default="/proc")
     r.add_argument("--host-root", default="", help="prefix of the host's runtime state dirs")
     r.add_argument("--no-prepare-host", action="store_true",
@@ -84,6 +91,12 @@ def _options(ns: argparse.Namespace) -> RunOptions:
         raise UsageError("--timeout must be positive")
     if ns.deadline is not None and ns.deadline <= time.time():
         raise UsageError("--deadline is in the past")
+    if ns.map_fetch_interval is not None and ns.map_fetch_interval <= 0:
+        raise UsageError("--map-fetch-interval must be positive")
+    if ns.map_fetch_count < 0:
+        raise UsageError("--map-fetch-count must be 0 or more")
+    if not 1 <= ns.sampling_frequency <= 100000:
+        raise UsageError("--sampling-frequency must be between 1 and 100000")
     gadget, gadget_ref, gadget_digest = resolve_gadget_arg(ns)
     return RunOptions(
         gadget=gadget, gadget_ref=gadget_ref, gadget_digest=gadget_digest,
@@ -94,7 +107,9 @@ def _options(ns: argparse.Namespace) -> RunOptions:
         timeout=ns.timeout, deadline=ns.deadline,
         proc_root=ns.proc_root,
         runtime_paths=RuntimePaths.under(ns.host_root) if ns.host_root else RuntimePaths(),
-        prepare_host=not ns.no_prepare_host, verbose=ns.verbose)
+        prepare_host=not ns.no_prepare_host, verbose=ns.verbose,
+        map_fetch_interval=ns.map_fetch_interval, map_fetch_count=ns.map_fetch_count,
+        sampling_frequency=ns.sampling_frequency)
 
 
 def main(argv: list[str] | None = None) -> int:

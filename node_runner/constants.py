@@ -13,6 +13,7 @@ TRACER_PREFIX = "gadget_tracer_"
 PARAM_PREFIX = "gadget_param_"
 MAPITER_PREFIX = "gadget_mapiter_"
 ITER_PREFIX = "gadget_iter_"
+ITER_TARGET_PREFIX = "gadget_mapelem_iter_target_"
 
 # Ring buffers (buffer.h).
 LOST_SAMPLES_SUFFIX = "_lost_samples"
@@ -52,6 +53,15 @@ TAG_SYSCALL = "gadget_syscall"
 TAG_BYTES = "gadget_bytes"
 TAG_DURATION = "gadget_duration"
 TAG_KERNEL_STACK = "gadget_kernel_stack"
+# Typed numbers of array datasources (types.h).
+COUNTER_PREFIX = "gadget_counter__"
+GAUGE_PREFIX = "gadget_gauge__"
+HISTOGRAM_SLOT_PREFIX = "gadget_histogram_slot__"
+TYPED_NUMBERS = ("gadget_counter__u32", "gadget_counter__u64", "gadget_gauge__u32",
+                 "gadget_gauge__u64", "gadget_histogram_slot__u32", "gadget_histogram_slot__u64")
+USER_STACK_STRUCT = "gadget_user_stack"
+KERNEL_STACK_MAP = "ig_kstack"
+USER_STACK_MAP = "ig_ustack"
 SEMANTIC_TYPEDEFS = (
     TAG_MNTNS_ID, TAG_NETNS_ID, TAG_TIMESTAMP, TAG_PID, TAG_PPID, TAG_TID, TAG_UID, TAG_GID,
     TAG_COMM, TAG_ERRNO, TAG_SIGNAL, TAG_SYSCALL, TAG_BYTES, TAG_DURATION, TAG_FILE_MODE,

@@ -147,7 +147,8 @@ class DatasourceEncoder:
     def __init__(self, ds: str, record_size: int, fields: Sequence[FlatField],
                  annotations: Mapping[str, Mapping[str, str]], *, offset_ns: int,
                  enricher: Enricher | None = None,
-                 enrichment: Sequence[OutputField] = (), skip_pid: int | None = None) -> None:
+                 enrichment: Sequence[OutputField] = (), skip_pid: int | None = None,
+                 row_only: bool = False) -> None:
         self.ds = ds
         self.record_size = record_size
         self.fields: list[OutputField] = []
@@ -175,8 +176,10 @@ class DatasourceEncoder:
             tail = "%s"
             cg.exprs.append(f"{cg.bind('enrich', enricher)}({mntns_expr})")
             self.fields.extend(enrichment)
+        # An array datasource's rows are bare objects: the `array` record wraps them (arrays.py).
         head = '{"type":"event","ds":' + _quote(ds).replace("%", "%%") + ',"data":{'
-        template = head + "".join(cg.parts) + tail + "}}"
+        head = "{" if row_only else head
+        template = head + "".join(cg.parts) + tail + ("}" if row_only else "}}")
         self.encode_batch: BatchEncoder = self._compile(cg, layout, template)
 
     def _add_companion(self, cg: _Codegen, f: FlatField, raw: str,

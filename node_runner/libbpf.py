@@ -72,9 +72,24 @@ _SIGNATURES: dict[str, tuple[object, list[object]]] = {
     "libbpf_set_print": (_c_void_p, [_PRINT_FN]),
 }
 
+_SIGNATURES.update({  # array datasources: batch reads, iterators, perf events
+    "bpf_map_lookup_batch": (_c_int, [_c_int, _c_void_p, _c_void_p, _c_void_p, _c_void_p,
+                                      ctypes.POINTER(_c_uint32), _c_void_p]),
+    "bpf_map_lookup_and_delete_batch": (_c_int, [_c_int, _c_void_p, _c_void_p, _c_void_p,
+                                                 _c_void_p, ctypes.POINTER(_c_uint32),
+                                                 _c_void_p]),
+    "bpf_program__attach_iter": (_c_void_p, [_c_void_p, _c_void_p]),
+    "bpf_program__attach_perf_event": (_c_void_p, [_c_void_p, _c_int]),
+    "bpf_link__fd": (_c_int, [_c_void_p]),
+    "bpf_iter_create": (_c_int, [_c_int]),
+})
+
 BPF_MAP_TYPE_HASH = 1
 BPF_MAP_TYPE_ARRAY = 2
+BPF_MAP_TYPE_PERCPU_HASH = 5
 BPF_MAP_TYPE_PERCPU_ARRAY = 6
+BPF_MAP_TYPE_LRU_HASH = 9
+BPF_MAP_TYPE_LRU_PERCPU_HASH = 10
 BPF_MAP_TYPE_RINGBUF = 27
 BPF_ANY = 0
 
@@ -172,6 +187,24 @@ class BpfProgram:
 
     def set_autoload(self, autoload: bool) -> None:
         _check(lib().lib.bpf_program__set_autoload(self.ptr, autoload), f"autoload of {self.name}")
+
+    def attach_iter(self, map_fd: int | None = None) -> BpfLink:
+        """Attach an iter/* program; an iter/bpf_map_elem one walks the map `map_fd`."""
+        lib().take_log()
+        opts = None
+        if map_fd is not None:
+            info = (ctypes.c_uint32 * 4)(map_fd, 0, 0, 0)  # union bpf_iter_link_info
+            raw = (ctypes.c_uint64 * 3)(24, ctypes.addressof(info), ctypes.sizeof(info))
+            opts = ctypes.cast(raw, _c_void_p)
+        ptr = lib().lib.bpf_program__attach_iter(self.ptr, opts)
+        return BpfLink(_check_ptr(ptr, f"attaching iterator '{self.name}' ({self.section})"))
+
+    def attach_perf_event(self, perf_fd: int) -> BpfLink:
+        lib().take_log()
+        ptr = lib().lib.bpf_program__attach_perf_event(self.ptr, perf_fd)
+        if not ptr:
+            os.close(perf_fd)
+        return BpfLink(_check_ptr(ptr, f"attaching program '{self.name}' to a perf event"))
 
     def attach(self) -> BpfLink:
         lib().take_log()
@@ -294,3 +327,97 @@ def map_keys(fd: int, key_size: int) -> list[bytes]:
         _check(rc, "iterating map keys")
         prev = nxt.raw
         keys.append(prev)
+
+
+# array datasources ------------------------------------------------------------------------------
+BATCH_REFUSED = frozenset({errno_mod.EINVAL, errno_mod.ENOTSUP, errno_mod.EOPNOTSUPP, 524})
+
+
+def map_read_batch(fd: int, key_size: int, value_size: int, max_entries: int,
+                   delete: bool) -> list[tuple[bytes, bytes]]:
+    """Every (key, value) of a map in batches, deleted as read when `delete`.
+
+    `value_size` is the bytes of one element's value as the syscall returns it (all CPUs for
+    per-CPU maps). Raises LibbpfCallError with an errno in BATCH_REFUSED when the map type
+    has no batch operations.
+    """
+    n = max(1, max_entries)
+    keys = ctypes.create_string_buffer(key_size * n)
+    values = ctypes.create_string_buffer(value_size * n)
+    token_in = ctypes.create_string_buffer(max(8, key_size))
+    token_out = ctypes.create_string_buffer(max(8, key_size))
+    call = (lib().lib.bpf_map_lookup_and_delete_batch if delete
+            else lib().lib.bpf_map_lookup_batch)
+    rows: list[tuple[bytes, bytes]] = []
+    first = True
+    while True:
+        count = _c_uint32(n)
+        rc = call(fd, None if first else token_in, token_out, keys, values,
+                  ctypes.byref(count), None)
+        if rc < 0 and rc != -errno_mod.ENOENT:
+            raise LibbpfCallError("reading map in batches", -rc)
+        kraw, vraw = keys.raw, values.raw
+        rows += [(kraw[i * key_size:(i + 1) * key_size],
+                  vraw[i * value_size:(i + 1) * value_size]) for i in range(count.value)]
+        if rc == -errno_mod.ENOENT:
+            return rows
+        ctypes.memmove(token_in, token_out, len(token_out))
+        first = False
+
+
+def iter_read(link: BpfLink) -> bytes:
+    """Run an attached iterator once: everything its program wrote, read to the end."""
+    assert link.ptr
+    link_fd = _check(lib().lib.bpf_link__fd(link.ptr), "fd of iterator link")
+    fd = lib().lib.bpf_iter_create(link_fd)
+    if fd < 0:
+        raise LibbpfCallError("creating iterator", -fd)
+    chunks: list[bytes] = []
+    try:
+        while True:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+    except OSError as exc:
+        raise LibbpfCallError("reading iterator", exc.errno or errno_mod.EIO) from None
+    finally:
+        os.close(fd)
+
+
+_PERF_EVENT_OPEN = {"x86_64": 298, "aarch64": 241}
+PERF_TYPE_SOFTWARE = 1
+PERF_COUNT_SW_CPU_CLOCK = 0
+_PERF_ATTR_SIZE = 128
+_PERF_FLAG_FREQ = 1 << 10
+_PERF_FLAG_FD_CLOEXEC = 8
+
+
+def perf_event_open_sampling(cpu: int, frequency: int) -> int:
+    """A CPU-clock sampling event on `cpu` at `frequency` Hz (all processes); its fd."""
+    attr = ctypes.create_string_buffer(_PERF_ATTR_SIZE)
+    ctypes.memmove(attr, (ctypes.c_uint32 * 2)(PERF_TYPE_SOFTWARE, _PERF_ATTR_SIZE), 8)
+    # config (u64 @8), sample_freq (u64 @16), flags bitfield (u64 @40): freq
+    ctypes.memmove(ctypes.addressof(attr) + 8,
+                   (ctypes.c_uint64 * 2)(PERF_COUNT_SW_CPU_CLOCK, frequency), 16)
+    ctypes.memmove(ctypes.addressof(attr) + 40, (ctypes.c_uint64 * 1)(_PERF_FLAG_FREQ), 8)
+    nr = _PERF_EVENT_OPEN.get(os.uname().machine)
+    if nr is None:
+        raise NotSupported(f"perf events: unknown syscall number on {os.uname().machine}")
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = libc.syscall(ctypes.c_long(nr), attr, _c_int(-1), _c_int(cpu), _c_int(-1),
+                      ctypes.c_ulong(_PERF_FLAG_FD_CLOEXEC))
+    if fd < 0:
+        raise LibbpfCallError(f"opening a sampling perf event on CPU {cpu}", ctypes.get_errno())
+    return int(fd)
+
+
+def online_cpus(path: str = "/sys/devices/system/cpu/online") -> list[int]:
+    """CPU numbers from a list like `0-3,6`."""
+    with open(path, encoding="ascii") as fh:
+        text = fh.read().strip()
+    cpus: list[int] = []
+    for part in filter(None, text.split(",")):
+        lo, _, hi = part.partition("-")
+        cpus += range(int(lo), int(hi or lo) + 1)
+    return cpus

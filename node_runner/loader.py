@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 
 from node_runner import constants as C
 from node_runner import libbpf, system
+from node_runner.arrays import SUPPORTED_MAP_TYPES, IterReader, MapIterReader, Reader
 from node_runner.errors import (
     GadgetInvalid,
     NotSupported,
@@ -37,6 +38,7 @@ _UNSUPPORTED_HINTS = {
     "kretprobe.multi": "kretprobe.multi", "ksyscall": "ksyscall (kprobe)",
     "kretsyscall": "kretsyscall (kprobe)", "freplace": "freplace (BPF trampoline)",
 }
+DEFAULT_SAMPLING_HZ = 49
 _REFUSED_ERRNOS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOENT, errno.EINVAL, 524}
 _FAILED_PROG = re.compile(r"prog '([^']+)': (?:BPF program load failed|failed to load)")
 
@@ -71,10 +73,13 @@ class LoadedGadget:
     """A gadget in the kernel. Create, use `readers`, then `close` (or use `with`)."""
 
     def __init__(self, spec: GadgetSpec, params: Mapping[str, str] | None = None,
-                 mntns_filter: Iterable[int] | None = None) -> None:
+                 mntns_filter: Iterable[int] | None = None,
+                 sampling_frequency: int = DEFAULT_SAMPLING_HZ) -> None:
         self.spec = spec
         self.warnings: list[str] = []
         self.readers: dict[str, RingBufReader] = {}
+        self.arrays: dict[str, Reader] = {}  # array datasources (map iterators, iterators)
+        self.sampling_frequency = sampling_frequency
         self._links: list[libbpf.BpfLink] = []
         self._filter_fd = -1
         self._filtered: set[int] = set()
@@ -86,6 +91,7 @@ class LoadedGadget:
                 self.set_mntns_filter(mntns_filter)
             self._attach()
             self._open_readers()
+            self._open_arrays()
         except BaseException:
             self.close()
             raise
@@ -173,7 +179,13 @@ class LoadedGadget:
         for prog in self._obj.programs():
             if any(prog.name in w for w in self.warnings):
                 continue
+            kind = _attach_kind(prog.section)
+            if kind == "iter":  # attached per datasource by _open_arrays
+                continue
             try:
+                if kind == "perf_event":
+                    self._attach_sampling(prog)
+                    continue
                 self._links.append(prog.attach())
             except libbpf.LibbpfCallError as exc:
                 kind = _attach_kind(prog.section)
@@ -186,9 +198,57 @@ class LoadedGadget:
                 raise NotSupported(f"{where} ({prog.section}): {exc.message}",
                                    detail=exc.log) from None
 
+    def _attach_sampling(self, prog: libbpf.BpfProgram) -> None:
+        """A perf_event program samples every online CPU at the sampling frequency."""
+        for cpu in libbpf.online_cpus():
+            fd = libbpf.perf_event_open_sampling(cpu, self.sampling_frequency)
+            self._links.append(prog.attach_perf_event(fd))
+
+    def _open_arrays(self) -> None:
+        assert self._obj is not None
+        progs = {p.name: p for p in self._obj.programs()}
+        for ds in self.spec.datasources:
+            if ds.source is None:
+                continue
+            if ds.source.kind == "mapiter":
+                m = self._obj.find_map(ds.map_name)
+                if m is None or m.type not in SUPPORTED_MAP_TYPES:
+                    raise GadgetInvalid(f"datasource {ds.name}: map '{ds.map_name}' is not a "
+                                        "hash, LRU hash, per-CPU hash or array map in gadget "
+                                        + self.spec.name)
+                self.arrays[ds.name] = MapIterReader(ds, m)
+                continue
+            links = []
+            for name in ds.source.progs:
+                links.append(self._attach_iter(ds.name, progs.get(name),
+                                               ds.source.target_maps.get(name), name))
+            self._links += links
+            self.arrays[ds.name] = IterReader(ds, links)
+
+    def _attach_iter(self, ds: str, prog: libbpf.BpfProgram | None, target: str | None,
+                     name: str) -> libbpf.BpfLink:
+        assert self._obj is not None
+        if prog is None or _attach_kind(prog.section) != "iter":
+            raise GadgetInvalid(f"datasource {ds}: gadget {self.spec.name} has no iter/* "
+                                f"program '{name}'")
+        map_fd = None
+        if target is not None:
+            m = self._obj.find_map(target)
+            if m is None:
+                raise GadgetInvalid(f"datasource {ds}: iterator '{name}' walks map '{target}', "
+                                    f"which gadget {self.spec.name} does not define")
+            map_fd = m.fd
+        try:
+            return prog.attach_iter(map_fd)
+        except libbpf.LibbpfCallError as exc:
+            raise NotSupported(f"attaching iterator '{name}' of gadget {self.spec.name} "
+                               f"({prog.section}): {exc.message}", detail=exc.log) from None
+
     def _open_readers(self) -> None:
         assert self._obj is not None
         for ds in self.spec.datasources:
+            if ds.source is not None:
+                continue
             m = self._obj.find_map(ds.map_name)
             if m is None or m.type != libbpf.BPF_MAP_TYPE_RINGBUF:
                 raise GadgetInvalid(f"datasource {ds.name}: map '{ds.map_name}' is not a "
@@ -196,6 +256,12 @@ class LoadedGadget:
             lost = self._obj.find_map(ds.map_name + C.LOST_SAMPLES_SUFFIX)
             self.readers[ds.name] = RingBufReader(m.fd, m.max_entries,
                                                   lost.fd if lost is not None else None)
+
+    def map_fd(self, name: str) -> int | None:
+        """The fd of map `name` of the loaded object, None when it has no such map."""
+        assert self._obj is not None
+        m = self._obj.find_map(name)
+        return m.fd if m is not None else None
 
     # container filter -----------------------------------------------------------------------
     def set_mntns_filter(self, mntns_ids: Iterable[int]) -> None:

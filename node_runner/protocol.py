@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 from typing import BinaryIO, TypedDict
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 1  # major: a client refuses a major it does not know
+PROTOCOL_MINOR = 1  # minor: additions old clients may ignore (1: the `array` record)
 
 
 class GadgetInfo(TypedDict):
@@ -23,6 +24,7 @@ class GadgetInfo(TypedDict):
 class HelloRecord(TypedDict):
     type: str
     protocol: int
+    protocol_minor: int
     runner: str
     node: str
     gadget: GadgetInfo

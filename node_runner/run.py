@@ -22,6 +22,7 @@ from types import FrameType
 from typing import BinaryIO
 
 from node_runner import __version__, system
+from node_runner.arrays import ArrayEncoder, IterReader
 from node_runner.containers import ContainerMetadata, ContainerSelectorError, ContainerTable
 from node_runner.decoder import DatasourceEncoder
 from node_runner.enrich import Enricher, enrichment_schema
@@ -31,6 +32,7 @@ from node_runner.gadget.errors import GadgetFormatError
 from node_runner.gadget.spec import GadgetSpec, load_spec
 from node_runner.loader import LoadedGadget
 from node_runner.protocol import (
+    PROTOCOL_MINOR,
     PROTOCOL_VERSION,
     LineWriter,
     StdoutClosed,
@@ -67,6 +69,11 @@ class RunOptions:
     runtime_paths: RuntimePaths = field(default_factory=RuntimePaths)
     prepare_host: bool = True
     verbose: bool = False
+    # Array datasources: seconds between fetches (None: 1 s, and a snapshot-only gadget
+    # fetches once), fetches before the run ends (0: until stopped).
+    map_fetch_interval: float | None = None
+    map_fetch_count: int = 0
+    sampling_frequency: int = 49  # Hz, perf_event sampling programs
 
 
 class _Stop:
@@ -110,9 +117,26 @@ def _encoders(spec: GadgetSpec, enricher: Enricher, cluster: bool) -> dict[str, 
     return {
         ds.name: DatasourceEncoder(ds.name, ds.record_size, ds.fields, ds.field_annotations,
                                    offset_ns=offset, enricher=enricher if ds.has_mntns else None,
-                                   enrichment=extra, skip_pid=os.getpid())
+                                   enrichment=extra, skip_pid=os.getpid(),
+                                   row_only=ds.kind == "array")
         for ds in spec.datasources
     }
+
+
+def _array_encoders(spec: GadgetSpec, encoders: dict[str, DatasourceEncoder],
+                    node: str) -> dict[str, ArrayEncoder]:
+    return {ds.name: ArrayEncoder(ds, encoders[ds.name], node)
+            for ds in spec.datasources if ds.kind == "array"}
+
+
+def _fetch_plan(opts: RunOptions, spec: GadgetSpec) -> tuple[float, int]:
+    """(seconds between fetches, fetches before the run ends; 0: until stopped)."""
+    interval = opts.map_fetch_interval or 1.0
+    snapshot_only = all(ds.source is not None and ds.source.kind == "iter"
+                        for ds in spec.datasources)
+    if snapshot_only and opts.map_fetch_interval is None and not opts.map_fetch_count:
+        return interval, 1
+    return interval, opts.map_fetch_count
 
 
 def _schema(spec: GadgetSpec, enc: DatasourceEncoder) -> dict[str, object]:
@@ -129,6 +153,9 @@ class _Loop:
         self.opts, self.table, self.enricher, self.targets = opts, table, enricher, targets
         self.counts = _Counters()
         self.seen = {c.container_id for c in table.containers()}
+        self.arrays: dict[str, ArrayEncoder] = {}
+        self.fetch_interval, self.fetch_count = 1.0, 0
+        self.fetches = 0
         start = time.monotonic()
         self.last_refresh = start
         self.end_at = start + opts.timeout if opts.timeout else None
@@ -149,6 +176,16 @@ class _Loop:
             lines.clear()
             if n < BATCH:
                 return
+
+    def fetch(self) -> None:
+        """Read every array datasource once and write one `array` record for each."""
+        self.fetches += 1
+        for ds, reader in self.g.arrays.items():
+            rows = reader.fetch()
+            line, dropped = self.arrays[ds].encode(rows, self.fetches, self.targets)
+            self.counts.events += len(rows) - dropped
+            self.counts.dropped += dropped
+            self.writer.lines([line])
 
     def tick(self) -> None:
         for ds, reader in self.g.readers.items():
@@ -193,18 +230,26 @@ class _Loop:
         for reader in self.g.readers.values():
             outer.register(reader.fileno(), select.EPOLLIN)
         next_tick = time.monotonic() + TICK
+        next_fetch = float("inf")
+        if self.g.arrays:  # a snapshot is taken at once, a top's first interval must pass
+            snapshots = all(isinstance(r, IterReader) for r in self.g.arrays.values())
+            next_fetch = time.monotonic() + (0.0 if snapshots else self.fetch_interval)
         try:
             while True:
                 now = time.monotonic()
                 reason = self.stop.reason or (
                     "timeout" if self.end_at is not None and now >= self.end_at else
                     "deadline" if self.deadline_at is not None and now >= self.deadline_at
+                    else "finished" if self.fetch_count and self.fetches >= self.fetch_count
                     else "")
                 if reason:
                     break
-                outer.poll(max(0.0, min(0.2, next_tick - now)))
+                outer.poll(max(0.0, min(0.2, next_tick - now, next_fetch - now)))
                 for ds in self.g.readers:
                     self.drain(ds)
+                if time.monotonic() >= next_fetch:
+                    self.fetch()
+                    next_fetch = max(next_fetch + self.fetch_interval, time.monotonic())
                 if time.monotonic() >= next_tick:
                     self.tick()
                     next_tick = time.monotonic() + TICK
@@ -225,7 +270,8 @@ def run(opts: RunOptions, out: BinaryIO | None = None) -> int:
     counts = _Counters()
     try:
         spec, spec_error = _read_spec(opts)
-        writer.record({"type": "hello", "protocol": PROTOCOL_VERSION, "runner": __version__,
+        writer.record({"type": "hello", "protocol": PROTOCOL_VERSION,
+                       "protocol_minor": PROTOCOL_MINOR, "runner": __version__,
                        "node": opts.node, "boot_to_wall_ns": boot_to_wall_ns(),
                        "gadget": {"name": spec.name if spec else _gadget_name(opts.gadget),
                                   "ref": opts.gadget_ref or opts.gadget,
@@ -266,12 +312,14 @@ def _run(opts: RunOptions, spec: GadgetSpec, writer: LineWriter,
     targets = _targets(opts, table)
     enricher = Enricher(table, opts.node)
     encoders = _encoders(spec, enricher, opts.cluster)
-    with LoadedGadget(spec, opts.params, targets) as gadget:
+    with LoadedGadget(spec, opts.params, targets, opts.sampling_frequency) as gadget:
         for enc in encoders.values():
             writer.record(_schema(spec, enc))
         for warning in gadget.warnings:
             writer.record(warning_record(warning))
         loop = _Loop(gadget, encoders, writer, stop, opts, table, enricher, targets)
+        loop.arrays = _array_encoders(spec, encoders, opts.node)
+        loop.fetch_interval, loop.fetch_count = _fetch_plan(opts, spec)
         try:
             reason = loop.run()
         except KeyboardInterrupt:

@@ -122,6 +122,12 @@ def flatten_struct(btf: Btf, struct_type_id: int) -> list[FlatField]:
     return out
 
 
+def flatten_type(btf: Btf, type_id: int, name: str) -> FlatField:
+    """A scalar or array type as one field called `name` (a map key that is a plain `__u32`)."""
+    tid, chain = btf.resolve(type_id)
+    return _leaf(btf, name, 0, 0, tid, chain)
+
+
 def _walk(btf: Btf, comp: Composite, base_bits: int, prefix: str, out: list[FlatField],
           depth: int) -> None:
     if depth > _MAX_DEPTH:

@@ -1,8 +1,9 @@
 """Gadget markers: what a gadget offers, read from the names of BTF variables.
 
-One job: find the ``gadget_tracer_*``, ``gadget_param_*``, ``gadget_mapiter_*`` and
-``gadget_iter_*`` variables a gadget declares (see docs/gadget-abi.md section 2) and split
-their names into parts (separator: three underscores).
+One job: find the ``gadget_tracer_*``, ``gadget_param_*``, ``gadget_mapiter_*``,
+``gadget_iter_*`` and ``gadget_mapelem_iter_target_*`` variables a gadget declares (see
+docs/gadget-abi.md sections 2 and 7) and split their names into parts (separator: three
+underscores).
 
 Trap avoided: a marker that does not split into the expected number of non-empty parts is
 an error naming the marker, not a silently dropped datasource (a struct or map name that
@@ -21,6 +22,8 @@ TRACER_PREFIX = "gadget_tracer_"
 PARAM_PREFIX = "gadget_param_"
 MAPITER_PREFIX = "gadget_mapiter_"
 ITER_PREFIX = "gadget_iter_"
+ITER_TARGET_PREFIX = "gadget_mapelem_iter_target_"
+MAX_ITER_PROGRAMS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,11 +52,19 @@ class MapIter:
 
 @dataclass(frozen=True, slots=True)
 class Iter:
-    """An array datasource of ``struct <struct_name>`` produced by iterator program ``prog``."""
+    """An array datasource of ``struct <struct_name>`` rows from iterator programs ``progs``."""
 
     name: str
     struct_name: str
+    progs: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class IterTargetMap:
+    """The ``iter/bpf_map_elem`` program ``prog`` walks map ``map_name``."""
+
     prog: str
+    map_name: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +75,7 @@ class Markers:
     params: tuple[Param, ...] = ()
     mapiters: tuple[MapIter, ...] = ()
     iters: tuple[Iter, ...] = ()
+    iter_targets: tuple[IterTargetMap, ...] = ()
 
 
 def _split(marker: str, prefix: str, parts: int, meaning: str) -> list[str]:
@@ -76,7 +88,20 @@ def _split(marker: str, prefix: str, parts: int, meaning: str) -> list[str]:
     return pieces
 
 
-def parse_marker(name: str) -> Tracer | Param | MapIter | Iter | None:
+def _iter(marker: str) -> Iter:
+    pieces = marker[len(ITER_PREFIX):].split(SEPARATOR)
+    if not 3 <= len(pieces) <= 2 + MAX_ITER_PROGRAMS or not all(pieces):
+        raise GadgetFormatError(
+            f"gadget marker {marker!r}: expected {ITER_PREFIX}<name>___<struct>___<prog>"
+            f"[___<prog>...] (1 to {MAX_ITER_PROGRAMS} programs, parts separated by "
+            f"{SEPARATOR!r}), got {len(pieces)} parts")
+    return Iter(pieces[0], pieces[1], tuple(pieces[2:]))
+
+
+Marker = Tracer | Param | MapIter | Iter | IterTargetMap
+
+
+def parse_marker(name: str) -> Marker | None:
     """The marker a variable name declares, or None when the name is not a marker."""
     if name.startswith(TRACER_PREFIX):
         return Tracer(*_split(name, TRACER_PREFIX, 3, "<name>___<map>___<struct>"))
@@ -85,13 +110,15 @@ def parse_marker(name: str) -> Tracer | Param | MapIter | Iter | None:
     if name.startswith(MAPITER_PREFIX):
         return MapIter(*_split(name, MAPITER_PREFIX, 2, "<name>___<map>"))
     if name.startswith(ITER_PREFIX):
-        return Iter(*_split(name, ITER_PREFIX, 3, "<name>___<struct>___<prog>"))
+        return _iter(name)
+    if name.startswith(ITER_TARGET_PREFIX):
+        return IterTargetMap(*_split(name, ITER_TARGET_PREFIX, 2, "<prog>___<map>"))
     return None
 
 
 def find_markers(btf: Btf) -> Markers:
     """Every marker declared by a BTF VAR, duplicates (same name twice) kept once."""
-    found: dict[str, Tracer | Param | MapIter | Iter] = {}
+    found: dict[str, Marker] = {}
     for name, _tid in btf.vars():
         marker = parse_marker(name)
         if marker is not None:
@@ -102,4 +129,5 @@ def find_markers(btf: Btf) -> Markers:
         params=tuple(m for m in values if isinstance(m, Param)),
         mapiters=tuple(m for m in values if isinstance(m, MapIter)),
         iters=tuple(m for m in values if isinstance(m, Iter)),
+        iter_targets=tuple(m for m in values if isinstance(m, IterTargetMap)),
     )

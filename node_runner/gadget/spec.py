@@ -14,11 +14,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from node_runner import constants as C
+from node_runner.gadget.arrays import ArraySource, iter_layout, mapiter_layout
 from node_runner.gadget.btf import Btf, Int, Kind, load_object_btf
 from node_runner.gadget.elf import ElfFile
 from node_runner.gadget.errors import GadgetFormatError
 from node_runner.gadget.layout import FlatField, RodataVar, flatten_struct, rodata_vars
-from node_runner.gadget.markers import Tracer, find_markers
+from node_runner.gadget.markers import Markers, Tracer, find_markers
 from node_runner.gadget.metadata import GadgetMetadata, parse_metadata
 
 OBJECT_FILE = "program.bpf.o"
@@ -42,13 +43,14 @@ class ParamSpec:
 @dataclass(frozen=True)
 class DatasourceSpec:
     name: str
-    kind: str  # "stream"
+    kind: str  # "stream" (GADGET_TRACER) or "array" (GADGET_MAPITER, GADGET_ITER)
     map_name: str
     struct_name: str
     record_size: int
     fields: tuple[FlatField, ...]
     annotations: Mapping[str, str] = field(default_factory=dict)
     field_annotations: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    source: ArraySource | None = None  # array datasources: the map or programs to read
 
     @property
     def has_mntns(self) -> bool:
@@ -117,6 +119,30 @@ def _datasources(btf: Btf, meta: GadgetMetadata,
     return tuple(out)
 
 
+def _array_datasources(btf: Btf, meta: GadgetMetadata,
+                       markers: Markers) -> tuple[DatasourceSpec, ...]:
+    out = []
+    for mi in markers.mapiters:
+        source, fields = mapiter_layout(btf, mi)
+        out.append(_array_ds(meta, mi.name, mi.map_name, "", source, fields,
+                             source.key_size + source.value_size))
+    for it in markers.iters:
+        source, fields, size = iter_layout(btf, it, markers.iter_targets)
+        out.append(_array_ds(meta, it.name, "", it.struct_name, source, fields, size))
+    return tuple(out)
+
+
+def _array_ds(meta: GadgetMetadata, name: str, map_name: str, struct_name: str,
+              source: ArraySource, fields: Sequence[FlatField], size: int) -> DatasourceSpec:
+    dmeta = meta.datasources.get(name)
+    notes: dict[str, Mapping[str, str]] = {
+        f.name: {"columns.hidden": "true"} for f in fields
+        if f.name == "key" and source.kind == "mapiter"}
+    notes.update(dict(dmeta.fields) if dmeta else {})
+    return DatasourceSpec(name, "array", map_name, struct_name, size, tuple(fields),
+                          dict(dmeta.annotations) if dmeta else {}, notes, source)
+
+
 def load_spec(path: str, name: str | None = None) -> GadgetSpec:
     """Parse a built gadget directory (or a path straight to its object file)."""
     obj = os.path.join(path, OBJECT_FILE) if os.path.isdir(path) else path
@@ -140,7 +166,8 @@ def load_spec(path: str, name: str | None = None) -> GadgetSpec:
     }
     gadget_name = name or os.path.basename(os.path.dirname(os.path.abspath(obj)))
     return GadgetSpec(
-        gadget_name, obj, meta, _datasources(btf, meta, markers.tracers),
+        gadget_name, obj, meta,
+        _datasources(btf, meta, markers.tracers) + _array_datasources(btf, meta, markers),
         _params(btf, meta, rodata, [p.var for p in markers.params]), max_entries, rodata)
 
 

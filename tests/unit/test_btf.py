@@ -269,7 +269,7 @@ def test_markers_found(objects: dict[str, Path]) -> None:
     assert markers.tracers == (Tracer("open", "events", "event"),)
     assert markers.params == (Param("targ_pid"), Param("targ_failed"))
     assert markers.mapiters == (MapIter("top", "stats"),)
-    assert markers.iters == (Iter("snap", "task_info", "iter_prog"),)
+    assert markers.iters == (Iter("snap", "task_info", ("iter_prog",)),)
 
 
 @pytest.mark.parametrize("bad", ["gadget_tracer_open___events", "gadget_param_",

@@ -44,10 +44,14 @@ def test_marker_prefixes_and_separator_match_macros_h() -> None:
     assert re.search(rf"\b{C.TRACER_PREFIX}##name##{sep}##map##{sep}##struct_name\b", text)
     assert re.search(rf"\b{C.PARAM_PREFIX}##var\b", text)
     assert re.search(rf"\b{C.MAPITER_PREFIX}##name##{sep}##map\b", text)
-    assert re.search(rf"\b{C.ITER_PREFIX}##name##{sep}##struct_name##{sep}##prog\b", text)
+    assert re.search(rf"\b{C.ITER_PREFIX}##name##{sep}##struct_name##{sep}##p1\b", text)
+    assert re.search(rf"\b{C.ITER_PREFIX}##name##{sep}##struct_name##{sep}##p1##{sep}##p2"
+                     rf"##{sep}##p3\b", text)
+    assert re.search(rf"\b{C.ITER_TARGET_PREFIX}##prog##{sep}##map\b", text)
     # Every marker prefix the header builds is known on the Python side.
-    built = set(re.findall(r"\b(gadget_[a-z]+_)##", text))
-    assert built == {C.TRACER_PREFIX, C.PARAM_PREFIX, C.MAPITER_PREFIX, C.ITER_PREFIX}
+    built = set(re.findall(r"\b(gadget_[a-z_]+?_)##", text))
+    assert built == {C.TRACER_PREFIX, C.PARAM_PREFIX, C.MAPITER_PREFIX, C.ITER_PREFIX,
+                     C.ITER_TARGET_PREFIX}
 
 
 def test_marker_parser_uses_the_constants() -> None:
@@ -56,6 +60,7 @@ def test_marker_parser_uses_the_constants() -> None:
     assert markers.PARAM_PREFIX == C.PARAM_PREFIX
     assert markers.MAPITER_PREFIX == C.MAPITER_PREFIX
     assert markers.ITER_PREFIX == C.ITER_PREFIX
+    assert markers.ITER_TARGET_PREFIX == C.ITER_TARGET_PREFIX
 
 
 def test_lost_samples_suffix_matches_buffer_h() -> None:
@@ -94,7 +99,9 @@ def test_invalid_id_and_comm_len_match_headers() -> None:
 
 def test_semantic_typedefs_match_types_h() -> None:
     declared = set(re.findall(r"^typedef\s+[\w ]+?\s+(gadget_\w+);", _header("types.h"), re.M))
-    assert declared == set(C.SEMANTIC_TYPEDEFS)
+    assert declared == set(C.SEMANTIC_TYPEDEFS) | set(C.TYPED_NUMBERS)
+    assert all(t.startswith((C.COUNTER_PREFIX, C.GAUGE_PREFIX, C.HISTOGRAM_SLOT_PREFIX))
+               for t in C.TYPED_NUMBERS)
     assert len(C.SEMANTIC_TYPEDEFS) == len(set(C.SEMANTIC_TYPEDEFS))
     tags = {v for k, v in vars(C).items() if k.startswith("TAG_")}
     assert tags == set(C.SEMANTIC_TYPEDEFS)
@@ -129,7 +136,7 @@ def test_object_markers_parse_with_the_constants(probe: tuple[Path, Btf]) -> Non
     found = find_markers(btf)
     assert found.tracers == (Tracer("probe", "events", "probe_event"),)
     assert found.mapiters == (MapIter("counters", "counts"),)
-    assert found.iters == (Iter("snapshot", "probe_event", "snap_prog"),)
+    assert found.iters == (Iter("snapshot", "probe_event", ("snap_prog",)),)
     assert {p.var for p in found.params} == set(C.WELL_KNOWN_PARAMS)
 
 
@@ -173,7 +180,9 @@ def test_spec_finds_params_and_max_entries_by_the_constants(probe: tuple[Path, B
     # `const volatile __u32 counts_max_entries` sizes map `counts`.
     assert set(spec.max_entries) == {"counts"}
     assert "counts" + C.MAX_ENTRIES_SUFFIX in rodata_vars(btf)
-    (ds,) = spec.datasources
+    ds, counters, snapshot = spec.datasources
+    assert (ds.kind, counters.kind, snapshot.kind) == ("stream", "array", "array")
+    assert snapshot.source is not None and snapshot.source.progs == ("snap_prog",)
     assert ds.has_mntns
     comm = next(f for f in ds.fields if f.name == "comm")
     assert C.TAG_COMM in comm.tags

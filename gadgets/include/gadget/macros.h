@@ -22,9 +22,26 @@
 #define GADGET_MAPITER(name, map) \
 	const void *gadget_mapiter_##name##___##map __attribute__((unused))
 
-/* An array datasource <name> produced by running the iterator program <prog> (snapshots). */
-#define GADGET_ITER(name, struct_name, prog)                                                  \
-	const void *gadget_iter_##name##___##struct_name##___##prog __attribute__((unused)); \
+/*
+ * An array datasource <name> of struct <struct_name> rows written (bpf_seq_write) by one, two or
+ * three iterator programs (SEC("iter/...")); the rows of all of them are merged into one array.
+ */
+#define __GADGET_ITER1(name, struct_name, p1)                                          \
+	const void *gadget_iter_##name##___##struct_name##___##p1 __attribute__((unused))
+#define __GADGET_ITER2(name, struct_name, p1, p2)                                        \
+	const void *gadget_iter_##name##___##struct_name##___##p1##___##p2              \
+		__attribute__((unused))
+#define __GADGET_ITER3(name, struct_name, p1, p2, p3)                                    \
+	const void *gadget_iter_##name##___##struct_name##___##p1##___##p2##___##p3     \
+		__attribute__((unused))
+#define __GADGET_ITER_PICK(_1, _2, _3, which, ...) which
+#define GADGET_ITER(name, struct_name, ...)                                                \
+	__GADGET_ITER_PICK(__VA_ARGS__, __GADGET_ITER3, __GADGET_ITER2, __GADGET_ITER1)(   \
+		name, struct_name, __VA_ARGS__);                                            \
 	const struct struct_name *__gadget_iter_type_##name __attribute__((unused))
+
+/* The iter/bpf_map_elem program <prog> walks map <map> (the map's fd goes in the link info). */
+#define GADGET_ITER_TARGET_MAP(prog, map) \
+	const void *gadget_mapelem_iter_target_##prog##___##map __attribute__((unused))
 
 #endif /* __GADGET_MACROS_H */

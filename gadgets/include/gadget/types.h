@@ -31,7 +31,29 @@ typedef __u64 gadget_bytes;
 typedef __u64 gadget_duration;
 typedef __u32 gadget_file_mode;
 typedef __u32 gadget_file_flags;
-typedef __u32 gadget_kernel_stack;
+typedef __u32 gadget_kernel_stack; /* a stack id in the ig_kstack map (kernel_stack_map.h) */
+
+/* Typed numbers: how a value of an array datasource adds up. An array of histogram slots is a
+ * log2 histogram: slot i counts values v with 2^i <= v < 2^(i+1); slot 0 also counts 0. */
+typedef __u32 gadget_counter__u32;
+typedef __u64 gadget_counter__u64;
+typedef __u32 gadget_gauge__u32;
+typedef __u64 gadget_gauge__u64;
+typedef __u32 gadget_histogram_slot__u32;
+typedef __u64 gadget_histogram_slot__u64;
+
+/* A user stack (user_stack_map.h): stack_id indexes the ig_ustack map; the pids say whose
+ * address space the addresses belong to (level 0: the initial pid namespace). */
+struct gadget_user_stack {
+	__u64 exe_inode;
+	__u64 mtime_sec;
+	__u32 mtime_nsec;
+	__u32 stack_id;
+	__u32 pid_level0;
+	__u32 pidns_level0;
+	__u32 pid_level1;
+	__u32 pidns_level1;
+};
 
 enum gadget_l3_proto { GADGET_L3_IPV4 = 4, GADGET_L3_IPV6 = 6 };
 
