@@ -22,10 +22,9 @@
 #include <gadget/filter.h>
 #include <gadget/macros.h>
 #include <gadget/mntns_filter.h>
+#include <gadget/tcp.h>
 #include <gadget/tcp_owner.h>
 #include <gadget/types.h>
-
-#define AF_INET 2
 
 enum event_type {
 	connect = 0,
@@ -75,35 +74,6 @@ static __always_inline bool discard_type(int type, __u32 error)
 	return targ_failure_only && !error;
 }
 
-/* The filters (container, --pid, --uid, ...) applied to the owner rather than the current task. */
-static __always_inline bool discard_proc(const struct gadget_process *p)
-{
-	if (gadget_should_discard_mntns_id(p->mntns_id))
-		return true;
-	if ((targ_pid && targ_pid != p->pid) || (targ_tid && targ_tid != p->tid))
-		return true;
-	if (targ_uid != GADGET_INVALID_ID && targ_uid != p->creds.uid)
-		return true;
-	if (targ_gid != GADGET_INVALID_ID && targ_gid != p->creds.gid)
-		return true;
-	return !gadget_comm_matches(p->comm);
-}
-
-static __always_inline void fill_endpoint(struct gadget_l4endpoint_t *ep, __u16 family,
-					  const __u8 *v4, const __u8 *v6, __u16 port)
-{
-	/* tracepoint context: copied with a helper, the verifier refuses loads at computed offsets */
-	if (family == AF_INET) {
-		bpf_probe_read_kernel(ep->addr_raw.v6, 4, v4);
-		ep->version = 4;
-	} else {
-		bpf_probe_read_kernel(ep->addr_raw.v6, 16, v6);
-		ep->version = 6;
-	}
-	ep->port = port;
-	ep->proto_raw = IPPROTO_TCP;
-}
-
 static __always_inline void emit(struct trace_event_raw_inet_sock_set_state *ctx, int type)
 {
 	const struct sock *sk = ctx->skaddr;
@@ -125,13 +95,13 @@ static __always_inline void emit(struct trace_event_raw_inet_sock_set_state *ctx
 		event->proc = *owner;
 	else
 		gadget_tcp_owner_current(&event->proc);
-	if (discard_proc(&event->proc)) {
+	if (gadget_tcp_owner_discard(&event->proc)) {
 		gadget_discard_buf(event);
 		return;
 	}
 	event->timestamp_raw = bpf_ktime_get_boot_ns();
-	fill_endpoint(&event->src, ctx->family, ctx->saddr, ctx->saddr_v6, ctx->sport);
-	fill_endpoint(&event->dst, ctx->family, ctx->daddr, ctx->daddr_v6, ctx->dport);
+	gadget_tcp_endpoint(&event->src, ctx->family, ctx->saddr, ctx->saddr_v6, ctx->sport);
+	gadget_tcp_endpoint(&event->dst, ctx->family, ctx->daddr, ctx->daddr_v6, ctx->dport);
 	event->netns_id = gadget_sock_netns(sk);
 	event->type = type;
 	event->error_raw = error;

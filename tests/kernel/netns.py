@@ -9,12 +9,16 @@ are compared through :func:`endpoint`, which renders the L4 endpoint a record ca
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
+import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from tests.conftest import GADGETS_SRC, compile_gadget
+from tests.kernel.runner_proc import python_argv
+from tests.workloads import ContainerWorkload
 
 # Runs the rest of argv in a new network namespace whose loopback is up.
 _NETNS_SHELL = 'ip link set lo up && exec "$@"'
@@ -41,3 +45,45 @@ def endpoint(data: dict[str, Any], prefix: str) -> tuple[str, int, int]:
     raw = bytes(data[f"{prefix}.addr_raw.v6"])
     addr = ipaddress.ip_address(raw[:4] if version == 4 else raw)
     return str(addr), data[f"{prefix}.port"], data[f"{prefix}.proto_raw"]
+
+
+# A TCP connection whose receiver drops every segment: the server's accepted socket gets a
+# classic BPF socket filter that returns 0 (SO_ATTACH_FILTER), so the kernel frees the client's
+# data with SKB_DROP_REASON_SOCKET_FILTER and the client retransmits after its timeout. Waits
+# (up to 10 s) until TCP_INFO counts a retransmission, resets both sockets (nothing lingers in
+# the namespace) and prints what it saw as JSON.
+LOSSY_CONNECTION = """
+import ctypes, json, os, socket, struct, sys, time
+family, host = (socket.AF_INET6, "::1") if sys.argv[1:] == ["6"] else (socket.AF_INET, "127.0.0.1")
+srv = socket.socket(family)
+srv.bind((host, 0))
+srv.listen()
+cli = socket.create_connection(srv.getsockname()[:2])
+conn, _ = srv.accept()
+insn = ctypes.create_string_buffer(struct.pack("HBBI", 0x06, 0, 0, 0))  # BPF_RET|BPF_K 0
+conn.setsockopt(socket.SOL_SOCKET, 26, struct.pack("HL", 1, ctypes.addressof(insn)))
+cli.send(b"dropped by the filter")
+deadline = time.monotonic() + 10
+retrans = 0
+while not retrans and time.monotonic() < deadline:
+    time.sleep(0.05)
+    retrans = struct.unpack_from("I", cli.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104),
+                                 100)[0]  # tcpi_total_retrans
+out = {"pid": os.getpid(), "netns": os.stat("/proc/self/ns/net").st_ino, "retrans": retrans,
+       "client": cli.getsockname()[1], "server": srv.getsockname()[1]}
+for sock in (conn, cli):
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+print(json.dumps(out), flush=True)
+"""
+
+
+def lossy_connection(w: ContainerWorkload, family: int = 4) -> dict[str, Any]:
+    """Run LOSSY_CONNECTION in container ``w`` (a new netns); what it printed."""
+    proc = w.popen(in_new_netns([*python_argv(LOSSY_CONNECTION), str(family)]),
+                   stdout=subprocess.PIPE)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    seen: dict[str, Any] = json.loads(out)
+    assert seen["retrans"] >= 1, "the client never retransmitted"
+    return seen

@@ -20,6 +20,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 
+#include <gadget/filter.h>
 #include <gadget/mntns_filter.h>
 #include <gadget/types.h>
 
@@ -119,6 +120,20 @@ gadget_tcp_owner_forget(const struct trace_event_raw_inet_sock_set_state *ctx)
 		lkey.port = ctx->sport;
 		bpf_map_delete_elem(&gadget_tcp_listeners, &lkey);
 	}
+}
+
+/* The filters (container, --pid, --uid, ...) applied to a socket's owner, not the current task. */
+static __always_inline bool gadget_tcp_owner_discard(const struct gadget_process *p)
+{
+	if (gadget_should_discard_mntns_id(p->mntns_id))
+		return true;
+	if ((targ_pid && targ_pid != p->pid) || (targ_tid && targ_tid != p->tid))
+		return true;
+	if (targ_uid != GADGET_INVALID_ID && targ_uid != p->creds.uid)
+		return true;
+	if (targ_gid != GADGET_INVALID_ID && targ_gid != p->creds.gid)
+		return true;
+	return !gadget_comm_matches(p->comm);
 }
 
 #endif /* __GADGET_TCP_OWNER_H */
