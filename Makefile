@@ -19,9 +19,11 @@ install-python:
 	$(PYTHON) -m pip install -q -e '.[dev]'
 
 # Compile every in-tree gadget (CO-RE, BTF kept, debug info stripped) into build/gadgets/,
-# and build each one as an OCI image into the local store (tagged with its short name).
+# and build each one as an OCI image into the local store (tagged with its short name);
+# the runner's own eBPF objects (the socket enricher) go to build/runtime/.
 gadgets:
 	$(PYTHON) -m kubectl_gadget.build $(addprefix gadgets/,$(GADGETS)) --out build/gadgets
+	$(PYTHON) -m kubectl_gadget.build gadgets/runtime/socket_enricher --out build/runtime
 	for g in $(GADGETS); do $(PYTHON) -m kubectl_gadget image build gadgets/$$g -t $$g || exit 1; done
 
 # The test command of the README and of CI.

@@ -12,7 +12,9 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno as errno_mod
+import mmap
 import os
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -70,6 +72,22 @@ _SIGNATURES: dict[str, tuple[object, list[object]]] = {
     "bpf_map_get_next_key": (_c_int, [_c_int, _c_void_p, _c_void_p]),
     "libbpf_num_possible_cpus": (_c_int, []),
     "libbpf_set_print": (_c_void_p, [_PRINT_FN]),
+    # program kinds the runner attaches itself (socket filters, tc, uprobes, cgroup hooks)
+    "bpf_program__set_type": (_c_int, [_c_void_p, _c_int]),
+    "bpf_program__type": (_c_int, [_c_void_p]),
+    "bpf_program__set_log_buf": (_c_int, [_c_void_p, _c_void_p, _c_size_t]),
+    "bpf_program__set_log_level": (_c_int, [_c_void_p, _c_uint32]),
+    "bpf_program__attach_cgroup": (_c_void_p, [_c_void_p, _c_int]),
+    "bpf_program__attach_uprobe_opts": (_c_void_p, [_c_void_p, _c_int, _c_char_p, _c_size_t,
+                                                    _c_void_p]),
+    "bpf_map__reuse_fd": (_c_int, [_c_void_p, _c_int]),
+    "bpf_map__inner_map": (_c_void_p, [_c_void_p]),
+    "bpf_map_create": (_c_int, [_c_int, _c_char_p, _c_uint32, _c_uint32, _c_uint32, _c_void_p]),
+    "bpf_prog_load": (_c_int, [_c_int, _c_char_p, _c_char_p, _c_void_p, _c_size_t, _c_void_p]),
+    "bpf_tc_hook_create": (_c_int, [_c_void_p]),
+    "bpf_tc_hook_destroy": (_c_int, [_c_void_p]),
+    "bpf_tc_attach": (_c_int, [_c_void_p, _c_void_p]),
+    "bpf_tc_detach": (_c_int, [_c_void_p, _c_void_p]),
 }
 
 _SIGNATURES.update({  # array datasources: batch reads, iterators, perf events
@@ -90,8 +108,15 @@ BPF_MAP_TYPE_PERCPU_HASH = 5
 BPF_MAP_TYPE_PERCPU_ARRAY = 6
 BPF_MAP_TYPE_LRU_HASH = 9
 BPF_MAP_TYPE_LRU_PERCPU_HASH = 10
+BPF_MAP_TYPE_PROG_ARRAY = 3
+BPF_MAP_TYPE_PERF_EVENT_ARRAY = 4
+BPF_MAP_TYPE_ARRAY_OF_MAPS = 12
+BPF_MAP_TYPE_HASH_OF_MAPS = 13
 BPF_MAP_TYPE_RINGBUF = 27
+BPF_PROG_TYPE_SOCKET_FILTER = 1
+BPF_PROG_TYPE_SCHED_CLS = 3
 BPF_ANY = 0
+VERIFIER_LOG_SIZE = 64 << 20  # the verifier log of a failed load, in full (pages are lazy)
 
 
 class _Lib:
@@ -107,6 +132,9 @@ class _Lib:
         self._vsnprintf = libc.vsnprintf
         self._vsnprintf.argtypes = [_c_char_p, _c_size_t, _c_char_p, _c_void_p]
         self._vsnprintf.restype = _c_int
+        self.setns = libc.setns
+        self.setns.argtypes = [_c_int, _c_int]
+        self.setns.restype = _c_int
         self._lock = threading.Lock()
         self._lines: list[str] = []
         self._print_cb = _PRINT_FN(self._on_print)  # kept alive for as long as libbpf uses it
@@ -206,6 +234,51 @@ class BpfProgram:
             os.close(perf_fd)
         return BpfLink(_check_ptr(ptr, f"attaching program '{self.name}' to a perf event"))
 
+    def set_type(self, prog_type: int) -> None:
+        _check(lib().lib.bpf_program__set_type(self.ptr, prog_type), f"type of {self.name}")
+
+    @property
+    def type(self) -> int:
+        return int(lib().lib.bpf_program__type(self.ptr))
+
+    @property
+    def fd(self) -> int:
+        return _check(lib().lib.bpf_program__fd(self.ptr), f"fd of program {self.name}")
+
+    def attach_cgroup(self, cgroup_fd: int) -> BpfLink:
+        lib().take_log()
+        ptr = lib().lib.bpf_program__attach_cgroup(self.ptr, cgroup_fd)
+        return BpfLink(_check_ptr(ptr, f"attaching program '{self.name}' ({self.section}) "
+                                       "to a cgroup"))
+
+    def attach_uprobe(self, binary: str, func: str, retprobe: bool, pid: int = -1) -> BpfLink:
+        """A uprobe (or uretprobe) on `func` of the ELF file `binary`, for `pid` (-1: all)."""
+        lib().take_log()
+        name = func.encode()
+        opts = _UprobeOpts(sz=ctypes.sizeof(_UprobeOpts), retprobe=retprobe, func_name=name)
+        ptr = lib().lib.bpf_program__attach_uprobe_opts(self.ptr, pid, os.fsencode(binary), 0,
+                                                        ctypes.byref(opts))
+        return BpfLink(_check_ptr(ptr, f"attaching program '{self.name}' to {func} in {binary}"))
+
+    def run_iter(self) -> bytes:
+        """Attach an iterator program, run it once to the end, return what it printed."""
+        lib().take_log()
+        link = self.attach_iter()
+        try:
+            fd = _check(lib().lib.bpf_iter_create(lib().lib.bpf_link__fd(link.ptr)),
+                        f"creating iterator '{self.name}'")
+            chunks = []
+            try:
+                while chunk := os.read(fd, 65536):
+                    chunks.append(chunk)
+            except OSError as exc:
+                raise LibbpfCallError(f"running iterator '{self.name}'", exc.errno or 0) from None
+            finally:
+                os.close(fd)
+            return b"".join(chunks)
+        finally:
+            link.destroy()
+
     def attach(self) -> BpfLink:
         lib().take_log()
         ptr = lib().lib.bpf_program__attach(self.ptr)
@@ -240,6 +313,14 @@ class BpfMap:
     @property
     def is_internal(self) -> bool:
         return bool(lib().lib.bpf_map__is_internal(self.ptr))
+
+    def reuse_fd(self, fd: int) -> None:
+        """Use an existing map (shared with another object) instead of creating this one."""
+        _check(lib().lib.bpf_map__reuse_fd(self.ptr, fd), f"sharing map {self.name}")
+
+    def inner_map(self) -> BpfMap | None:
+        ptr = lib().lib.bpf_map__inner_map(self.ptr)
+        return BpfMap(ptr, self.name + ".inner") if ptr else None
 
     def set_max_entries(self, n: int) -> None:
         _check(lib().lib.bpf_map__set_max_entries(self.ptr, n), f"resizing map {self.name}")
@@ -285,13 +366,115 @@ class BpfObject:
         return BpfMap(ptr, name) if ptr else None
 
     def load(self) -> None:
-        lib().take_log()
-        _check(lib().lib.bpf_object__load(self.ptr), "loading object")
+        """Load every program; a verifier refusal carries the whole verifier log.
+
+        libbpf prints the log through the print callback, whose buffer cuts it; each program
+        gets a large log buffer instead (log level 0: filled only on the retry after a
+        failure), and its content replaces the cut copy in the error's log.
+        """
+        log = mmap.mmap(-1, VERIFIER_LOG_SIZE)
+        anchor = ctypes.c_char.from_buffer(log)
+        addr = ctypes.addressof(anchor)
+        try:
+            for prog in self.programs():
+                _check(lib().lib.bpf_program__set_log_buf(prog.ptr, addr, VERIFIER_LOG_SIZE),
+                       f"log buffer of {prog.name}")
+            lib().take_log()
+            rc = lib().lib.bpf_object__load(self.ptr)
+            if rc < 0:
+                full = log[:log.find(b"\0")].decode("utf-8", "replace") if log[0] else ""
+                raise LibbpfCallError("loading object", -rc, _with_full_log(lib().take_log(), full))
+        finally:
+            for prog in self.programs():
+                lib().lib.bpf_program__set_log_buf(prog.ptr, None, 0)
+            del anchor
+            log.close()
 
     def close(self) -> None:
         if self.ptr:
             lib().lib.bpf_object__close(self.ptr)
             self.ptr = None
+
+
+_LOG_BLOCK = re.compile(
+    r"-- BEGIN PROG LOAD LOG --\n.*?(?:-- END PROG LOAD LOG --\n|(?=libbpf: )|\Z)", re.S)
+
+
+def _with_full_log(printed: str, full: str) -> str:
+    """libbpf's messages with its (cut) copy of the verifier log replaced by the full one."""
+    if not full:
+        return printed
+    block = f"-- BEGIN PROG LOAD LOG --\n{full.rstrip()}\n-- END PROG LOAD LOG --\n"
+    if _LOG_BLOCK.search(printed):
+        return _LOG_BLOCK.sub(lambda m: block, printed, count=1)
+    return printed + block
+
+
+class _UprobeOpts(ctypes.Structure):
+    _fields_ = [("sz", _c_size_t), ("ref_ctr_offset", _c_size_t), ("bpf_cookie", ctypes.c_uint64),
+                ("retprobe", ctypes.c_bool), ("func_name", _c_char_p)]
+
+
+class _TcHook(ctypes.Structure):
+    _fields_ = [("sz", _c_size_t), ("ifindex", _c_int), ("attach_point", _c_int),
+                ("parent", _c_uint32)]
+
+
+class _TcOpts(ctypes.Structure):
+    _fields_ = [("sz", _c_size_t), ("prog_fd", _c_int), ("flags", _c_uint32),
+                ("prog_id", _c_uint32), ("handle", _c_uint32), ("priority", _c_uint32)]
+
+
+TC_INGRESS = 1
+TC_EGRESS = 2
+
+
+def tc_attach(ifindex: int, attach_point: int, prog_fd: int) -> tuple[bool, int, int]:
+    """A tc bpf filter on a clsact qdisc of `ifindex` (in this thread's network namespace).
+
+    Returns (created the qdisc, handle, priority): what `tc_detach` needs to undo it.
+    """
+    hook = _TcHook(sz=ctypes.sizeof(_TcHook), ifindex=ifindex, attach_point=attach_point)
+    rc = lib().lib.bpf_tc_hook_create(ctypes.byref(hook))
+    if rc < 0 and rc != -errno_mod.EEXIST:
+        _check(rc, f"creating a clsact qdisc on interface {ifindex}")
+    opts = _TcOpts(sz=ctypes.sizeof(_TcOpts), prog_fd=prog_fd)
+    _check(lib().lib.bpf_tc_attach(ctypes.byref(hook), ctypes.byref(opts)),
+           f"attaching a tc filter on interface {ifindex}")
+    return rc == 0, opts.handle, opts.priority
+
+
+def tc_detach(ifindex: int, attach_point: int, handle: int, priority: int,
+              destroy_qdisc: bool) -> None:
+    hook = _TcHook(sz=ctypes.sizeof(_TcHook), ifindex=ifindex, attach_point=attach_point)
+    opts = _TcOpts(sz=ctypes.sizeof(_TcOpts), handle=handle, priority=priority)
+    _check(lib().lib.bpf_tc_detach(ctypes.byref(hook), ctypes.byref(opts)),
+           f"detaching the tc filter of interface {ifindex}")
+    if destroy_qdisc:
+        hook.attach_point = TC_INGRESS | TC_EGRESS
+        _check(lib().lib.bpf_tc_hook_destroy(ctypes.byref(hook)),
+               f"removing the clsact qdisc of interface {ifindex}")
+
+
+def create_map(map_type: int, name: str, key_size: int, value_size: int, entries: int) -> int:
+    """A new map's fd (the caller closes it)."""
+    return _check(lib().lib.bpf_map_create(map_type, name.encode(), key_size, value_size,
+                                           entries, None), f"creating map {name}")
+
+
+def load_raw_program(prog_type: int, name: str, insns: bytes) -> int:
+    """Load a program from raw instructions (8 bytes each); its fd (the caller closes it)."""
+    lib().take_log()
+    buf = ctypes.create_string_buffer(insns, len(insns))
+    return _check(lib().lib.bpf_prog_load(prog_type, name.encode(), b"GPL", buf,
+                                          len(insns) // 8, None), f"loading program {name}")
+
+
+def setns(fd: int, nstype: int) -> None:
+    """Move the calling thread into the namespace `fd` refers to (libc's setns)."""
+    if lib().setns(fd, nstype) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
 
 
 def map_update(fd: int, key: bytes, value: bytes, flags: int = BPF_ANY) -> None:

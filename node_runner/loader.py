@@ -20,6 +20,8 @@ from collections.abc import Iterable, Mapping
 from node_runner import constants as C
 from node_runner import libbpf, system
 from node_runner.arrays import SUPPORTED_MAP_TYPES, IterReader, MapIterReader, Reader
+from node_runner.attach import sockets
+from node_runner.attach.targets import TargetAttachments
 from node_runner.errors import (
     GadgetInvalid,
     NotSupported,
@@ -74,15 +76,20 @@ class LoadedGadget:
 
     def __init__(self, spec: GadgetSpec, params: Mapping[str, str] | None = None,
                  mntns_filter: Iterable[int] | None = None,
-                 sampling_frequency: int = DEFAULT_SAMPLING_HZ) -> None:
+                 sampling_frequency: int = DEFAULT_SAMPLING_HZ, proc_root: str = "/proc") -> None:
         self.spec = spec
         self.warnings: list[str] = []
+        self.notices: list[str] = []  # what the runtime did for the gadget (stderr lines)
         self.readers: dict[str, RingBufReader] = {}
         self.arrays: dict[str, Reader] = {}  # array datasources (map iterators, iterators)
         self.sampling_frequency = sampling_frequency
         self._links: list[libbpf.BpfLink] = []
         self._filter_fd = -1
         self._filtered: set[int] = set()
+        self._targets: set[int] | None = None
+        self._attached = False
+        self._per_target = TargetAttachments(spec.name, proc_root)
+        self._enricher: sockets.SocketEnricher | None = None
         self._obj: libbpf.BpfObject | None = libbpf.BpfObject(spec.object_path)
         try:
             self._configure(params or {}, mntns_filter is not None)
@@ -109,12 +116,17 @@ class LoadedGadget:
                     writes[p.offset] = encode_param(p, text)
                 except ValueError as exc:
                     raise UsageError(f"setting params of gadget {self.spec.name}: {exc}") from None
+        for prog in self._obj.programs():
+            self._per_target.claim(prog)
         if filtering:
             var = self.spec.rodata.get(C.FILTER_BY_MNTNS)
-            if var is None:
+            if var is None and self._per_target.per_netns:
+                pass  # its programs are attached in the targets' network namespaces only
+            elif var is None:
                 raise GadgetInvalid(f"gadget {self.spec.name} has no container filter "
                                     f"({C.FILTER_BY_MNTNS}); it cannot be limited to containers")
-            writes[var.offset] = b"\1"
+            else:
+                writes[var.offset] = b"\1"
         if writes:
             if rodata is None:
                 raise GadgetInvalid(f"gadget {self.spec.name}: params declared but no .rodata")
@@ -123,6 +135,28 @@ class LoadedGadget:
                 view[offset:offset + len(data)] = data
         self._resize_maps()
         self._skip_missing_tracepoints()
+        self._share_sockets_map()
+
+    def _share_sockets_map(self) -> None:
+        """Give the gadget the socket enricher's gadget_sockets map (filled by the runtime)."""
+        assert self._obj is not None
+        m = self._obj.find_map(sockets.SOCKETS_MAP)
+        if m is None:
+            return
+        if (m.key_size, m.value_size) != (sockets.KEY_SIZE, sockets.VALUE_SIZE):
+            self.warnings.append(
+                f"map {sockets.SOCKETS_MAP} of gadget {self.spec.name} has key/value sizes "
+                f"{m.key_size}/{m.value_size}, not {sockets.KEY_SIZE}/{sockets.VALUE_SIZE}: "
+                "it is not filled, so events show no owning process")
+            return
+        path = sockets.enricher_object()
+        if path is None:
+            self.warnings.append("the socket enricher is not built (make gadgets): "
+                                 f"{sockets.SOCKETS_MAP} stays empty")
+            return
+        self._enricher = sockets.SocketEnricher(path)
+        m.reuse_fd(self._enricher.map_fd)
+        self.notices.append(self._enricher.notice)
 
     def _resize_maps(self) -> None:
         assert self._obj is not None
@@ -177,7 +211,7 @@ class LoadedGadget:
     def _attach(self) -> None:
         assert self._obj is not None
         for prog in self._obj.programs():
-            if any(prog.name in w for w in self.warnings):
+            if any(prog.name in w for w in self.warnings) or self._per_target.claims(prog.name):
                 continue
             kind = _attach_kind(prog.section)
             if kind == "iter":  # attached per datasource by _open_arrays
@@ -197,6 +231,9 @@ class LoadedGadget:
                                        detail=exc.log) from None
                 raise NotSupported(f"{where} ({prog.section}): {exc.message}",
                                    detail=exc.log) from None
+        self._per_target.attach(self._targets)
+        self.warnings.extend(self._per_target.warnings)
+        self._attached = True
 
     def _attach_sampling(self, prog: libbpf.BpfProgram) -> None:
         """A perf_event program samples every online CPU at the sampling frequency."""
@@ -267,25 +304,40 @@ class LoadedGadget:
     def set_mntns_filter(self, mntns_ids: Iterable[int]) -> None:
         """Make the filter map hold exactly `mntns_ids` (added before removed)."""
         assert self._obj is not None
+        wanted = set(mntns_ids)
+        changed = self._targets is None or wanted != self._targets
+        self._targets = set(wanted)
+        if changed and self._attached:
+            self._per_target.refresh(self._targets)
         if self._filter_fd < 0:
             m = self._obj.find_map(C.MNTNS_FILTER_MAP)
+            if m is None and self._per_target.per_netns:
+                return
             if m is None:
                 raise GadgetInvalid(f"gadget {self.spec.name} has no {C.MNTNS_FILTER_MAP}")
             self._filter_fd = m.fd
-        wanted = set(mntns_ids)
         for mntns in wanted - self._filtered:
             libbpf.map_update(self._filter_fd, mntns.to_bytes(8, "little"), b"\1\0\0\0")
         for mntns in self._filtered - wanted:
             libbpf.map_delete(self._filter_fd, mntns.to_bytes(8, "little"))
         self._filtered = wanted
 
+    def maintain(self) -> None:
+        """Periodic upkeep: forget sockets closed a while ago."""
+        if self._enricher is not None:
+            self._enricher.sweep()
+
     def close(self) -> None:
         for reader in self.readers.values():
             reader.close()
         self.readers.clear()
+        self._per_target.close()
         for link in reversed(self._links):
             link.destroy()
         self._links.clear()
+        if self._enricher is not None:
+            self._enricher.close()
+            self._enricher = None
         if self._obj is not None:
             self._obj.close()
             self._obj = None

@@ -188,6 +188,7 @@ class _Loop:
             self.writer.lines([line])
 
     def tick(self) -> None:
+        self.g.maintain()
         for ds, reader in self.g.readers.items():
             lost = reader.lost()
             if lost:
@@ -312,7 +313,10 @@ def _run(opts: RunOptions, spec: GadgetSpec, writer: LineWriter,
     targets = _targets(opts, table)
     enricher = Enricher(table, opts.node)
     encoders = _encoders(spec, enricher, opts.cluster)
-    with LoadedGadget(spec, opts.params, targets, opts.sampling_frequency) as gadget:
+    with LoadedGadget(spec, opts.params, targets, opts.sampling_frequency,
+                      opts.proc_root) as gadget:
+        for notice in gadget.notices:
+            print(f"node-runner: {notice}", file=sys.stderr)
         for enc in encoders.values():
             writer.record(_schema(spec, enc))
         for warning in gadget.warnings:

@@ -1,0 +1,165 @@
+"""Socket filters per network namespace, and the sockets map the runner fills.
+
+The test gadget `socket_owner` is a `socket1` socket filter reporting TCP/UDP packets of one
+port with the namespace the dispatcher gave it and the owner of the packet's local socket,
+looked up in gadget_sockets. Workloads run in their own mount namespace (and, for the
+namespace test, their own network namespace with `lo` up), so what the gadget says is
+compared with what the workload itself saw.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, TEST_GADGETS_SRC, compile_gadget, needs_root_btf, needs_unshare
+from tests.kernel.runner_proc import RunnerProcess
+from tests.workloads import run_in_container
+
+pytestmark = [pytest.mark.kernel, needs_root_btf, needs_unshare]
+
+
+@pytest.fixture(scope="module")
+def runtime_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The runner's socket enricher, built for this test run and pointed at by the env."""
+    out = tmp_path_factory.mktemp("runtime")
+    compile_gadget(REPO / "gadgets" / "runtime" / "socket_enricher", out / "socket_enricher")
+    old = os.environ.get("KUBECTL_GADGET_RUNTIME_DIR")
+    os.environ["KUBECTL_GADGET_RUNTIME_DIR"] = str(out)
+    yield out
+    if old is None:
+        del os.environ["KUBECTL_GADGET_RUNTIME_DIR"]
+    else:
+        os.environ["KUBECTL_GADGET_RUNTIME_DIR"] = old
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# Sets its comm, then on each line of stdin sends UDP to 127.0.0.1:PORT and prints its port.
+UDP_PINGER = """
+import socket, sys
+open('/proc/self/comm', 'w').write(sys.argv[2])
+port = int(sys.argv[1])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for line in sys.stdin:
+    s.sendto(b'ping', ('127.0.0.1', port))
+    print(s.getsockname()[1], flush=True)
+"""
+
+# Sets its comm; a TCP connect, an unconnected UDP send, a connected UDP send; prints ports.
+CLIENT = """
+import socket, sys, time
+open('/proc/self/comm', 'w').write('kg_client')
+port = int(sys.argv[1])
+tcp = socket.create_connection(('127.0.0.1', port))
+tcp.sendall(b'hello')
+udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+udp.sendto(b'one', ('127.0.0.1', port))
+cudp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+cudp.connect(('127.0.0.1', port))
+cudp.send(b'two')
+print(tcp.getsockname()[1], udp.getsockname()[1], cudp.getsockname()[1], flush=True)
+sys.stdin.read()
+"""
+
+
+def _python(code: str, *args: str) -> list[str]:
+    return [sys.executable, "-I", "-S", "-c", code, *args]
+
+
+def test_socket_filter_sees_its_target_namespace_only(
+        build_gadget: Callable[[Path], Path], runtime_dir: Path) -> None:
+    gadget = build_gadget(TEST_GADGETS_SRC / "socket_owner")
+    port = _free_port()
+    argv = ["unshare", "--net", "sh", "-c",
+            'ip link set lo up && exec "$0" "$@"', *_python(UDP_PINGER, str(port), "kg_pinger")]
+    with run_in_container(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE) as box:
+        proc = box.process
+        assert proc.stdin is not None and proc.stdout is not None
+        netns = 0
+        for _ in range(100):  # wait until unshare has moved the process
+            netns = os.stat(f"/proc/{box.pid}/ns/net").st_ino
+            if netns != os.stat("/proc/self/ns/net").st_ino:
+                break
+            time.sleep(0.05)
+        with RunnerProcess(gadget, "--mntns", str(box.mntns_id), "--param", f"port={port}",
+                           "--timeout", "60") as runner:
+            runner.wait_schema()
+            host = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                host.sendto(b"host", ("127.0.0.1", port))
+                host_port = host.getsockname()[1]
+                proc.stdin.write(b"go\n")
+                proc.stdin.flush()
+                inner_port = int(proc.stdout.readline())
+                event = runner.wait_event(lambda d: d["sport"] == inner_port and d["outgoing"],
+                                          what="the target's UDP packet")
+                host.sendto(b"host", ("127.0.0.1", port))
+                proc.stdin.write(b"go\n")  # a second packet: the host's is older than it
+                proc.stdin.flush()
+                second = int(proc.stdout.readline())
+                runner.wait_event(lambda d: d["sport"] == second and d["outgoing"] and
+                                  d is not event, what="the target's second packet")
+            finally:
+                host.close()
+            runner.stop()
+            events = runner.events()
+    assert event["netns_id"] == netns
+    assert event["dport"] == port and event["proto"] == 17
+    # The pinger's socket is known (found by the dispatcher's namespace, not the host's).
+    assert event["owner_found"] == 1 and event["pid"] == box.pid
+    assert event["comm"] == "kg_pinger" and event["mntns_id"] == box.mntns_id
+    assert all(e["netns_id"] == netns for e in events), events
+    assert not [e for e in events if e["sport"] == host_port], "a host packet was reported"
+    assert runner.end()["reason"] == "signal"
+
+
+def test_sockets_map_names_the_owner_of_tcp_and_udp_sockets(
+        build_gadget: Callable[[Path], Path], runtime_dir: Path) -> None:
+    gadget = build_gadget(TEST_GADGETS_SRC / "socket_owner")
+    port = _free_port()
+    listener = socket.socket()
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    listener.bind(("127.0.0.1", port))
+    listener.listen()
+    receiver.bind(("127.0.0.1", port))
+    try:
+        with RunnerProcess(gadget, "--param", f"port={port}", "--timeout", "60") as runner:
+            runner.wait_schema()
+            assert "socket enrichment: cgroup socket hooks on" in runner.stderr()
+            with run_in_container(_python(CLIENT, str(port)), stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE) as box:
+                assert box.process.stdout is not None
+                tcp, udp, cudp = map(int, box.process.stdout.readline().split())
+                conn, _ = listener.accept()
+                got = {}
+                for what, sport, proto in (("tcp", tcp, 6), ("udp", udp, 17),
+                                           ("connected udp", cudp, 17)):
+                    got[what] = runner.wait_event(
+                        lambda d, s=sport, p=proto: d["sport"] == s and d["proto"] == p
+                        and d["outgoing"] and d["owner_found"], what=f"the {what} packet")
+                # The listener's side of the connection is the test process's socket.
+                reply = runner.wait_event(lambda d: d["sport"] == port and d["dport"] == tcp
+                                          and d["outgoing"], what="the listener's SYN-ACK")
+                conn.close()
+                pid, mntns = box.pid, box.mntns_id
+            runner.stop()
+    finally:
+        listener.close()
+        receiver.close()
+    for what, event in got.items():
+        assert (event["pid"], event["comm"], event["mntns_id"]) == (pid, "kg_client", mntns), \
+            (what, event)
+        assert event["netns_id"] == os.stat("/proc/self/ns/net").st_ino
+    assert reply["owner_found"] == 1 and reply["pid"] == os.getpid()
