@@ -65,7 +65,8 @@ def test_each_fetch_holds_one_interval(build_gadget, opener: ContainerWorkload) 
         schema = runner.wait_schema()
         assert schema["kind"] == "array"
         _ask(opener, 1)  # warm up: anything the workload opens lazily happens now
-        _array(runner, "opens", 1)
+        for ds in (*DATASOURCES, "opens_total"):  # fetch 1 is over for every map
+            _array(runner, ds, 1)
         _ask(opener, N)
         rows = {ds: _array(runner, ds, 2) for ds in DATASOURCES}
         total = _array(runner, "opens_total", 2)
