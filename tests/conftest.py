@@ -1,7 +1,7 @@
 """Fixtures shared by every test layer: built gadgets and the root + BTF skip marker.
 
-`built_gadgets` compiles the in-tree trace_open and trace_exec once per session, into a temp
-dir, with the same `build_dir` that `make gadgets` uses, so kernel and golden tests run against
+`built_gadgets` compiles in-tree gadgets once per session, each on first use (`built_gadgets
+["trace_exit"]`), into a temp dir, with the same `build_dir` that `make gadgets` uses, so kernel and golden tests run against
 what the sources say today (never a stale build/ directory). `build_gadget` compiles any other
 source directory (test gadgets under tests/data/gadgets/, patched copies).
 """
@@ -55,13 +55,25 @@ def compile_gadget(src: Path, out: Path) -> Path:
     return build_dir(src, out, os.uname().machine)
 
 
+class _BuiltGadgets(dict[str, Path]):
+    """In-tree gadget name -> compiled dir; a gadget is compiled the first time it is asked for."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__()
+        self.root = root
+
+    def __missing__(self, name: str) -> Path:
+        if not (GADGETS_SRC / name / "program.bpf.c").is_file():
+            raise KeyError(f"no in-tree gadget {name!r} under {GADGETS_SRC}")
+        built = self[name] = compile_gadget(GADGETS_SRC / name, self.root / name)
+        return built
+
+
 @pytest.fixture(scope="session")
 def built_gadgets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """{"trace_open": dir, "trace_exec": dir}: in-tree gadgets compiled for this session."""
+    """{"trace_open": dir, ...}: in-tree gadgets compiled for this session, on first use."""
     _require_clang()
-    root = tmp_path_factory.mktemp("gadgets")
-    return {name: compile_gadget(GADGETS_SRC / name, root / name)
-            for name in ("trace_open", "trace_exec")}
+    return _BuiltGadgets(tmp_path_factory.mktemp("gadgets"))
 
 
 @pytest.fixture

@@ -197,3 +197,15 @@ def python_argv(code: str) -> Sequence[str]:
 
 def env_without_pythonpath() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+
+def stop_and_check_end(runner: RunnerProcess) -> Record:
+    """Stop the runner as a client would (SIGTERM) and check that it ended cleanly."""
+    assert runner.stop() == 0, runner.stderr()
+    end = runner.end()
+    assert end["reason"] == "signal"
+    assert end["exit_code"] == 0
+    assert end["events"] == len(runner.of_type("event"))
+    assert end["dropped"] == 0
+    assert not runner.bad_lines
+    return end
