@@ -81,8 +81,11 @@ def test_killed_and_core_dumped(built_gadgets: dict[str, Path], tmp_path: Path) 
 
 
 def test_threads_param_shows_a_thread_that_exits_alone(built_gadgets: dict[str, Path]) -> None:
-    code = ("import threading, os\n"
+    # join() returns before the kernel is done with the thread: wait until it is gone, so the
+    # main thread is the last one and the process record is its.
+    code = ("import threading, os, time\n"
             "t = threading.Thread(target=lambda: None); t.start(); t.join()\n"
+            "while len(os.listdir('/proc/self/task')) > 1: time.sleep(0.01)\n"
             "os._exit(5)\n")
     gadget = built_gadgets["trace_exit"]
     with sleeping_container() as w:
