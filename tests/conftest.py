@@ -1,9 +1,10 @@
 """Fixtures shared by every test layer: built gadgets and the root + BTF skip marker.
 
-`built_gadgets` compiles in-tree gadgets once per session, each on first use (`built_gadgets
-["trace_exit"]`), into a temp dir, with the same `build_dir` that `make gadgets` uses, so kernel and golden tests run against
-what the sources say today (never a stale build/ directory). `build_gadget` compiles any other
-source directory (test gadgets under tests/data/gadgets/, patched copies).
+`built_gadgets` compiles each in-tree gadget once per session, the first time a test asks for
+it (`built_gadgets["trace_exit"]`), into a temp dir, with the same `build_dir` that `make
+gadgets` uses, so kernel and golden tests run against what the sources say today (never a stale
+build/ directory). `build_gadget` compiles any other source directory (test gadgets under
+tests/data/gadgets/, patched copies).
 """
 
 from __future__ import annotations
