@@ -82,12 +82,18 @@ _SIGNATURES: dict[str, tuple[object, list[object]]] = {
                                                     _c_void_p]),
     "bpf_map__reuse_fd": (_c_int, [_c_void_p, _c_int]),
     "bpf_map__inner_map": (_c_void_p, [_c_void_p]),
+    "bpf_map__set_inner_map_fd": (_c_int, [_c_void_p, _c_int]),
     "bpf_map_create": (_c_int, [_c_int, _c_char_p, _c_uint32, _c_uint32, _c_uint32, _c_void_p]),
     "bpf_prog_load": (_c_int, [_c_int, _c_char_p, _c_char_p, _c_void_p, _c_size_t, _c_void_p]),
     "bpf_tc_hook_create": (_c_int, [_c_void_p]),
     "bpf_tc_hook_destroy": (_c_int, [_c_void_p]),
     "bpf_tc_attach": (_c_int, [_c_void_p, _c_void_p]),
     "bpf_tc_detach": (_c_int, [_c_void_p, _c_void_p]),
+    "perf_buffer__new": (_c_void_p, [_c_int, _c_size_t, _c_void_p, _c_void_p, _c_void_p,
+                                     _c_void_p]),
+    "perf_buffer__consume": (_c_int, [_c_void_p]),
+    "perf_buffer__epoll_fd": (_c_int, [_c_void_p]),
+    "perf_buffer__free": (None, [_c_void_p]),
 }
 
 _SIGNATURES.update({  # array datasources: batch reads, iterators, perf events
@@ -322,6 +328,10 @@ class BpfMap:
         ptr = lib().lib.bpf_map__inner_map(self.ptr)
         return BpfMap(ptr, self.name + ".inner") if ptr else None
 
+    def set_inner_map_fd(self, fd: int) -> None:
+        """Use the map `fd` as this map-in-map's inner template (instead of the declared one)."""
+        _check(lib().lib.bpf_map__set_inner_map_fd(self.ptr, fd), f"inner map of {self.name}")
+
     def set_max_entries(self, n: int) -> None:
         _check(lib().lib.bpf_map__set_max_entries(self.ptr, n), f"resizing map {self.name}")
 
@@ -454,6 +464,47 @@ def tc_detach(ifindex: int, attach_point: int, handle: int, priority: int,
         hook.attach_point = TC_INGRESS | TC_EGRESS
         _check(lib().lib.bpf_tc_hook_destroy(ctypes.byref(hook)),
                f"removing the clsact qdisc of interface {ifindex}")
+
+
+# perf_buffer_sample_fn / perf_buffer_lost_fn
+_SAMPLE_FN = ctypes.CFUNCTYPE(None, _c_void_p, _c_int, _c_void_p, _c_uint32)
+_LOST_FN = ctypes.CFUNCTYPE(None, _c_void_p, _c_int, ctypes.c_uint64)
+
+
+class PerfBuffer:
+    """libbpf's perf buffer over a BPF_MAP_TYPE_PERF_EVENT_ARRAY (one ring per CPU).
+
+    `consume` copies every waiting sample into `samples` and adds the kernel's lost-sample
+    reports to `lost`; the caller takes both. One callback per sample: the price of kernels
+    without ring buffers.
+    """
+
+    def __init__(self, map_fd: int, pages_per_cpu: int) -> None:
+        self.samples: list[bytes] = []
+        self.lost = 0
+        self._on_sample = _SAMPLE_FN(self._sample)  # kept alive as long as libbpf holds them
+        self._on_lost = _LOST_FN(self._lost)
+        lib().take_log()
+        self.ptr: int | None = _check_ptr(
+            lib().lib.perf_buffer__new(map_fd, pages_per_cpu, self._on_sample, self._on_lost,
+                                       None, None), "opening the perf buffers")
+
+    def _sample(self, ctx: int | None, cpu: int, data: int | None, size: int) -> None:
+        self.samples.append(ctypes.string_at(data, size) if data else b"")
+
+    def _lost(self, ctx: int | None, cpu: int, count: int) -> None:
+        self.lost += count
+
+    def epoll_fd(self) -> int:
+        return _check(lib().lib.perf_buffer__epoll_fd(self.ptr), "perf buffer epoll fd")
+
+    def consume(self) -> None:
+        _check(lib().lib.perf_buffer__consume(self.ptr), "reading the perf buffers")
+
+    def close(self) -> None:
+        if self.ptr:
+            lib().lib.perf_buffer__free(self.ptr)
+            self.ptr = None
 
 
 def create_map(map_type: int, name: str, key_size: int, value_size: int, entries: int) -> int:

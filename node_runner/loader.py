@@ -14,6 +14,7 @@ event of another container is ever emitted.
 from __future__ import annotations
 
 import errno
+import os
 import re
 from collections.abc import Iterable, Mapping
 
@@ -30,6 +31,7 @@ from node_runner.errors import (
     VerifierRejected,
 )
 from node_runner.gadget.spec import GadgetSpec, encode_param
+from node_runner.perfbuf import PerfBufReader
 from node_runner.ringbuf import RingBufReader
 
 # Program types that need BPF trampolines or kprobes: kernels without them refuse these.
@@ -80,7 +82,7 @@ class LoadedGadget:
         self.spec = spec
         self.warnings: list[str] = []
         self.notices: list[str] = []  # what the runtime did for the gadget (stderr lines)
-        self.readers: dict[str, RingBufReader] = {}
+        self.readers: dict[str, RingBufReader | PerfBufReader] = {}
         self.arrays: dict[str, Reader] = {}  # array datasources (map iterators, iterators)
         self.sampling_frequency = sampling_frequency
         self._links: list[libbpf.BpfLink] = []
@@ -88,6 +90,7 @@ class LoadedGadget:
         self._filtered: set[int] = set()
         self._targets: set[int] | None = None
         self._attached = False
+        self._inner_fds: list[int] = []  # inner map templates made here, closed after load
         self._per_target = TargetAttachments(spec.name, proc_root)
         self._enricher: sockets.SocketEnricher | None = None
         self._obj: libbpf.BpfObject | None = libbpf.BpfObject(spec.object_path)
@@ -158,8 +161,28 @@ class LoadedGadget:
         m.reuse_fd(self._enricher.map_fd)
         self.notices.append(self._enricher.notice)
 
+    def _size_inner_maps(self) -> None:
+        """An inner perf event array template without max_entries gets one slot per CPU.
+
+        libbpf sizes top-level perf event arrays but not inner map templates, and the kernel
+        refuses a zero-sized one ("failed to create inner map: -22"); such a template is
+        replaced by a sized map made here (closed after load: the kernel keeps its shape).
+        """
+        assert self._obj is not None
+        for m in self._obj.maps():
+            inner = m.inner_map() if m.type in (libbpf.BPF_MAP_TYPE_ARRAY_OF_MAPS,
+                                                libbpf.BPF_MAP_TYPE_HASH_OF_MAPS) else None
+            if inner is not None and inner.type == libbpf.BPF_MAP_TYPE_PERF_EVENT_ARRAY \
+                    and inner.max_entries == 0:
+                fd = libbpf.create_map(libbpf.BPF_MAP_TYPE_PERF_EVENT_ARRAY, "kg_inner",
+                                       inner.key_size or 4, inner.value_size or 4,
+                                       libbpf.num_possible_cpus())
+                self._inner_fds.append(fd)
+                m.set_inner_map_fd(fd)
+
     def _resize_maps(self) -> None:
         assert self._obj is not None
+        self._size_inner_maps()
         if not self.spec.max_entries:
             return
         rodata = next(m for m in self._obj.maps() if m.is_internal and m.name.endswith(".rodata"))
@@ -187,6 +210,9 @@ class LoadedGadget:
             self._obj.load()
         except libbpf.LibbpfCallError as exc:
             raise self._classify_load(exc) from None
+        finally:
+            while self._inner_fds:
+                os.close(self._inner_fds.pop())
 
     def _classify_load(self, exc: libbpf.LibbpfCallError) -> Exception:
         assert self._obj is not None
@@ -287,12 +313,17 @@ class LoadedGadget:
             if ds.source is not None:
                 continue
             m = self._obj.find_map(ds.map_name)
-            if m is None or m.type != libbpf.BPF_MAP_TYPE_RINGBUF:
+            if m is None or m.type not in (libbpf.BPF_MAP_TYPE_RINGBUF,
+                                           libbpf.BPF_MAP_TYPE_PERF_EVENT_ARRAY):
                 raise GadgetInvalid(f"datasource {ds.name}: map '{ds.map_name}' is not a "
-                                    "ring buffer in gadget " + self.spec.name)
+                                    "ring buffer or perf event array in gadget "
+                                    + self.spec.name)
             lost = self._obj.find_map(ds.map_name + C.LOST_SAMPLES_SUFFIX)
-            self.readers[ds.name] = RingBufReader(m.fd, m.max_entries,
-                                                  lost.fd if lost is not None else None)
+            lost_fd = lost.fd if lost is not None else None
+            if m.type == libbpf.BPF_MAP_TYPE_PERF_EVENT_ARRAY:
+                self.readers[ds.name] = PerfBufReader(m.fd, lost_fd)
+            else:
+                self.readers[ds.name] = RingBufReader(m.fd, m.max_entries, lost_fd)
 
     def map_fd(self, name: str) -> int | None:
         """The fd of map `name` of the loaded object, None when it has no such map."""
@@ -332,6 +363,8 @@ class LoadedGadget:
             reader.close()
         self.readers.clear()
         self._per_target.close()
+        while self._inner_fds:
+            os.close(self._inner_fds.pop())
         for link in reversed(self._links):
             link.destroy()
         self._links.clear()

@@ -25,7 +25,28 @@ HEADER_SIZE = 8
 PAGE_SIZE = mmap.PAGESIZE
 
 # handler(buffer, record_offsets, record_sizes) -> None; offsets point past the 8-byte header.
-BatchHandler = Callable[[mmap.mmap, list[int], list[int]], None]
+BatchHandler = Callable[[mmap.mmap | bytes, list[int], list[int]], None]
+
+
+class LostSamples:
+    """A gadget's per-CPU `<map>_lost_samples` counter, read as a delta.
+
+    The per-CPU counters are summed and compared with the previous sum instead of being
+    zeroed, so an increment between the read and a write of zero cannot be lost.
+    """
+
+    def __init__(self, map_fd: int) -> None:
+        self._fd = map_fd
+        self._ncpus = libbpf.num_possible_cpus()
+        self._total = 0
+
+    def delta(self) -> int:
+        raw = libbpf.map_lookup(self._fd, b"\0\0\0\0", 8 * self._ncpus)
+        if raw is None:
+            return 0
+        total = sum(memoryview(raw).cast("Q"))
+        delta, self._total = total - self._total, total
+        return delta
 
 
 class RingBufReader:
@@ -36,8 +57,7 @@ class RingBufReader:
             raise ValueError(f"ring buffer size {size} is not a power of two")
         self._size = size
         self._mask = size - 1
-        self._lost_fd = lost_map_fd
-        self._ncpus = libbpf.num_possible_cpus() if lost_map_fd is not None else 0
+        self._lost = LostSamples(lost_map_fd) if lost_map_fd is not None else None
         self._consumer_map = mmap.mmap(map_fd, PAGE_SIZE, mmap.MAP_SHARED,
                                        mmap.PROT_READ | mmap.PROT_WRITE, offset=0)
         self._data = mmap.mmap(map_fd, PAGE_SIZE + 2 * size, mmap.MAP_SHARED,
@@ -48,7 +68,6 @@ class RingBufReader:
         self._epoll = select.epoll()
         self._epoll.register(map_fd, select.EPOLLIN)
         self.records = 0
-        self._lost_total = 0
 
     def fileno(self) -> int:
         """An fd that polls readable when records are waiting (for an outer epoll)."""
@@ -90,19 +109,8 @@ class RingBufReader:
         return len(offsets)
 
     def lost(self) -> int:
-        """Records lost since the previous call (0 when the gadget has no counter).
-
-        The per-CPU counters are summed and compared with the previous sum instead of being
-        zeroed, so an increment between the read and a write of zero cannot be lost.
-        """
-        if self._lost_fd is None:
-            return 0
-        raw = libbpf.map_lookup(self._lost_fd, b"\0\0\0\0", 8 * self._ncpus)
-        if raw is None:
-            return 0
-        total = sum(memoryview(raw).cast("Q"))
-        delta, self._lost_total = total - self._lost_total, total
-        return delta
+        """Records lost since the previous call (0 when the gadget has no counter)."""
+        return self._lost.delta() if self._lost is not None else 0
 
     def close(self) -> None:
         self._epoll.close()
