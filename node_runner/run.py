@@ -22,6 +22,7 @@ from types import FrameType
 from typing import BinaryIO
 
 from node_runner import __version__, system
+from node_runner import constants as C
 from node_runner.arrays import ArrayEncoder, IterReader
 from node_runner.containers import ContainerMetadata, ContainerSelectorError, ContainerTable
 from node_runner.decoder import DatasourceEncoder
@@ -41,6 +42,7 @@ from node_runner.protocol import (
     warning_record,
 )
 from node_runner.runtime_state import RuntimePaths
+from node_runner.stacks import StackResolver, has_stacks, stack_fields
 
 BATCH = 8192
 TICK = 1.0
@@ -123,9 +125,9 @@ def _encoders(spec: GadgetSpec, enricher: Enricher, cluster: bool) -> dict[str, 
     }
 
 
-def _array_encoders(spec: GadgetSpec, encoders: dict[str, DatasourceEncoder],
-                    node: str) -> dict[str, ArrayEncoder]:
-    return {ds.name: ArrayEncoder(ds, encoders[ds.name], node)
+def _array_encoders(spec: GadgetSpec, encoders: dict[str, DatasourceEncoder], node: str,
+                    stacks: StackResolver) -> dict[str, ArrayEncoder]:
+    return {ds.name: ArrayEncoder(ds, encoders[ds.name], node, stacks.hook(ds))
             for ds in spec.datasources if ds.kind == "array"}
 
 
@@ -141,8 +143,9 @@ def _fetch_plan(opts: RunOptions, spec: GadgetSpec) -> tuple[float, int]:
 
 def _schema(spec: GadgetSpec, enc: DatasourceEncoder) -> dict[str, object]:
     ds = next(d for d in spec.datasources if d.name == enc.ds)
+    fields = stack_fields(ds, enc.fields) if has_stacks(ds) else enc.fields
     return {"type": "schema", "ds": ds.name, "kind": ds.kind, "annotations": dict(ds.annotations),
-            "fields": [f.to_wire() for f in enc.fields]}
+            "fields": [f.to_wire() for f in fields]}
 
 
 class _Loop:
@@ -154,6 +157,7 @@ class _Loop:
         self.counts = _Counters()
         self.seen = {c.container_id for c in table.containers()}
         self.arrays: dict[str, ArrayEncoder] = {}
+        self.stacks: StackResolver | None = None
         self.fetch_interval, self.fetch_count = 1.0, 0
         self.fetches = 0
         start = time.monotonic()
@@ -180,6 +184,8 @@ class _Loop:
     def fetch(self) -> None:
         """Read every array datasource once and write one `array` record for each."""
         self.fetches += 1
+        if self.stacks is not None:
+            self.stacks.user.forget_processes()
         for ds, reader in self.g.arrays.items():
             rows = reader.fetch()
             line, dropped = self.arrays[ds].encode(rows, self.fetches, self.targets)
@@ -322,7 +328,9 @@ def _run(opts: RunOptions, spec: GadgetSpec, writer: LineWriter,
         for warning in gadget.warnings:
             writer.record(warning_record(warning))
         loop = _Loop(gadget, encoders, writer, stop, opts, table, enricher, targets)
-        loop.arrays = _array_encoders(spec, encoders, opts.node)
+        loop.stacks = StackResolver(gadget.map_fd(C.KERNEL_STACK_MAP),
+                                    gadget.map_fd(C.USER_STACK_MAP), opts.proc_root)
+        loop.arrays = _array_encoders(spec, encoders, opts.node, loop.stacks)
         loop.fetch_interval, loop.fetch_count = _fetch_plan(opts, spec)
         try:
             reason = loop.run()

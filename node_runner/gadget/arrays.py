@@ -94,7 +94,8 @@ def mapiter_layout(btf: Btf, mi: MapIter) -> tuple[ArraySource, list[FlatField]]
     key = _fields_of(btf, members["key"], "key")
     value = [replace(f, offset=f.offset + key_size)
              for f in _fields_of(btf, members["value"], "value")]
-    stacks = tuple(user_stack_prefixes(btf, members["value"]))
+    stacks = tuple(user_stack_prefixes(btf, members["key"])
+                   + user_stack_prefixes(btf, members["value"]))
     source = ArraySource("mapiter", mi.map_name, key_size, value_size, user_stacks=stacks)
     return source, key + value
 

@@ -1,0 +1,119 @@
+"""Stack fields of array rows: stack ids in, readable frames out.
+
+A `gadget_kernel_stack` field holds an id into the gadget's `ig_kstack` stack-trace map; a
+`struct gadget_user_stack` member holds an id into `ig_ustack` plus the pid the addresses
+belong to. For each row this reads the addresses by id and names them (symbols.py): the
+kernel field's value becomes the frames, innermost first, joined by `; `; a user stack member
+`ustack` gets a string field `ustack` next to its (hidden) numeric members. The schema says
+so before any row: `stack_fields` rewrites the announced fields. A frame nothing names shows
+its address; a stack id the map does not hold (lost, or the sample failed) gives an empty
+string. Nothing here fails a row.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import replace
+
+from node_runner import constants as C
+from node_runner import libbpf
+from node_runner.decoder import OutputField
+from node_runner.gadget.spec import DatasourceSpec
+from node_runner.symbols import KernelSymbols, UserSymbols
+
+STACK_DEPTH = 127
+SEPARATOR = "; "
+RowHook = Callable[[dict[str, object]], None]
+
+
+def _kernel_fields(ds: DatasourceSpec) -> list[str]:
+    return [f.name for f in ds.fields if C.TAG_KERNEL_STACK in f.tags]
+
+
+def _user_stacks(ds: DatasourceSpec) -> list[str]:
+    return [p.rstrip(".") for p in (ds.source.user_stacks if ds.source else ())]
+
+
+def has_stacks(ds: DatasourceSpec) -> bool:
+    return bool(_kernel_fields(ds) or _user_stacks(ds))
+
+
+def stack_fields(ds: DatasourceSpec, fields: list[OutputField]) -> list[OutputField]:
+    """The schema's fields with stacks as strings (user stack members hidden)."""
+    kernel, users = set(_kernel_fields(ds)), _user_stacks(ds)
+    out: list[OutputField] = []
+    for f in fields:
+        if f.name in kernel:
+            f = replace(f, type="string")
+        owner = next((u for u in users if f.name.startswith(u + ".")), None)
+        if owner is not None:
+            f = replace(f, annotations={**f.annotations, "columns.hidden": "true"})
+        out.append(f)
+        if owner is not None and f.name == f"{owner}.pidns_level1":
+            out.append(OutputField(owner, "string", (C.USER_STACK_STRUCT,),
+                                   {"description": "user stack, innermost frame first"}))
+    return out
+
+
+class StackResolver:
+    """Reads stacks from the gadget's stack maps by id and names their frames."""
+
+    def __init__(self, kstack_fd: int | None, ustack_fd: int | None,
+                 proc_root: str = "/proc") -> None:
+        self.kstack_fd, self.ustack_fd = kstack_fd, ustack_fd
+        self._kernel: KernelSymbols | None = None
+        self.user = UserSymbols(proc_root)
+        self.own_pidns = _pidns(proc_root)
+
+    def _addresses(self, fd: int | None, stack_id: int) -> list[int]:
+        if fd is None or not 0 <= stack_id < 0xFFFFFFFF:
+            return []
+        try:
+            raw = libbpf.map_lookup(fd, stack_id.to_bytes(4, "little"), STACK_DEPTH * 8)
+        except libbpf.LibbpfCallError:
+            return []
+        if raw is None:
+            return []
+        addrs = [int.from_bytes(raw[i:i + 8], "little") for i in range(0, len(raw), 8)]
+        return addrs[:addrs.index(0)] if 0 in addrs else addrs
+
+    def kernel(self, stack_id: int) -> str:
+        if self._kernel is None:
+            self._kernel = KernelSymbols()
+        names = self._kernel
+        return SEPARATOR.join(names.name(a) or f"{a:#x}"
+                              for a in self._addresses(self.kstack_fd, stack_id))
+
+    def user_stack(self, row: dict[str, object], prefix: str) -> str:
+        pid = row.get(f"{prefix}.pid_level0")
+        if self.own_pidns and row.get(f"{prefix}.pidns_level1") == self.own_pidns:
+            pid = row.get(f"{prefix}.pid_level1")
+        stack_id = row.get(f"{prefix}.stack_id")
+        if not isinstance(pid, int) or not isinstance(stack_id, int):
+            return ""
+        return SEPARATOR.join(self.user.name(pid, a) or f"{a:#x}"
+                              for a in self._addresses(self.ustack_fd, stack_id))
+
+    def hook(self, ds: DatasourceSpec) -> RowHook | None:
+        """The per-row function filling `ds`'s stack fields, None when it has none."""
+        kernel, users = _kernel_fields(ds), _user_stacks(ds)
+        if not kernel and not users:
+            return None
+
+        def fill(row: dict[str, object]) -> None:
+            for name in kernel:
+                value = row.get(name)
+                row[name] = self.kernel(value) if isinstance(value, int) else ""
+            for prefix in users:
+                row[prefix] = self.user_stack(row, prefix)
+
+        return fill
+
+
+def _pidns(proc_root: str) -> int:
+    """The inode of the pid namespace of `proc_root`'s processes seen from here (0: unknown)."""
+    try:
+        return os.stat(f"{proc_root}/self/ns/pid").st_ino
+    except OSError:
+        return 0
