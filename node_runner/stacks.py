@@ -4,7 +4,8 @@ A `gadget_kernel_stack` field holds an id into the gadget's `ig_kstack` stack-tr
 `struct gadget_user_stack` member holds an id into `ig_ustack` plus the pid the addresses
 belong to. For each row this reads the addresses by id and names them (symbols.py): the
 kernel field's value becomes the frames, innermost first, joined by `; `; a user stack member
-`ustack` gets a string field `ustack` next to its (hidden) numeric members. The schema says
+`ustack` gets a string field `ustack.symbols` after its (hidden) numeric members, so JSON
+output nests it with them. The schema says
 so before any row: `stack_fields` rewrites the announced fields. A frame nothing names shows
 its address; a stack id the map does not hold (lost, or the sample failed) gives an empty
 string. Nothing here fails a row.
@@ -51,7 +52,7 @@ def stack_fields(ds: DatasourceSpec, fields: list[OutputField]) -> list[OutputFi
             f = replace(f, annotations={**f.annotations, "columns.hidden": "true"})
         out.append(f)
         if owner is not None and f.name == f"{owner}.pidns_level1":
-            out.append(OutputField(owner, "string", (C.USER_STACK_STRUCT,),
+            out.append(OutputField(f"{owner}.symbols", "string", (C.USER_STACK_STRUCT,),
                                    {"description": "user stack, innermost frame first"}))
     return out
 
@@ -106,7 +107,7 @@ class StackResolver:
                 value = row.get(name)
                 row[name] = self.kernel(value) if isinstance(value, int) else ""
             for prefix in users:
-                row[prefix] = self.user_stack(row, prefix)
+                row[f"{prefix}.symbols"] = self.user_stack(row, prefix)
 
         return fill
 

@@ -70,7 +70,7 @@ def test_user_and_kernel_frames_are_named(build_gadget, tmp_path: Path) -> None:
         rows: list[dict[str, object]] = []
         fetch, deadline = 0, time.monotonic() + 20
         while time.monotonic() < deadline and not (
-                any("burn_cpu+" in str(r["ustack"]) for r in rows)
+                any("burn_cpu+" in str(r["ustack.symbols"]) for r in rows)
                 and any(r["kernel_stack"] for r in rows)):
             rec = runner.wait_for(lambda r, f=fetch: r.get("type") == "array"  # type: ignore[misc]
                                   and r["fetch"] > f, timeout=10, what="a profile fetch")
@@ -79,8 +79,8 @@ def test_user_and_kernel_frames_are_named(build_gadget, tmp_path: Path) -> None:
         assert runner.stop() == 0, runner.stderr()
 
     assert rows and {r["pid"] for r in rows} == {w.pid}
-    user = [str(r["ustack"]).split("; ") for r in rows if "burn_cpu+" in str(r["ustack"])]
-    assert user, [r["ustack"] for r in rows]
+    user = [str(r["ustack.symbols"]).split("; ") for r in rows if "burn_cpu+" in str(r["ustack.symbols"])]
+    assert user, [r["ustack.symbols"] for r in rows]
     # burn_cpu calls nothing: it is the innermost frame, and main (frame pointers) its caller.
     assert all(frames[0].startswith("burn_cpu+0x") for frames in user), user
     assert any(len(frames) > 1 and frames[1].startswith("main+0x") for frames in user), user

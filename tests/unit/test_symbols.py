@@ -46,6 +46,6 @@ def test_user_stack_members_are_hidden_behind_one_string_field() -> None:
     ds = DatasourceSpec("p", "array", "m", "", 64, flat,
                         source=ArraySource("mapiter", "m", user_stacks=("u.",)))
     fields = stack_fields(ds, [OutputField(f.name, "u32", f.tags) for f in flat])
-    assert [f.name for f in fields][-2:] == ["u.pidns_level1", "u"]
+    assert [f.name for f in fields][-2:] == ["u.pidns_level1", "u.symbols"]
     assert fields[0].type == "string" and fields[-1].type == "string"
     assert all(f.annotations.get("columns.hidden") == "true" for f in fields[1:-1])
