@@ -79,7 +79,8 @@ def test_user_and_kernel_frames_are_named(build_gadget, tmp_path: Path) -> None:
         assert runner.stop() == 0, runner.stderr()
 
     assert rows and {r["pid"] for r in rows} == {w.pid}
-    user = [str(r["ustack.symbols"]).split("; ") for r in rows if "burn_cpu+" in str(r["ustack.symbols"])]
+    stacks = [str(r["ustack.symbols"]) for r in rows]
+    user = [s.split("; ") for s in stacks if "burn_cpu+" in s]
     assert user, [r["ustack.symbols"] for r in rows]
     # burn_cpu calls nothing: it is the innermost frame, and main (frame pointers) its caller.
     assert all(frames[0].startswith("burn_cpu+0x") for frames in user), user
