@@ -7,6 +7,7 @@ the BTF lacks); and a built trace_open with a malformed gadget.yaml.
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -88,3 +89,22 @@ def test_missing_tracer_struct_is_gadget_invalid(build_gadget: Callable[[Path], 
     assert error["code"] == "gadget_invalid"
     assert "no_such_event" in error["message"]
     assert "ghost" in error["message"]  # the datasource that declared it
+
+
+def test_long_verifier_log_is_whole(build_gadget: Callable[[Path], Path]) -> None:
+    """A log far longer than libbpf's printed copy: the reason and every line still arrive."""
+    gadget = build_gadget(TEST_GADGETS_SRC / "verifier_long")
+    runner, error = _failed_run(gadget, "--verbose")
+    assert runner.returncode == 5 and error["code"] == "verifier"
+    assert "invalid access to map value, value_size=16 off=64 size=4" in error["message"]
+    log = error["detail"]
+    assert len(log) > 32768  # four times what one libbpf message can carry here
+    assert log.count("-- BEGIN PROG LOAD LOG --") == 1
+    body = log.split("-- BEGIN PROG LOAD LOG --\n")[1]
+    assert body.startswith("0: R1=ctx()")  # from the first instruction ...
+    processed = re.search(r"\nprocessed (\d+) insns", body)
+    assert processed is not None and int(processed.group(1)) > 400
+    last = int(processed.group(1))
+    assert f"\n{last}: (61) r1 = *(u32 *)(r6 +64)\n" in body  # ... to the refused one
+    assert body.endswith("-- END PROG LOAD LOG --\n")
+    assert processed.group(0) in runner.stderr()
