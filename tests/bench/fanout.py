@@ -1,4 +1,4 @@
-"""Cluster fan-out: the real client against 1 fake node (the baseline) and against 50.
+"""Cluster fan-out: the real client against 1 fake node (the baseline), 50 and 100.
 
 Each run starts a FakeCluster with N nodes, one target pod per node (`app=x` in namespace
 shop; a runtime hook gives it a `containerd://<64 hex>` id, no process), and maps the runner
@@ -19,7 +19,7 @@ This process reads the client's stdout:
 CPU use of this process (the fake API server and kubelet) and of the whole machine over the
 same windows tell whether the client or the machine was the limit. The fake API server is
 runs with TCP_NODELAY, as a real one does. Sizes run interleaved REPEATS times;
-printed: one markdown table of medians, N=1 and N=50 side by side, and the ratio N=50/N=1.
+printed: one markdown table of medians, one column per size, and the ratios to N=1.
 """
 
 from __future__ import annotations
@@ -308,8 +308,8 @@ def _ratio(a: float | None, b: float | None) -> str:
     return f"{b / a:.2f}" if a and b is not None else "n/a"
 
 
-def table(base: list[Result], big: list[Result]) -> str:
-    """Medians over the repeats, per metric."""
+def table(runs: dict[int, list[Result]]) -> str:
+    """Medians over the repeats, per metric; one column per size, ratios against the first."""
     rows = [
         ("time to first node streaming (s)", "first_streaming", ".2f"),
         ("time to median node streaming (s)", "median_streaming", ".2f"),
@@ -324,14 +324,23 @@ def table(base: list[Result], big: list[Result]) -> str:
         ("client CPU, whole run (s)", "cpu_total", ".2f"),
         ("teardown: last record to client exit (s)", "teardown", ".2f"),
     ]
-    n1, n2 = base[0].nodes, big[0].nodes
-    out = [f"| metric (median of {len(base)}) | N={n1} | N={n2} | N={n2}/N={n1} |",
-           "|---|---|---|---|"]
+    sizes = list(runs)
+    first = sizes[0]
+    repeats = len(runs[first])
+    head = " | ".join(f"N={n}" for n in sizes)
+    ratios = " | ".join(f"N={n}/N={first}" for n in sizes[1:])
+    out = [f"| metric (median of {repeats}) | {head} | {ratios} |",
+           "|---|" + "---|" * (2 * len(sizes) - 1)]
     for label, attr, spec in rows:
-        a, b = _median(base, attr), _median(big, attr)
-        out.append(f"| {label} | {_fmt(a, spec)} | {_fmt(b, spec)} | {_ratio(a, b)} |")
-    out.append(f"| burst records delivered, all runs | {_delivered(base)} | {_delivered(big)} | |")
-    out.append(f"| client exit codes; runner pods left | {_ends(base)} | {_ends(big)} | |")
+        values = [_median(runs[n], attr) for n in sizes]
+        cells = " | ".join(_fmt(v, spec) for v in values)
+        rel = " | ".join(_ratio(values[0], v) for v in values[1:])
+        out.append(f"| {label} | {cells} | {rel} |")
+    pad = " |" * (len(sizes) - 1)
+    out.append("| burst records delivered, all runs | "
+               + " | ".join(_delivered(runs[n]) for n in sizes) + pad)
+    out.append("| client exit codes; runner pods left | "
+               + " | ".join(_ends(runs[n]) for n in sizes) + pad)
     return "\n".join(out)
 
 
@@ -359,7 +368,7 @@ def _ok(r: Result) -> bool:
             and r.all_streaming is not None)
 
 
-def main(sizes: tuple[int, int] = (1, 50), repeats: int = REPEATS) -> int:
+def main(sizes: tuple[int, ...] = (1, 50, 100), repeats: int = REPEATS) -> int:
     if not (BUILT / "program.bpf.o").is_file():
         print("bench fanout: run `make gadgets` first (needs build/gadgets/trace_exec)",
               file=sys.stderr)
@@ -371,7 +380,7 @@ def main(sizes: tuple[int, int] = (1, 50), repeats: int = REPEATS) -> int:
     for _ in range(repeats):  # interleaved, so a slow spell of the machine hits both sizes
         for n in sizes:
             runs[n].append(run_once(n))
-    print(table(runs[sizes[0]], runs[sizes[1]]))
+    print(table(runs))
     bad = [r for rs in runs.values() for r in rs if not _ok(r)]
     for r in bad:
         print(f"\nN={r.nodes}: run incomplete (exit {r.rc}, {len(r.first_seen)}/{r.nodes} "
@@ -381,7 +390,6 @@ def main(sizes: tuple[int, int] = (1, 50), repeats: int = REPEATS) -> int:
 
 
 if __name__ == "__main__":
-    # `python -m tests.bench.fanout [N1 N2 [REPEATS]]`
-    nums = [int(a) for a in sys.argv[1:4]]
-    sys.exit(main((nums[0], nums[1]) if len(nums) >= 2 else (1, 50),
-                  nums[2] if len(nums) == 3 else REPEATS))
+    # `python -m tests.bench.fanout [REPEATS [N1 N2 ...]]`
+    nums = [int(a) for a in sys.argv[1:]]
+    sys.exit(main(tuple(nums[1:]) or (1, 50, 100), nums[0] if nums else REPEATS))
