@@ -22,8 +22,8 @@ install-python:
 # and build each one as an OCI image into the local store (tagged with its short name);
 # the runner's own eBPF objects (the socket enricher) go to build/runtime/.
 gadgets:
-	$(PYTHON) -m kubectl_gadget.build $(addprefix gadgets/,$(GADGETS)) --out build/gadgets
-	$(PYTHON) -m kubectl_gadget.build gadgets/runtime/socket_enricher --out build/runtime
+	$(PYTHON) -m kubectl_gadget.image.build $(addprefix gadgets/,$(GADGETS)) --out build/gadgets
+	$(PYTHON) -m kubectl_gadget.image.build gadgets/runtime/socket_enricher --out build/runtime
 	for g in $(GADGETS); do $(PYTHON) -m kubectl_gadget image build gadgets/$$g -t $$g || exit 1; done
 
 # The test command of the README and of CI.

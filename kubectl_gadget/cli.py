@@ -1,4 +1,4 @@
-"""`kubectl gadget`: the command line. The only place that prints errors and picks exit codes.
+"""`kubectl gadget`: the command line. It parses flags, calls, and prints errors as exit codes.
 
 Everything below raises typed errors (`GadgetError` and subclasses carry `exit_code`); here they
 become one line on stderr, never a traceback. User input (filters, fields, sort keys, gadget
@@ -7,29 +7,22 @@ params) is parsed into plain values before any runner starts, so a typo costs no
 
 from __future__ import annotations
 
-import os
 import sys
 
 import click
 
 from kubectl_gadget import __version__
 from kubectl_gadget.boolflags import BoolFlagCommand
-from kubectl_gadget.cli_cluster import cluster_options, gc, list_sessions, runner_settings
-from kubectl_gadget.cluster_session import ClusterRun, run_cluster
-from kubectl_gadget.errors import GadgetError, UsageError
-from kubectl_gadget.gadget_arg import resolve_gadget
-from kubectl_gadget.image_cli import image
-from kubectl_gadget.image_run import ImageRunFlags, image_run_options, precheck
-from kubectl_gadget.kube import Kube, KubeConfig
-from kubectl_gadget.local import LocalNode
+from kubectl_gadget.cluster.cli import cluster_options, gc, list_sessions
+from kubectl_gadget.errors import GadgetError
+from kubectl_gadget.image.cli import image
+from kubectl_gadget.image.run_flags import image_run_options
+from kubectl_gadget.launch import RunRequest, launch
 from kubectl_gadget.operators.fields import parse_fields
 from kubectl_gadget.operators.filter import parse_filters
 from kubectl_gadget.operators.sort import check_max_entries, parse_sort
 from kubectl_gadget.output import parse_output_mode
-from kubectl_gadget.params import parse_param_flags, runner_param_args
-from kubectl_gadget.pipeline import Operators, Pipeline
-from kubectl_gadget.session import Session, expected_schema, stderr_diag
-from kubectl_gadget.targets import Selection
+from kubectl_gadget.pipeline import Operators
 
 RUN_EXAMPLES = """
 \b
@@ -109,44 +102,11 @@ def run(ctx: click.Context, gadget: str, local: bool, namespace: str | None,
         max_entries: int | None, timeout: float | None, verbose: bool,
         **cluster: object) -> None:
     """Run GADGET and show its events until Ctrl-C or --timeout."""
-    ops = _operators(output, fields, filter_expr, sort, max_entries)
-    if timeout is not None and timeout <= 0:
-        raise UsageError("--timeout must be a positive number of seconds")
-    if local and (namespace or all_namespaces or selector or podname or nodes):
-        raise UsageError("-n, -A, -l, -p and --node select pods of a cluster; with --local "
-                         "use -c/--containername or --container-id")
-    img = ImageRunFlags.pop(cluster)
-    resolved = resolve_gadget(gadget, cluster=not local)
-    spec = resolved.spec or precheck(resolved.runner_gadget, img, local)
-    params = parse_param_flags(ctx.args, spec)
-    pipeline = Pipeline(ops, sys.stdout, stderr_diag)
-    if spec is not None:
-        for ds, schema in expected_schema(spec, cluster=not local).items():
-            pipeline.prepare(ds, schema)
-    args = runner_param_args(params) + (["--verbose"] if verbose else [])
-    args += img.runner_args()  # the runner enforces image policy, even for directories
-    if local:
-        for name in container_names:
-            args += ["--container-name", name]
-        for cid in container_ids:
-            args += ["--container-id", cid]
-        if timeout:
-            args += ["--timeout", str(timeout)]
-        node = LocalNode(os.uname().nodename, resolved.runner_gadget, args)
-        ctx.exit(Session([node], pipeline, timeout=timeout, diag=stderr_diag).run())
-    if container_ids:
-        raise UsageError("--container-id is for --local; on a cluster select pods with "
-                         "-n/-l/-p and containers with -c")
-    if os.path.isdir(resolved.runner_gadget):
-        stderr_diag(f"note: runner pods will read the gadget from {resolved.runner_gadget} on "
-                    "their node; for a real cluster build and push it as an image "
-                    "(kubectl gadget image build/push)")
-    kube = Kube(KubeConfig(cluster.pop("kubeconfig"), cluster.pop("context")))  # type: ignore[arg-type]
-    sel = Selection(None if all_namespaces else (namespace or kube.namespace), selector,
-                    podname, container_names, _split_nodes(nodes))
-    plan = ClusterRun(sel, runner_settings(cluster, timeout), resolved.runner_gadget, tuple(args),
-                      timeout, float(cluster["startup_timeout"]))  # type: ignore[arg-type]
-    ctx.exit(run_cluster(kube, plan, pipeline))
+    req = RunRequest(gadget, local, _operators(output, fields, filter_expr, sort, max_entries),
+                     namespace, all_namespaces, selector, podname, container_names,
+                     container_ids, _split_nodes(nodes), timeout, verbose, tuple(ctx.args),
+                     dict(cluster))
+    ctx.exit(launch(req))
 
 
 cli.add_command(gc)

@@ -13,8 +13,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from kubectl_gadget import build
 from kubectl_gadget.errors import GadgetError
+from kubectl_gadget.image import build
 from node_runner.gadget.errors import GadgetFormatError
 from node_runner.gadget.spec import GadgetSpec, load_spec
 

@@ -23,8 +23,7 @@ from typing import Protocol
 from kubectl_gadget.operators import FieldSchema
 from kubectl_gadget.pipeline import NodeState, Pipeline
 from kubectl_gadget.streams import Merger
-from node_runner.decoder import DatasourceEncoder
-from node_runner.enrich import enrichment_schema
+from node_runner.gadget.schema import datasource_fields, enrichment_schema
 from node_runner.gadget.spec import GadgetSpec
 
 GRACE_AFTER_TIMEOUT = 15.0
@@ -54,10 +53,9 @@ def expected_schema(spec: GadgetSpec, cluster: bool) -> dict[str, list[FieldSche
     out: dict[str, list[FieldSchema]] = {}
     extra = enrichment_schema(cluster)
     for ds in spec.datasources:
-        enc = DatasourceEncoder(ds.name, ds.record_size, ds.fields, ds.field_annotations,
-                                offset_ns=0, enricher=(lambda _m: "") if ds.has_mntns else None,
-                                enrichment=extra)
-        out[ds.name] = [f.to_wire() for f in enc.fields]  # type: ignore[misc]
+        fields = datasource_fields(ds.fields, ds.field_annotations)
+        fields += extra if ds.has_mntns else []
+        out[ds.name] = [f.to_wire() for f in fields]  # type: ignore[misc]
     return out
 
 

@@ -34,6 +34,7 @@ from node_runner.cgroups import (
     parse_cgroup,
     parse_cgroup_path,
 )
+from node_runner.gadget.schema import ENRICHMENT_FIELDS
 from node_runner.runtime_state import Labels, RuntimeInfo, RuntimePaths, read_runtime_info
 
 __all__ = [
@@ -52,20 +53,6 @@ __all__ = [
     "parse_cgroup_path",
 ]
 
-ENRICHMENT_FIELDS = (
-    "k8s.node",
-    "k8s.namespace",
-    "k8s.podName",
-    "k8s.containerName",
-    "k8s.podLabels",
-    "k8s.owner.kind",
-    "k8s.owner.name",
-    "runtime.containerId",
-    "runtime.containerName",
-    "runtime.runtimeName",
-    "runtime.containerImageName",
-    "runtime.containerPid",
-)
 MIN_ID_PREFIX = 12
 _MNT_LINK = re.compile(r"mnt:\[(\d+)\]")
 _ID_SCHEME = re.compile(r"^[a-z-]+://")

@@ -14,11 +14,12 @@ from __future__ import annotations
 import json
 import struct
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 
 from node_runner import constants as C
 from node_runner.formatters import formatter_for
 from node_runner.gadget.layout import FlatField
+from node_runner.gadget.schema import OutputField, companion, datasource_fields
+from node_runner.gadget.schema import wire_type as wire_type  # re-exported
 
 _quote: Callable[[str], str] = json.encoder.encode_basestring_ascii
 _INT_CODES = {(1, False): "B", (1, True): "b", (2, False): "H", (2, True): "h",
@@ -27,30 +28,6 @@ _FLOAT_CODES = {4: "f", 8: "d"}
 
 BatchEncoder = Callable[[object, list[int], list[int], list[str]], int]
 Enricher = Callable[[int], str]
-
-
-@dataclass(frozen=True)
-class OutputField:
-    """One field of a datasource as announced in its `schema` record."""
-
-    name: str
-    type: str
-    tags: tuple[str, ...] = ()
-    annotations: Mapping[str, str] = field(default_factory=dict)
-
-    def to_wire(self) -> dict[str, object]:
-        return {"name": self.name, "type": self.type, "tags": [f"type:{t}" for t in self.tags],
-                "annotations": dict(self.annotations)}
-
-
-def wire_type(f: FlatField) -> str:
-    if f.kind == "int":
-        # A bitfield's byte span (1..8 bytes) is not a protocol type: take the smallest that fits.
-        bits = next(b for b in (8, 16, 32, 64) if b >= f.bit_size) if f.bit_size else f.size * 8
-        return f"{'s' if f.signed else 'u'}{bits}"
-    if f.kind == "float":
-        return f"f{f.size * 8}"
-    return f.kind
 
 
 class _Codegen:
@@ -151,7 +128,7 @@ class DatasourceEncoder:
                  row_only: bool = False) -> None:
         self.ds = ds
         self.record_size = record_size
-        self.fields: list[OutputField] = []
+        self.fields: list[OutputField] = datasource_fields(fields, annotations)
         cg = _Codegen()
         layout, index, _extra = _read_plan(fields)
         if layout.size > record_size:
@@ -166,11 +143,9 @@ class DatasourceEncoder:
             raw = _raw_expr(cg, f, index)
             expr, numeric = _value_expr(cg, f, raw)
             cg.add(f.name, expr, numeric)
-            self.fields.append(OutputField(f.name, wire_type(f), f.tags,
-                                           annotations.get(f.name, {})))
             if C.TAG_MNTNS_ID in f.tags and mntns_expr is None:
                 mntns_expr = raw
-            self._add_companion(cg, f, raw, annotations, offset_ns)
+            self._add_companion(cg, f, raw, offset_ns)
         tail = ""
         if enricher is not None and mntns_expr is not None:
             tail = "%s"
@@ -182,18 +157,16 @@ class DatasourceEncoder:
         template = head + "".join(cg.parts) + tail + ("}" if row_only else "}}")
         self.encode_batch: BatchEncoder = self._compile(cg, layout, template)
 
-    def _add_companion(self, cg: _Codegen, f: FlatField, raw: str,
-                       annotations: Mapping[str, Mapping[str, str]], offset_ns: int) -> None:
-        if not f.name.endswith(C.RAW_SUFFIX) or f.kind not in ("int", "enum"):
+    def _add_companion(self, cg: _Codegen, f: FlatField, raw: str, offset_ns: int) -> None:
+        comp = companion(f)
+        if comp is None:
             return
-        name = f.name[: -len(C.RAW_SUFFIX)]
+        name = comp[0]
         fmt = formatter_for(f.tags, offset_ns)
         if fmt is None:
             cg.add(name, raw, numeric=True)
-            self.fields.append(OutputField(name, wire_type(f), f.tags, annotations.get(name, {})))
-            return
-        cg.add(name, f"{cg.bind('fmt', fmt)}({raw})")
-        self.fields.append(OutputField(name, "string", f.tags, annotations.get(name, {})))
+        else:
+            cg.add(name, f"{cg.bind('fmt', fmt)}({raw})")
 
     def _compile(self, cg: _Codegen, layout: struct.Struct, template: str) -> BatchEncoder:
         cg.env.update(_unpack=layout.unpack_from, _TPL=template, _SIZE=self.record_size)

@@ -12,26 +12,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from node_runner.containers import ENRICHMENT_FIELDS, ContainerTable, enrichment_fields
-from node_runner.decoder import OutputField
+from node_runner.containers import ContainerTable, enrichment_fields
+from node_runner.gadget.schema import enrichment_schema as enrichment_schema  # re-exported
 
 _quote: Callable[[str], str] = json.encoder.encode_basestring_ascii
-
-# Columns shown by default: a cluster run names the pod, a local run the container.
-_VISIBLE_CLUSTER = ("k8s.node", "k8s.namespace", "k8s.podName", "k8s.containerName")
-_VISIBLE_LOCAL = ("runtime.containerName",)
-
-
-def enrichment_schema(cluster: bool) -> list[OutputField]:
-    visible = _VISIBLE_CLUSTER if cluster else _VISIBLE_LOCAL
-    out = []
-    for name in ENRICHMENT_FIELDS:
-        notes = {"description": f"{name} of the container the event came from"}
-        if name not in visible:
-            notes["columns.hidden"] = "true"
-        out.append(OutputField(name, "string", (), notes))
-    return out
-
 
 class Enricher:
     """Callable: mntns id -> the JSON fragment of its enrichment fields."""

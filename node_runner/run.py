@@ -26,10 +26,11 @@ from node_runner import constants as C
 from node_runner.arrays import ArrayEncoder, IterReader
 from node_runner.containers import ContainerMetadata, ContainerSelectorError, ContainerTable
 from node_runner.decoder import DatasourceEncoder
-from node_runner.enrich import Enricher, enrichment_schema
+from node_runner.enrich import Enricher
 from node_runner.errors import GadgetInvalid, RunnerError, UsageError
 from node_runner.formatters import boot_to_wall_ns
 from node_runner.gadget.errors import GadgetFormatError
+from node_runner.gadget.schema import enrichment_schema
 from node_runner.gadget.spec import GadgetSpec, load_spec
 from node_runner.loader import LoadedGadget
 from node_runner.protocol import (

@@ -51,7 +51,7 @@ def _require_clang() -> None:
 def compile_gadget(src: Path, out: Path) -> Path:
     """Compile a gadget source directory into `out` (skips the test without clang)."""
     _require_clang()
-    from kubectl_gadget.build import build_dir
+    from kubectl_gadget.image.build import build_dir
 
     return build_dir(src, out, os.uname().machine)
 

@@ -241,7 +241,7 @@ def _schema_file(path: Path) -> None:
 
 
 def run_once(n: int, total: int = TOTAL_RECORDS) -> Result:
-    from kubectl_gadget.runner_pod import DEFAULT_IMAGE
+    from kubectl_gadget.cluster.runner_pod import DEFAULT_IMAGE
     from tests.cluster.fakekube import FakeCluster
 
     per_node = total // n

@@ -59,7 +59,7 @@ def main(repeats: int = REPEATS) -> int:
     if os.geteuid() != 0:
         print("bench filter-cost: needs root (loads eBPF programs)", file=sys.stderr)
         return 1
-    subprocess.run([sys.executable, "-m", "kubectl_gadget.build", str(EMPTY_SRC), "--out",
+    subprocess.run([sys.executable, "-m", "kubectl_gadget.image.build", str(EMPTY_SRC), "--out",
                     str(BUILT / "bench")], cwd=ROOT, env=env(), check=True,
                    stdout=subprocess.DEVNULL)
     own_mntns = os.stat("/proc/self/ns/mnt").st_ino

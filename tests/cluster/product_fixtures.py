@@ -38,7 +38,7 @@ from typing import Any
 
 import pytest
 
-from kubectl_gadget.runner_pod import DEFAULT_IMAGE, MANAGED_BY, MANAGER, SESSION_LABEL
+from kubectl_gadget.cluster.runner_pod import DEFAULT_IMAGE, MANAGED_BY, MANAGER, SESSION_LABEL
 from tests.cluster.fakekube import FakeCluster, NodeSpec
 from tests.workloads import ContainerWorkload, sleeping_container
 

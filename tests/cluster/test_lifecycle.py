@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from kubectl_gadget.runner_pod import (
+from kubectl_gadget.cluster.runner_pod import (
     COMPONENT,
     COMPONENT_LABEL,
     MANAGED_BY,

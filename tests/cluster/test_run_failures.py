@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from kubectl_gadget.runner_pod import NODE_LABEL
+from kubectl_gadget.cluster.runner_pod import NODE_LABEL
 from tests.cluster.product_fixtures import RUNNER_NAMESPACE, GadgetClient, GadgetCluster
 
 pytestmark = pytest.mark.usefixtures("no_runner_leftovers")

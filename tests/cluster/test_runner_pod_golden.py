@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kubectl_gadget.runner_pod import (
+from kubectl_gadget.cluster.runner_pod import (
     CLIENT_VERSION,
     DEFAULT_IMAGE,
     RunnerSettings,

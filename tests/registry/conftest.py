@@ -143,7 +143,7 @@ def trace_open_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path,
     """A store holding trace_open (as the short name), built once: (store dir, index digest)."""
     if not (shutil.which("clang") or shutil.which("clang-14")):
         pytest.skip("clang not installed: cannot build gadget images")
-    from kubectl_gadget.image import pack
+    from kubectl_gadget.image.pack import pack
     from node_runner.oci.store import Store
 
     root = tmp_path_factory.mktemp("template-store") / "store"

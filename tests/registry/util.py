@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from kubectl_gadget import image_cli
+from kubectl_gadget.image import cli as image_cli
 from tests.conftest import REPO
 
 

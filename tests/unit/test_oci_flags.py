@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from kubectl_gadget.boolflags import BoolFlagCommand
-from kubectl_gadget.image_run import ImageRunFlags, image_run_options
+from kubectl_gadget.image.run_flags import ImageRunFlags, image_run_options
 from node_runner.image_args import add_image_arguments
 
 

@@ -21,9 +21,10 @@ from typing import Any
 import pytest
 
 from node_runner.containers import ENRICHMENT_FIELDS, Container
-from node_runner.decoder import DatasourceEncoder, wire_type
-from node_runner.enrich import Enricher, enrichment_schema
+from node_runner.decoder import DatasourceEncoder
+from node_runner.enrich import Enricher
 from node_runner.gadget.layout import FlatField
+from node_runner.gadget.schema import enrichment_schema, wire_type
 from node_runner.gadget.spec import DatasourceSpec, GadgetSpec, load_spec
 from node_runner.protocol import LineWriter
 from node_runner.run import _schema

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kubectl_gadget.cli_cluster import runner_settings
+from kubectl_gadget.cluster.cli import runner_settings
 
 VALUES = {"gadget_namespace": "gadget", "runner_image": "img", "image_pull_policy": "Never",
           "pull_secrets": ("s",), "privileged": False, "tolerate_taints": True,

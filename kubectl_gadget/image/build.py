@@ -28,7 +28,7 @@ ARCHES = {
     "x86_64": ("x86_64", "x86"), "amd64": ("x86_64", "x86"),
     "aarch64": ("arm64", "arm64"), "arm64": ("arm64", "arm64"),
 }
-_REPO_INCLUDE = Path(__file__).resolve().parent.parent / "gadgets" / "include"
+_REPO_INCLUDE = Path(__file__).resolve().parents[2] / "gadgets" / "include"
 
 
 def is_source_dir(path: str | Path) -> bool:
@@ -129,11 +129,11 @@ def build_cached(src_dir: str | Path, arch: str = "x86_64") -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m kubectl_gadget.build SRC... --out DIR`: used by `make gadgets`."""
+    """`python -m kubectl_gadget.image.build SRC... --out DIR`: used by `make gadgets`."""
     import argparse
     import sys
 
-    p = argparse.ArgumentParser(prog="python -m kubectl_gadget.build")
+    p = argparse.ArgumentParser(prog="python -m kubectl_gadget.image.build")
     p.add_argument("sources", nargs="+")
     p.add_argument("--out", required=True)
     p.add_argument("--arch", default=os.uname().machine)

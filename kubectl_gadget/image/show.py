@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubectl_gadget.image_ops import Inspection
+from kubectl_gadget.image.ops import Inspection
 from node_runner.gadget.spec import GadgetSpec
 
 

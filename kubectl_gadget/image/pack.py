@@ -18,8 +18,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from kubectl_gadget import build
 from kubectl_gadget.errors import BuildError, ImageError
+from kubectl_gadget.image import build
 from node_runner.errors import RunnerError
 from node_runner.gadget.errors import GadgetFormatError
 from node_runner.gadget.metadata import GadgetMetadata, parse_metadata

@@ -1,7 +1,7 @@
 """`kubectl gadget image ...`: build, store, share and sign gadget images.
 
-One job: flags in, one line or one table out; the work is in `image`, `image_ops` and
-`image_archive`. Every boolean flag also takes `--flag=true|false` (BoolFlagCommand). The trap
+One job: flags in, one line or one table out; the work is in `pack`, `ops` and
+`archive`. Every boolean flag also takes `--flag=true|false` (BoolFlagCommand). The trap
 avoided: commands that print tracebacks or exit on their own; errors are `ImageError` (exit 7)
 or `BuildError` (exit 3) and the entry point prints them.
 """
@@ -16,10 +16,9 @@ from typing import Any
 
 import click
 
-from kubectl_gadget import image as packing
-from kubectl_gadget import image_archive, image_ops
 from kubectl_gadget.boolflags import BoolFlagGroup
 from kubectl_gadget.errors import GadgetError, ImageError
+from kubectl_gadget.image import archive, ops, pack
 from node_runner.oci.registry import RegistryOptions
 from node_runner.oci.signing import generate_key
 from node_runner.oci.store import Store
@@ -95,7 +94,7 @@ def build_cmd(ctx: click.Context, directory: str, tag: str | None,
     One manifest per architecture with a vmlinux.h under the include root, in an image index.
     The same sources give the same digest (set SOURCE_DATE_EPOCH to record a creation time).
     """
-    res = packing.pack(directory, tag, _store(ctx), arches=arches)
+    res = pack.pack(directory, tag, _store(ctx), arches=arches)
     for platform, digest in res.platforms:
         click.echo(f"{platform}\t{digest}", err=True)
     click.echo(f"{res.ref}@{res.digest}")
@@ -112,7 +111,7 @@ Examples:
 @click.pass_context
 def list_cmd(ctx: click.Context, show_all: bool, no_trunc: bool) -> None:
     """List the images in the local store."""
-    rows = [r for r in image_ops.list_images(_store(ctx)) if show_all or not r.is_signature]
+    rows = [r for r in ops.list_images(_store(ctx)) if show_all or not r.is_signature]
     width = max([len(r.ref) for r in rows] + [9])
     click.echo(f"{'REFERENCE':<{width}}  {'DIGEST':<{71 if no_trunc else 19}}  SIGNED")
     for r in rows:
@@ -133,9 +132,9 @@ Examples:
 @click.pass_context
 def inspect_cmd(ctx: click.Context, ref: str, output: str) -> None:
     """Show an image's index, manifests, layers, annotations, params and datasources."""
-    from kubectl_gadget.image_show import inspection_json, inspection_text
+    from kubectl_gadget.image.show import inspection_json, inspection_text
 
-    info = image_ops.inspect_image(_store(ctx), image_ops.ref_of(ref))
+    info = ops.inspect_image(_store(ctx), ops.ref_of(ref))
     if output == "json":
         click.echo(json.dumps(inspection_json(info), indent=2, sort_keys=True))
     else:
@@ -152,8 +151,8 @@ Examples:
 @click.pass_context
 def tag_cmd(ctx: click.Context, src: str, dst: str) -> None:
     """Give the stored image SRC another name DST."""
-    dst_ref = image_ops.ref_of(dst)
-    digest = image_ops.tag_image(_store(ctx), image_ops.ref_of(src), dst_ref)
+    dst_ref = ops.ref_of(dst)
+    digest = ops.tag_image(_store(ctx), ops.ref_of(src), dst_ref)
     click.echo(f"{dst_ref}@{digest}")
 
 
@@ -169,8 +168,8 @@ def remove_cmd(ctx: click.Context, refs: tuple[str, ...]) -> None:
     """Remove images from the local store (blobs no other image uses are deleted)."""
     store = _store(ctx)
     for ref in refs:
-        parsed = image_ops.ref_of(ref)
-        image_ops.remove_image(store, parsed)
+        parsed = ops.ref_of(ref)
+        ops.remove_image(store, parsed)
         click.echo(f"removed {parsed}")
 
 
@@ -185,8 +184,8 @@ def export_cmd(ctx: click.Context, args: tuple[str, ...]) -> None:
     """Write images (and their stored signatures) to FILE, an OCI image layout tarball."""
     if len(args) < 2:
         raise click.UsageError("want at least one REF and a FILE")
-    refs = [image_ops.ref_of(a) for a in args[:-1]]
-    names = image_archive.export_images(_store(ctx), refs, args[-1])
+    refs = [ops.ref_of(a) for a in args[:-1]]
+    names = archive.export_images(_store(ctx), refs, args[-1])
     click.echo(f"exported {len(names)} image(s) to {args[-1]}")
 
 
@@ -199,7 +198,7 @@ Examples:
 @click.pass_context
 def import_cmd(ctx: click.Context, file: str) -> None:
     """Load images from an OCI image layout tarball (as written by export) into the store."""
-    for name, digest in image_archive.import_images(_store(ctx), file):
+    for name, digest in archive.import_images(_store(ctx), file):
         click.echo(f"{name}@{digest}")
 
 
@@ -215,8 +214,8 @@ Examples:
 def push_cmd(ctx: click.Context, ref: str, insecure_registries: tuple[str, ...],
              authfile: str) -> None:
     """Push a stored image (all architectures, and its signature if stored) to its registry."""
-    parsed = image_ops.ref_of(ref)
-    digest = image_ops.push_image(_store(ctx), parsed, _reg(insecure_registries, authfile))
+    parsed = ops.ref_of(ref)
+    digest = ops.push_image(_store(ctx), parsed, _reg(insecure_registries, authfile))
     click.echo(f"{parsed}@{digest}")
 
 
@@ -232,8 +231,8 @@ Examples:
 def pull_cmd(ctx: click.Context, ref: str, insecure_registries: tuple[str, ...],
              authfile: str) -> None:
     """Pull an image (every blob digest-checked) and its signature, if any, into the store."""
-    parsed = image_ops.ref_of(ref)
-    digest, signed = image_ops.pull_image(_store(ctx), parsed, _reg(insecure_registries,
+    parsed = ops.ref_of(ref)
+    digest, signed = ops.pull_image(_store(ctx), parsed, _reg(insecure_registries,
                                                                       authfile))
     click.echo(f"{parsed}@{digest}{'' if signed else ' (not signed)'}")
 
@@ -254,8 +253,8 @@ Examples:
 def sign_cmd(ctx: click.Context, ref: str, key_file: str, push: bool,
              insecure_registries: tuple[str, ...], authfile: str) -> None:
     """Sign a stored image with a key (cosign format, tag sha256-<digest>.sig)."""
-    parsed = image_ops.ref_of(ref)
-    sig = image_ops.sign_image(_store(ctx), parsed, key_file,
+    parsed = ops.ref_of(ref)
+    sig = ops.sign_image(_store(ctx), parsed, key_file,
                                _reg(insecure_registries, authfile), push)
     click.echo(sig)
 
@@ -285,7 +284,7 @@ def generate_key_cmd(output_key_prefix: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m kubectl_gadget.image_cli ...`: the group on its own (used by `make gadgets`)."""
+    """`python -m kubectl_gadget.image.cli ...`: the group on its own (used by `make gadgets`)."""
     try:
         image.main(args=argv, prog_name="kubectl-gadget image", standalone_mode=False)
     except GadgetError as exc:

@@ -20,8 +20,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from kubectl_gadget.kube import Kube, KubeError
-from kubectl_gadget.targets import NodePlan, Selection, TargetContainer, pod_containers
+from kubectl_gadget.cluster.kube import Kube, KubeError
+from kubectl_gadget.cluster.targets import NodePlan, Selection, TargetContainer, pod_containers
 
 _K8S_KEYS = ("k8s.namespace", "k8s.podName", "k8s.containerName", "k8s.podLabels",
              "k8s.owner.kind", "k8s.owner.name")

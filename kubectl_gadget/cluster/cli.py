@@ -13,8 +13,8 @@ from typing import Any
 
 import click
 
-from kubectl_gadget.kube import Kube, KubeConfig
-from kubectl_gadget.runner_pod import (
+from kubectl_gadget.cluster.kube import Kube, KubeConfig
+from kubectl_gadget.cluster.runner_pod import (
     COMPONENT,
     COMPONENT_LABEL,
     CREATED_AT,

@@ -17,8 +17,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from kubectl_gadget.kube import Forbidden, Kube, KubeError
-from kubectl_gadget.runner_pod import SESSION_LABEL
+from kubectl_gadget.cluster.kube import Forbidden, Kube, KubeError
+from kubectl_gadget.cluster.runner_pod import SESSION_LABEL
 
 Diag = Callable[[str], None]
 _RUNNER_CODES = {3: "gadget invalid", 4: "kernel not supported", 5: "verifier rejected",

@@ -14,14 +14,14 @@ import secrets
 import time
 from dataclasses import dataclass, field
 
-from kubectl_gadget.cluster import PodNode, SessionWatch
+from kubectl_gadget.cluster.follow import Follower, TargetGate
+from kubectl_gadget.cluster.kube import Forbidden, Kube
+from kubectl_gadget.cluster.pods import PodNode, SessionWatch
+from kubectl_gadget.cluster.runner_pod import RunnerSettings, metadata_arg, runner_pod
+from kubectl_gadget.cluster.targets import NodePlan, Selection, TargetPlan, resolve_targets
 from kubectl_gadget.errors import GadgetError
-from kubectl_gadget.follow import Follower, TargetGate
-from kubectl_gadget.kube import Forbidden, Kube
 from kubectl_gadget.pipeline import Pipeline
-from kubectl_gadget.runner_pod import RunnerSettings, metadata_arg, runner_pod
 from kubectl_gadget.session import Session, stderr_diag
-from kubectl_gadget.targets import NodePlan, Selection, TargetPlan, resolve_targets
 
 PSA_LABEL = "pod-security.kubernetes.io/enforce"
 

@@ -1,0 +1,103 @@
+"""What `kubectl gadget run` does once its flags are parsed: resolve, prepare, start, wait.
+
+One job: turn a parsed `RunRequest` into a run, on this host (`--local`, one runner process) or
+on a cluster (one runner pod per node), and return its exit code. The gadget is resolved and
+its params and the expected schema are checked before any runner starts, so a typo costs
+nothing. The command line (`cli`) only parses flags into the request and calls `launch`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubectl_gadget.cluster.cli import runner_settings
+from kubectl_gadget.cluster.kube import Kube, KubeConfig
+from kubectl_gadget.cluster.session import ClusterRun, run_cluster
+from kubectl_gadget.cluster.targets import Selection
+from kubectl_gadget.errors import UsageError
+from kubectl_gadget.gadget_arg import resolve_gadget
+from kubectl_gadget.image.run_flags import ImageRunFlags, precheck
+from kubectl_gadget.local import LocalNode
+from kubectl_gadget.params import parse_param_flags, runner_param_args
+from kubectl_gadget.pipeline import Operators, Pipeline
+from kubectl_gadget.session import Session, expected_schema, stderr_diag
+
+
+@dataclass
+class RunRequest:
+    """The parsed flags of one `run` (cluster: the cluster and runner pod options)."""
+
+    gadget: str
+    local: bool
+    operators: Operators
+    namespace: str | None = None
+    all_namespaces: bool = False
+    selector: str = ""
+    podname: str = ""
+    container_names: tuple[str, ...] = ()
+    container_ids: tuple[str, ...] = ()
+    nodes: tuple[str, ...] = ()
+    timeout: float | None = None
+    verbose: bool = False
+    param_args: Sequence[str] = ()  # the gadget's params, as given (--name value ...)
+    cluster: dict[str, Any] = field(default_factory=dict)
+
+
+def check_request(req: RunRequest) -> None:
+    """Usage errors that need no gadget: flags that contradict each other."""
+    if req.timeout is not None and req.timeout <= 0:
+        raise UsageError("--timeout must be a positive number of seconds")
+    if req.local and (req.namespace or req.all_namespaces or req.selector or req.podname
+                      or req.nodes):
+        raise UsageError("-n, -A, -l, -p and --node select pods of a cluster; with --local "
+                         "use -c/--containername or --container-id")
+
+
+def launch(req: RunRequest) -> int:
+    """Run the gadget as requested; the exit code (README, "Exit codes")."""
+    check_request(req)
+    img = ImageRunFlags.pop(req.cluster)
+    resolved = resolve_gadget(req.gadget, cluster=not req.local)
+    spec = resolved.spec or precheck(resolved.runner_gadget, img, req.local)
+    params = parse_param_flags(list(req.param_args), spec)
+    pipeline = Pipeline(req.operators, sys.stdout, stderr_diag)
+    if spec is not None:
+        for ds, schema in expected_schema(spec, cluster=not req.local).items():
+            pipeline.prepare(ds, schema)
+    args = runner_param_args(params) + (["--verbose"] if req.verbose else [])
+    args += img.runner_args()  # the runner enforces image policy, even for directories
+    if req.local:
+        return _run_local(req, resolved.runner_gadget, args, pipeline)
+    return _run_cluster(req, resolved.runner_gadget, args, pipeline)
+
+
+def _run_local(req: RunRequest, gadget: str, args: list[str], pipeline: Pipeline) -> int:
+    for name in req.container_names:
+        args += ["--container-name", name]
+    for cid in req.container_ids:
+        args += ["--container-id", cid]
+    if req.timeout:
+        args += ["--timeout", str(req.timeout)]
+    node = LocalNode(os.uname().nodename, gadget, args)
+    return Session([node], pipeline, timeout=req.timeout, diag=stderr_diag).run()
+
+
+def _run_cluster(req: RunRequest, gadget: str, args: list[str], pipeline: Pipeline) -> int:
+    if req.container_ids:
+        raise UsageError("--container-id is for --local; on a cluster select pods with "
+                         "-n/-l/-p and containers with -c")
+    if os.path.isdir(gadget):
+        stderr_diag(f"note: runner pods will read the gadget from {gadget} on "
+                    "their node; for a real cluster build and push it as an image "
+                    "(kubectl gadget image build/push)")
+    cluster = req.cluster
+    kube = Kube(KubeConfig(cluster.pop("kubeconfig"), cluster.pop("context")))
+    sel = Selection(None if req.all_namespaces else (req.namespace or kube.namespace),
+                    req.selector, req.podname, req.container_names, req.nodes)
+    plan = ClusterRun(sel, runner_settings(cluster, req.timeout), gadget, tuple(args),
+                      req.timeout, float(cluster["startup_timeout"]))
+    return run_cluster(kube, plan, pipeline)
