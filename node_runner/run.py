@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import BinaryIO
 
-from node_runner import __version__, system
+from node_runner import __version__, system, wasm
 from node_runner import constants as C
 from node_runner.arrays import ArrayEncoder, IterReader
 from node_runner.containers import ContainerMetadata, ContainerSelectorError, ContainerTable
@@ -328,6 +328,9 @@ def _run(opts: RunOptions, spec: GadgetSpec, writer: LineWriter,
             writer.record(_schema(spec, enc))
         for warning in gadget.warnings:
             writer.record(warning_record(warning))
+        if wasm.has_module(spec.object_path):
+            produced = {name: {f.name for f in enc.fields} for name, enc in encoders.items()}
+            writer.record(warning_record(wasm.notice(spec.name, spec.metadata, produced)))
         loop = _Loop(gadget, encoders, writer, stop, opts, table, enricher, targets)
         loop.stacks = StackResolver(gadget.map_fd(C.KERNEL_STACK_MAP),
                                     gadget.map_fd(C.USER_STACK_MAP), opts.proc_root)

@@ -20,7 +20,14 @@ from typing import Any
 from node_runner import constants as C
 from node_runner.errors import ImageError
 from node_runner.oci import signing, transfer
-from node_runner.oci.media import CONFIG_YAML, EBPF_LAYER, INDEX_TYPES, MANIFEST_TYPES, oci_arch
+from node_runner.oci.media import (
+    CONFIG_YAML,
+    EBPF_LAYER,
+    INDEX_TYPES,
+    MANIFEST_TYPES,
+    WASM_LAYER,
+    oci_arch,
+)
 from node_runner.oci.policy import Allowlist
 from node_runner.oci.reference import Reference, parse_reference
 from node_runner.oci.registry import RegistryClient, RegistryOptions
@@ -30,6 +37,7 @@ PULL_POLICIES = C.PULL_POLICIES
 
 OBJECT_FILE = "program.bpf.o"
 METADATA_FILE = "gadget.yaml"
+WASM_FILE = "program.wasm"  # kept beside the object: the runner says it does not run it
 
 
 @dataclass(frozen=True)
@@ -123,7 +131,7 @@ def _write_if_changed(path: Path, data: bytes) -> None:
 
 def extract(store: Store, ref: Reference, manifest_digest: str,
             manifest: dict[str, Any]) -> Path:
-    """Write the eBPF object and gadget.yaml of a manifest into its cache directory."""
+    """Write the eBPF object, gadget.yaml and WASM module (if any) into its cache directory."""
     programs = [lay for lay in manifest.get("layers") or [] if lay.get("mediaType") == EBPF_LAYER]
     if not programs:
         raise ImageError(f"gadget image {ref} has no eBPF program layer ({EBPF_LAYER})")
@@ -136,6 +144,11 @@ def extract(store: Store, ref: Reference, manifest_digest: str,
         _write_if_changed(out / METADATA_FILE, store.read_blob(str(config["digest"])))
     elif (out / METADATA_FILE).exists():
         (out / METADATA_FILE).unlink()
+    wasm = [lay for lay in manifest.get("layers") or [] if lay.get("mediaType") == WASM_LAYER]
+    if wasm:
+        _write_if_changed(out / WASM_FILE, store.read_blob(str(wasm[0]["digest"])))
+    elif (out / WASM_FILE).exists():
+        (out / WASM_FILE).unlink()
     return out
 
 
