@@ -91,6 +91,7 @@ class LoadedGadget:
         self._targets: set[int] | None = None
         self._attached = False
         self._inner_fds: list[int] = []  # inner map templates made here, closed after load
+        self._proc_root = proc_root
         self._per_target = TargetAttachments(spec.name, proc_root)
         self._enricher: sockets.SocketEnricher | None = None
         self._obj: libbpf.BpfObject | None = libbpf.BpfObject(spec.object_path)
@@ -157,7 +158,7 @@ class LoadedGadget:
             self.warnings.append("the socket enricher is not built (make gadgets): "
                                  f"{sockets.SOCKETS_MAP} stays empty")
             return
-        self._enricher = sockets.SocketEnricher(path)
+        self._enricher = sockets.SocketEnricher(path, self._proc_root)
         m.reuse_fd(self._enricher.map_fd)
         self.notices.append(self._enricher.notice)
 

@@ -39,23 +39,29 @@ def enricher_object() -> str | None:
     return None
 
 
-def cgroup2_root() -> str | None:
-    try:
-        with open("/proc/self/mounts", encoding="utf-8") as fh:
-            for line in fh:
-                fields = line.split()
-                if len(fields) >= 3 and fields[2] == "cgroup2":
-                    return fields[1]
-    except OSError:
-        return None
+def cgroup2_root(proc_root: str = "/proc") -> str | None:
+    """The host's cgroup v2 root: seen through pid 1 (a runner pod's own /sys/fs/cgroup is
+    only its cgroup namespace), else this process's own mount of it."""
+    for mounts, prefix in ((f"{proc_root}/1/mounts", f"{proc_root}/1/root"),
+                           ("/proc/self/mounts", "")):
+        try:
+            with open(mounts, encoding="utf-8") as fh:
+                for line in fh:
+                    fields = line.split()
+                    if len(fields) >= 3 and fields[2] == "cgroup2" and \
+                            os.path.isdir(prefix + fields[1]):
+                        return prefix + fields[1]
+        except OSError:
+            continue
     return None
 
 
 class SocketEnricher:
     """The enricher loaded and attached; `map_fd` is the shared gadget_sockets map."""
 
-    def __init__(self, obj_path: str) -> None:
+    def __init__(self, obj_path: str, proc_root: str = "/proc") -> None:
         self.notice = ""
+        self.proc_root = proc_root
         self._links: list[libbpf.BpfLink] = []
         self._last_sweep = 0.0
         self._obj: libbpf.BpfObject | None = libbpf.BpfObject(obj_path)
@@ -79,7 +85,7 @@ class SocketEnricher:
 
     def _attach_hooks(self) -> str:
         assert self._obj is not None
-        root = cgroup2_root()
+        root = cgroup2_root(self.proc_root)
         if root is None:
             return ""
         fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)

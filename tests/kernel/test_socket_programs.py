@@ -163,3 +163,37 @@ def test_sockets_map_names_the_owner_of_tcp_and_udp_sockets(
             (what, event)
         assert event["netns_id"] == os.stat("/proc/self/ns/net").st_ino
     assert reply["owner_found"] == 1 and reply["pid"] == os.getpid()
+
+
+# Listens before the runner starts, then accepts one connection and holds it.
+LISTENER = """
+import socket, sys
+open('/proc/self/comm', 'w').write('kg_listener')
+s = socket.socket()
+s.bind(('127.0.0.1', int(sys.argv[1])))
+s.listen()
+print('listening', flush=True)
+conn, _ = s.accept()
+sys.stdin.read()
+"""
+
+
+def test_sockets_open_before_the_start_are_found(
+        build_gadget: Callable[[Path], Path], runtime_dir: Path) -> None:
+    """Only the start-up scan can know this listener: it was bound before any hook ran."""
+    gadget = build_gadget(TEST_GADGETS_SRC / "socket_owner")
+    port = _free_port()
+    with run_in_container(_python(LISTENER, str(port)), stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE) as box:
+        assert box.process.stdout is not None
+        assert box.process.stdout.readline() == b"listening\n"
+        with RunnerProcess(gadget, "--param", f"port={port}", "--timeout", "60") as runner:
+            runner.wait_schema()
+            with socket.create_connection(("127.0.0.1", port)) as client:
+                cport = client.getsockname()[1]
+                reply = runner.wait_event(lambda d: d["sport"] == port and d["dport"] == cport
+                                          and d["outgoing"], what="the listener's SYN-ACK")
+            runner.stop()
+        pid, mntns = box.pid, box.mntns_id
+    assert reply["owner_found"] == 1
+    assert (reply["pid"], reply["comm"], reply["mntns_id"]) == (pid, "kg_listener", mntns)
