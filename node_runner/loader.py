@@ -252,10 +252,12 @@ class LoadedGadget:
                 kind = _attach_kind(prog.section)
                 where = f"attaching program '{prog.name}' of gadget {self.spec.name}"
                 if kind in _UNSUPPORTED_HINTS:
+                    cause = exc.message.split(': ', 1)[-1]
+                    if "kprobe" in kind and not system.has_kprobes():
+                        cause = "this kernel has no kprobes (no kprobe event source)"
                     raise NotSupported(f"{where}: not supported on this kernel: "
                                        f"{_UNSUPPORTED_HINTS[kind]} attach failed "
-                                       f"({prog.section}: {exc.message.split(': ', 1)[-1]})",
-                                       detail=exc.log) from None
+                                       f"({prog.section}: {cause})", detail=exc.log) from None
                 raise NotSupported(f"{where} ({prog.section}): {exc.message}",
                                    detail=exc.log) from None
         self._per_target.attach(self._targets)

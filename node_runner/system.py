@@ -40,6 +40,12 @@ def check_privileges() -> None:
         )
 
 
+def has_kprobes() -> bool:
+    """Whether the kernel can attach kprobes (the perf kprobe PMU or tracefs kprobe_events)."""
+    return os.path.isdir("/sys/bus/event_source/devices/kprobe") or \
+        os.path.exists(os.path.join(TRACEFS, "kprobe_events"))
+
+
 def check_btf(path: str = VMLINUX_BTF) -> None:
     if not os.path.exists(path):
         raise NotSupported(

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from node_runner import system
 from tests.conftest import TEST_GADGETS_SRC, needs_root_btf
 from tests.kernel.runner_proc import Record, RunnerProcess, run_to_end
 
@@ -108,3 +109,15 @@ def test_long_verifier_log_is_whole(build_gadget: Callable[[Path], Path]) -> Non
     assert f"\n{last}: (61) r1 = *(u32 *)(r6 +64)\n" in body  # ... to the refused one
     assert body.endswith("-- END PROG LOAD LOG --\n")
     assert processed.group(0) in runner.stderr()
+
+
+def test_kprobe_program_is_not_supported(build_gadget: Callable[[Path], Path]) -> None:
+    runner, error = _failed_run(build_gadget(TEST_GADGETS_SRC / "kprobe"))
+    if runner.returncode == 0:  # pragma: no cover - depends on the kernel
+        pytest.skip("this kernel has kprobes")
+    assert runner.returncode == 4 and error["code"] == "not_supported"
+    message = error["message"]
+    assert message.startswith("attaching program 'kprobe_openat2' of gadget kprobe: "
+                              "not supported on this kernel: kprobe attach failed")
+    if not system.has_kprobes():
+        assert "this kernel has no kprobes" in message
