@@ -45,9 +45,12 @@ def pids_by_mntns(mntns_ids: Iterable[int], proc_root: str = "/proc") -> dict[in
 def target_netns(targets: set[int] | None, proc_root: str = "/proc") -> dict[int, str]:
     """{netns inode: a /proc path naming it}: the targets' namespaces, or the runner's own."""
     if targets is None:
-        own = f"{proc_root}/self/ns/net"
-        ino = ns_inode(own)
-        return {ino: own} if ino is not None else {}
+        # The host's: pid 1's (a runner pod may have a namespace of its own), else ours.
+        for path in (f"{proc_root}/1/ns/net", f"{proc_root}/self/ns/net"):
+            ino = ns_inode(path)
+            if ino is not None:
+                return {ino: path}
+        return {}
     out: dict[int, str] = {}
     for pids in pids_by_mntns(targets, proc_root).values():
         for pid in pids:

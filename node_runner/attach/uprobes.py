@@ -56,10 +56,12 @@ def _from_dirs(root: str, pat: re.Pattern[str]) -> str | None:
 
 
 def resolve_library(lib: str, pid: int | None, proc_root: str = "/proc") -> str | None:
-    """A host path of the library `lib` as process `pid` sees it (None: the runner's own)."""
+    """A host path of the library `lib` as process `pid` sees it (None: the host's)."""
     if "/" in lib:
         return lib
     pat = _pattern(lib)
+    if pid is None:  # the host: pid 1's root (a runner pod has its own), else ours
+        pid = 1 if os.access(f"{proc_root}/1/root/", os.R_OK) else None
     root = f"{proc_root}/{pid}/root" if pid is not None else ""
     inner = _from_maps(pid if pid is not None else os.getpid(), pat, proc_root)
     if inner is None:
