@@ -197,3 +197,41 @@ def test_sockets_open_before_the_start_are_found(
         pid, mntns = box.pid, box.mntns_id
     assert reply["owner_found"] == 1
     assert (reply["pid"], reply["comm"], reply["mntns_id"]) == (pid, "kg_listener", mntns)
+
+
+# Connects to PORT and holds the connection until stdin closes; prints its own port.
+CONNECTOR = """
+import socket, sys
+open('/proc/self/comm', 'w').write('kg_connector')
+c = socket.create_connection(('127.0.0.1', int(sys.argv[1])))
+print(c.getsockname()[1], flush=True)
+sys.stdin.read()
+"""
+
+
+def test_tracing_lookup_by_socket_finds_the_owner_in_softirq_context(
+        build_gadget: Callable[[Path], Path], runtime_dir: Path) -> None:
+    """GADGET_TYPE_TRACING's gadget_socket_lookup(sk, netns) on TCP state changes."""
+    gadget = build_gadget(TEST_GADGETS_SRC / "tcp_state_owner")
+    port = _free_port()
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", port))
+    listener.listen()
+    try:
+        with RunnerProcess(gadget, "--param", f"port={port}", "--timeout", "60") as runner:
+            runner.wait_schema()
+            with run_in_container(_python(CONNECTOR, str(port)), stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE) as box:
+                assert box.process.stdout is not None
+                cport = int(box.process.stdout.readline())
+                conn, _ = listener.accept()
+                # SYN_SENT -> ESTABLISHED happens when the SYN-ACK arrives (softirq).
+                est = runner.wait_event(lambda d: d["sport"] == cport and d["newstate"] == 1,
+                                        what="the connector's ESTABLISHED")
+                conn.close()
+                pid, mntns = box.pid, box.mntns_id
+            runner.stop()
+    finally:
+        listener.close()
+    assert est["owner_found"] == 1
+    assert (est["pid"], est["comm"], est["mntns_id"]) == (pid, "kg_connector", mntns)
