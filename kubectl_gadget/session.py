@@ -23,7 +23,6 @@ from typing import Protocol
 from kubectl_gadget.operators import FieldSchema
 from kubectl_gadget.pipeline import NodeState, Pipeline
 from kubectl_gadget.streams import Merger
-from node_runner.gadget.schema import datasource_fields, enrichment_schema
 from node_runner.gadget.spec import GadgetSpec
 
 GRACE_AFTER_TIMEOUT = 15.0
@@ -50,13 +49,8 @@ class Node(Protocol):
 
 def expected_schema(spec: GadgetSpec, cluster: bool) -> dict[str, list[FieldSchema]]:
     """The fields each datasource will announce, computed from the spec without running."""
-    out: dict[str, list[FieldSchema]] = {}
-    extra = enrichment_schema(cluster)
-    for ds in spec.datasources:
-        fields = datasource_fields(ds.fields, ds.field_annotations)
-        fields += extra if ds.has_mntns else []
-        out[ds.name] = [f.to_wire() for f in fields]  # type: ignore[misc]
-    return out
+    return {ds.name: ds.schema.with_enrichment(cluster).wire_fields()  # type: ignore[misc]
+            for ds in spec.datasources if ds.schema is not None}
 
 
 @dataclass

@@ -107,6 +107,7 @@ def _options(ns: argparse.Namespace) -> RunOptions:
         timeout=ns.timeout, deadline=ns.deadline,
         proc_root=ns.proc_root,
         runtime_paths=RuntimePaths.under(ns.host_root) if ns.host_root else RuntimePaths(),
+        host_root=ns.host_root,
         prepare_host=not ns.no_prepare_host, verbose=ns.verbose,
         map_fetch_interval=ns.map_fetch_interval, map_fetch_count=ns.map_fetch_count,
         sampling_frequency=ns.sampling_frequency)

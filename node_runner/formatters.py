@@ -1,8 +1,11 @@
-"""Readable companions of `_raw` fields, chosen by the field's semantic typedef.
+"""Readable companions of `_raw` fields, chosen by the formatter id the schema gives them.
 
 `error_raw` (a `gadget_errno`) gets `error` = "ENOENT", `timestamp_raw` (a `gadget_timestamp`,
 boot-time ns) gets `timestamp` = RFC 3339 wall-clock time, flags and modes get their symbolic
-forms. Every formatter returns the value already encoded as JSON text, because it runs once per
+forms, syscalls `SYS_OPENAT` (this machine's architecture: x86_64 or arm64 tables, generated
+into node_runner/syscall_table.py), uids/gids the user/group name from the node's own
+/etc/passwd and /etc/group (re-read when the file changes), endpoints `addr` / `addr:port`.
+Every formatter returns the value already encoded as JSON text, because it runs once per
 event inside the generated encoder; results are cached where values repeat (errnos, flags), and
 the timestamp formatter only calls strftime when the second changes. The trap avoided: per-event
 datetime objects and json.dumps calls, which cost more than the rest of the decode.
@@ -14,10 +17,12 @@ import errno
 import json
 import os
 import signal
+import socket
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
-from node_runner import constants as C
+from node_runner import syscall_table
 
 JsonFormatter = Callable[[int], str]
 _quote: Callable[[str], str] = json.encoder.encode_basestring_ascii
@@ -95,17 +100,140 @@ def timestamp_formatter(offset_ns: int) -> JsonFormatter:
     return fmt
 
 
-def formatter_for(tags: tuple[str, ...], offset_ns: int) -> JsonFormatter | None:
-    """The JSON formatter for a `_raw` field with these typedef tags, or None."""
-    for tag in tags:
-        if tag == C.TAG_ERRNO:
-            return _cached(errno_name)
-        if tag == C.TAG_TIMESTAMP:
-            return timestamp_formatter(offset_ns)
-        if tag == C.TAG_FILE_FLAGS:
-            return _cached(open_flags)
-        if tag == C.TAG_FILE_MODE:
-            return _cached(file_mode)
-        if tag == C.TAG_SIGNAL:
-            return _cached(signal_name)
-    return None
+_IP_PROTOCOLS = {0: "IP", 1: "ICMP", 2: "IGMP", 4: "IPIP", 6: "TCP", 17: "UDP", 41: "IPV6",
+                 47: "GRE", 50: "ESP", 51: "AH", 58: "ICMPV6", 132: "SCTP", 136: "UDPLITE",
+                 255: "RAW", 262: "MPTCP"}
+
+
+def ip_proto_name(value: int) -> str:
+    return _IP_PROTOCOLS.get(value, f"proto#{value}")
+
+
+def _syscall_table(machine: str) -> dict[int, str]:
+    text = syscall_table.ARM64 if machine in ("aarch64", "arm64") else syscall_table.X86_64
+    return {int(nr): name for nr, _sep, name in (p.partition(":") for p in text.split())}
+
+
+def syscall_namer(machine: str | None = None) -> Callable[[int], str]:
+    """Syscall number -> `SYS_<NAME>` (IG's spelling; `SYS_UNKNOWN` for a number not known)."""
+    names = _syscall_table(machine or os.uname().machine)
+    return lambda nr: "SYS_" + names.get(nr, "unknown").upper()
+
+
+def ip_text(addr: bytes, version: int) -> str:
+    """The text form of an address union (16 bytes) for IP version 4 or 6; "" otherwise."""
+    if version == 4:
+        return socket.inet_ntop(socket.AF_INET, bytes(addr[:4]))
+    if version == 6:
+        return socket.inet_ntop(socket.AF_INET6, bytes(addr[:16]))
+    return ""
+
+
+def _ip_formatter() -> Callable[[bytes, int], str]:
+    cache: dict[tuple[bytes, int], str] = {}
+
+    def fmt(addr: bytes, version: int) -> str:
+        key = (bytes(addr), version)
+        text = cache.get(key)
+        if text is None:
+            if len(cache) > 4096:
+                cache.clear()
+            text = cache[key] = _quote(ip_text(*key))
+        return text
+
+    return fmt
+
+
+def _endpoint_formatter() -> Callable[[bytes, int, int], str]:
+    ip = _ip_formatter()
+
+    def fmt(addr: bytes, version: int, port: int) -> str:
+        text = ip(addr, version)[1:-1]
+        if not text:
+            return '""'
+        return f'"[{text}]:{port}"' if version == 6 else f'"{text}:{port}"'
+
+    return fmt
+
+
+class IdNames:
+    """uid or gid -> name from a passwd/group file, re-read when the file changes.
+
+    The file is checked (one stat) at most once a second; an id the file does not name prints
+    as its number. Names are JSON-quoted once.
+    """
+
+    def __init__(self, path: str, clock: Callable[[], float] = time.monotonic) -> None:
+        self.path = path
+        self._clock = clock
+        self._stamp: tuple[int, int, int] | None = None
+        self._checked = -1.0
+        self._names: dict[int, str] = {}
+        self._quoted: dict[int, str] = {}
+
+    def _refresh(self) -> None:
+        now = self._clock()
+        if 0 <= now - self._checked < 1.0:
+            return
+        self._checked = now
+        try:
+            st = os.stat(self.path)
+            stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+            if stamp == self._stamp:
+                return
+            with open(self.path, encoding="utf-8", errors="replace") as fh:
+                text = fh.read(1 << 24)
+        except OSError:
+            stamp, text = (0, 0, 0), ""
+        self._stamp = stamp
+        self._names = {}
+        for line in text.splitlines():
+            parts = line.split(":")
+            if len(parts) >= 3 and parts[2].isdigit():
+                self._names.setdefault(int(parts[2]), parts[0])
+        self._quoted = {}
+
+    def name(self, value: int) -> str:
+        self._refresh()
+        return self._names.get(value, str(value))
+
+    def __call__(self, value: int) -> str:
+        self._refresh()
+        text = self._quoted.get(value)
+        if text is None:
+            text = self._quoted[value] = _quote(self._names.get(value, str(value)))
+        return text
+
+
+@dataclass(frozen=True)
+class FormatContext:
+    """What formatters need from the node: boot-time offset, where /etc is, the machine."""
+
+    offset_ns: int = 0
+    etc_dir: str = "/etc"
+    machine: str = ""
+
+
+_SIMPLE: dict[str, Callable[[int], str]] = {
+    "errno": errno_name, "file_flags": open_flags, "file_mode": file_mode,
+    "signal": signal_name, "ip_proto": ip_proto_name,
+}
+
+
+def formatter(kind: str, ctx: FormatContext) -> Callable[..., str]:
+    """The JSON formatter for a schema formatter id (node_runner.gadget.schema.FORMATTERS)."""
+    if kind in _SIMPLE:
+        return _cached(_SIMPLE[kind])
+    if kind == "timestamp":
+        return timestamp_formatter(ctx.offset_ns)
+    if kind == "syscall":
+        return _cached(syscall_namer(ctx.machine or None))
+    if kind == "uid":
+        return IdNames(os.path.join(ctx.etc_dir, "passwd"))
+    if kind == "gid":
+        return IdNames(os.path.join(ctx.etc_dir, "group"))
+    if kind == "ip_addr":
+        return _ip_formatter()
+    if kind == "l4_endpoint":
+        return _endpoint_formatter()
+    raise ValueError(f"no formatter {kind!r}")

@@ -28,7 +28,7 @@ from node_runner.containers import ContainerMetadata, ContainerSelectorError, Co
 from node_runner.decoder import DatasourceEncoder
 from node_runner.enrich import Enricher
 from node_runner.errors import GadgetInvalid, RunnerError, UsageError
-from node_runner.formatters import boot_to_wall_ns
+from node_runner.formatters import FormatContext, boot_to_wall_ns
 from node_runner.gadget.errors import GadgetFormatError
 from node_runner.gadget.schema import enrichment_schema
 from node_runner.gadget.spec import GadgetSpec, load_spec
@@ -70,6 +70,7 @@ class RunOptions:
     deadline: float | None = None  # absolute Unix time
     proc_root: str = "/proc"
     runtime_paths: RuntimePaths = field(default_factory=RuntimePaths)
+    host_root: str = ""  # where the host's / is mounted (runner pods): its /etc names uids
     prepare_host: bool = True
     verbose: bool = False
     # Array datasources: seconds between fetches (None: 1 s, and a snapshot-only gadget
@@ -114,16 +115,26 @@ def _targets(opts: RunOptions, table: ContainerTable) -> set[int] | None:
     return mntns
 
 
-def _encoders(spec: GadgetSpec, enricher: Enricher, cluster: bool) -> dict[str, DatasourceEncoder]:
-    offset = boot_to_wall_ns()
-    extra = enrichment_schema(cluster)
-    return {
-        ds.name: DatasourceEncoder(ds.name, ds.record_size, ds.fields, ds.field_annotations,
-                                   offset_ns=offset, enricher=enricher if ds.has_mntns else None,
-                                   enrichment=extra, skip_pid=os.getpid(),
-                                   row_only=ds.kind == "array")
-        for ds in spec.datasources
-    }
+def _host_etc(opts: RunOptions) -> str:
+    """The node's own /etc (uid/gid names): through the host root, or in a runner pod (host
+    pid namespace) through pid 1's root."""
+    if opts.host_root:
+        return os.path.join(opts.host_root, "etc")
+    return os.path.join(opts.proc_root, "1", "root", "etc") if opts.cluster else "/etc"
+
+
+def _encoders(spec: GadgetSpec, enricher: Enricher, opts: RunOptions,
+              ) -> dict[str, DatasourceEncoder]:
+    ctx = FormatContext(offset_ns=boot_to_wall_ns(), etc_dir=_host_etc(opts))
+    extra = enrichment_schema(opts.cluster)
+    out = {}
+    for ds in spec.datasources:
+        assert ds.schema is not None
+        out[ds.name] = DatasourceEncoder(ds.schema, ds.record_size, context=ctx,
+                                         enricher=enricher if ds.has_mntns else None,
+                                         enrichment=extra, skip_pid=os.getpid(),
+                                         row_only=ds.kind == "array")
+    return out
 
 
 def _array_encoders(spec: GadgetSpec, encoders: dict[str, DatasourceEncoder], node: str,
@@ -144,9 +155,10 @@ def _fetch_plan(opts: RunOptions, spec: GadgetSpec) -> tuple[float, int]:
 
 def _schema(spec: GadgetSpec, enc: DatasourceEncoder) -> dict[str, object]:
     ds = next(d for d in spec.datasources if d.name == enc.ds)
-    fields = stack_fields(ds, enc.fields) if has_stacks(ds) else enc.fields
-    return {"type": "schema", "ds": ds.name, "kind": ds.kind, "annotations": dict(ds.annotations),
-            "fields": [f.to_wire() for f in fields]}
+    record = enc.schema.to_wire()
+    if has_stacks(ds):
+        record["fields"] = [f.to_wire() for f in stack_fields(ds, list(enc.fields))]
+    return record
 
 
 class _Loop:
@@ -319,7 +331,7 @@ def _run(opts: RunOptions, spec: GadgetSpec, writer: LineWriter,
     table = ContainerTable(opts.proc_root, opts.runtime_paths, extra_metadata=opts.k8s_metadata)
     targets = _targets(opts, table)
     enricher = Enricher(table, opts.node)
-    encoders = _encoders(spec, enricher, opts.cluster)
+    encoders = _encoders(spec, enricher, opts)
     with LoadedGadget(spec, opts.params, targets, opts.sampling_frequency,
                       opts.proc_root) as gadget:
         for notice in gadget.notices:

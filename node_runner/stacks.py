@@ -19,7 +19,7 @@ from dataclasses import replace
 
 from node_runner import constants as C
 from node_runner import libbpf
-from node_runner.decoder import OutputField
+from node_runner.gadget.schema import SchemaField as OutputField
 from node_runner.gadget.spec import DatasourceSpec
 from node_runner.symbols import KernelSymbols, UserSymbols
 

@@ -31,8 +31,8 @@ class FieldSchema(_FieldSchemaRequired, total=False):
     annotations: dict[str, str]
 
 
-SIGNED_TYPES = frozenset({"s8", "s16", "s32", "s64"})
-UNSIGNED_TYPES = frozenset({"u8", "u16", "u32", "u64"})
+SIGNED_TYPES = frozenset({"s8", "s16", "s32", "s64", "s128"})
+UNSIGNED_TYPES = frozenset({"u8", "u16", "u32", "u64", "u128"})
 INTEGER_TYPES = SIGNED_TYPES | UNSIGNED_TYPES
 FLOAT_TYPES = frozenset({"f32", "f64"})
 NUMERIC_TYPES = INTEGER_TYPES | FLOAT_TYPES

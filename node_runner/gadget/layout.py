@@ -17,7 +17,13 @@ Field kinds (``FlatField.kind``):
   ``array`` of 64 one-byte ints, not text).
 Nested structs and unions (named or not) are never a field themselves: their members are,
 with a dotted prefix for a named member and none for an anonymous one. Union members share
-an offset. Members named ``__*`` are skipped with their whole subtree.
+an offset. Members named ``__*`` are skipped with their whole subtree. One union is a leaf:
+``union gadget_ip_addr_t`` (an IPv4/IPv6 address, 16 bytes) is one ``bytes`` field tagged
+``gadget_ip_addr_t``. Every named nested struct/union is also listed as a :class:`Group`
+(dotted name, type name), so the schema can recognise IG's endpoint structs.
+
+Sizes: integers are 1, 2, 4, 8 or 16 bytes (``__int128``), floats 4 or 8; anything else is
+refused here with ``GadgetFormatError`` naming the member, so the decoder never meets it.
 
 Bitfields (``bit_size > 0``): ``offset``/``size`` cover the bytes that hold the bits and the
 value is ``(int.from_bytes(rec[offset:offset+size], "little") >> bit_offset) & mask``,
@@ -52,6 +58,9 @@ CHAR_NAMES = frozenset({"char", "signed char", "unsigned char"})
 # A byte array declared through one of these typedefs holds numbers, not text.
 SIZED_BYTE_ALIASES = frozenset({"__u8", "__s8", "u8", "s8", "uint8_t", "int8_t"})
 _MAX_DEPTH = 32
+INT_SIZES = frozenset({1, 2, 4, 8, 16})
+FLOAT_SIZES = frozenset({4, 8})
+IP_ADDR_UNION = "gadget_ip_addr_t"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +80,26 @@ class FlatField:
     elem_size: int = 0
     elem_signed: bool = False
     count: int = 0
+    type_name: str = ""  # the enum's name, for enums and arrays of them
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """A named nested struct/union member: its dotted name, offset and BTF type name."""
+
+    name: str
+    offset: int
+    size: int
+    type_name: str
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A flattened record: its leaf fields and its named nested structs/unions."""
+
+    fields: tuple[FlatField, ...]
+    groups: tuple[Group, ...]
 
 
 class RodataVar(NamedTuple):
@@ -85,20 +114,37 @@ class _Scalar:
     size: int
     signed: bool
     enum_values: tuple[tuple[int, str], ...] = ()
+    type_name: str = ""
 
 
-def _scalar(btf: Btf, type_id: int) -> _Scalar | None:
+def _scalar(btf: Btf, type_id: int, where: str = "") -> _Scalar | None:
     """Describe a resolved scalar type, or None when it is not a scalar."""
     t = btf.get(type_id)
     if isinstance(t, Int):
+        _check_size(where, "integer", t.size, INT_SIZES)
+        if t.bits > t.size * 8 or t.bit_offset + t.bits > t.size * 8:
+            raise GadgetFormatError(f"field {where!r}: integer of {t.size} bytes declares "
+                                    f"{t.bits} bits at bit {t.bit_offset}")
+        if t.is_bool:
+            _check_size(where, "bool", t.size, frozenset({1, 2, 4, 8}))
         return _Scalar("bool" if t.is_bool else "int", t.size, t.signed)
     if isinstance(t, EnumType):
-        return _Scalar("enum", t.size, t.signed, tuple((v.value, v.name) for v in t.values))
+        _check_size(where, "enum", t.size, frozenset({1, 2, 4, 8}))
+        return _Scalar("enum", t.size, t.signed, tuple((v.value, v.name) for v in t.values),
+                       t.name)
     if isinstance(t, Float):
+        _check_size(where, "float", t.size, FLOAT_SIZES)
         return _Scalar("float", t.size, True)
     if isinstance(t, Ptr):
         return _Scalar("int", 8, False)
     return None
+
+
+def _check_size(where: str, what: str, size: int, allowed: frozenset[int]) -> None:
+    if size not in allowed:
+        sizes = ", ".join(str(n) for n in sorted(allowed))
+        raise GadgetFormatError(f"field {where!r}: {what} of {size} bytes is not supported "
+                                f"(sizes: {sizes})")
 
 
 def struct_by_name(btf: Btf, name: str) -> int:
@@ -111,6 +157,11 @@ def struct_by_name(btf: Btf, name: str) -> int:
 
 def flatten_struct(btf: Btf, struct_type_id: int) -> list[FlatField]:
     """Leaf fields of a struct/union (typedefs to one are followed), in member order."""
+    return list(flatten_record(btf, struct_type_id).fields)
+
+
+def flatten_record(btf: Btf, struct_type_id: int) -> Record:
+    """Leaf fields and named nested groups of a struct/union, in member order."""
     tid, _chain = btf.resolve(struct_type_id)
     t = btf.get(tid)
     if not isinstance(t, Composite):
@@ -118,8 +169,9 @@ def flatten_struct(btf: Btf, struct_type_id: int) -> list[FlatField]:
             f"BTF type [{struct_type_id}] is {t.kind.name}, not a struct or union"
         )
     out: list[FlatField] = []
-    _walk(btf, t, 0, "", out, 0)
-    return out
+    groups: list[Group] = []
+    _walk(btf, t, 0, "", out, groups, 0)
+    return Record(tuple(out), tuple(groups))
 
 
 def flatten_type(btf: Btf, type_id: int, name: str) -> FlatField:
@@ -129,7 +181,7 @@ def flatten_type(btf: Btf, type_id: int, name: str) -> FlatField:
 
 
 def _walk(btf: Btf, comp: Composite, base_bits: int, prefix: str, out: list[FlatField],
-          depth: int) -> None:
+          groups: list[Group], depth: int) -> None:
     if depth > _MAX_DEPTH:
         raise GadgetFormatError(f"struct {comp.name!r} nests deeper than {_MAX_DEPTH} levels")
     for m in comp.members:
@@ -138,9 +190,17 @@ def _walk(btf: Btf, comp: Composite, base_bits: int, prefix: str, out: list[Flat
         tid, chain = btf.resolve(m.type)
         t = btf.get(tid)
         bits = base_bits + m.bit_offset
-        if isinstance(t, Composite) and not m.bitfield_size:
+        if isinstance(t, Composite) and t.name == IP_ADDR_UNION and m.name \
+                and not m.bitfield_size and not bits % 8:
+            out.append(FlatField(prefix + m.name, bits // 8, t.size, "bytes",
+                                 tags=chain + (IP_ADDR_UNION,)))
+        elif isinstance(t, Composite) and not m.bitfield_size:
+            if m.name:
+                if bits % 8:
+                    raise GadgetFormatError(f"member {prefix + m.name!r} is not byte-aligned")
+                groups.append(Group(prefix + m.name, bits // 8, t.size, t.name, chain))
             sub = f"{prefix}{m.name}." if m.name else prefix
-            _walk(btf, t, bits, sub, out, depth + 1)
+            _walk(btf, t, bits, sub, out, groups, depth + 1)
         elif m.name:  # an unnamed non-struct member is padding
             out.append(_leaf(btf, prefix + m.name, bits, m.bitfield_size, tid, chain))
 
@@ -157,21 +217,22 @@ def _leaf(btf: Btf, name: str, bits: int, bitfield_size: int, tid: int,
         raise GadgetFormatError(f"field {name!r} is not byte-aligned (bit offset {bits})")
     if isinstance(t, Array):
         return _array(btf, name, bits // 8, t, chain)
-    scalar = _scalar(btf, tid)
+    scalar = _scalar(btf, tid, name)
     if scalar is None:
         raise GadgetFormatError(f"field {name!r} has unsupported type {t.kind.name}")
     return FlatField(name, bits // 8, scalar.size, scalar.kind, scalar.signed, chain,
-                     scalar.enum_values)
+                     scalar.enum_values, type_name=scalar.type_name)
 
 
 def _bitfield(btf: Btf, name: str, bits: int, width: int, tid: int,
               chain: tuple[str, ...]) -> FlatField:
-    scalar = _scalar(btf, tid)
+    scalar = _scalar(btf, tid, name)
     if scalar is None or scalar.kind == "float" or width > 64:
         raise GadgetFormatError(f"bitfield {name!r} has unsupported type or width {width}")
     shift = bits % 8
     return FlatField(name, bits // 8, (shift + width + 7) // 8, scalar.kind, scalar.signed,
-                     chain, scalar.enum_values, bit_offset=shift, bit_size=width)
+                     chain, scalar.enum_values, bit_offset=shift, bit_size=width,
+                     type_name=scalar.type_name)
 
 
 def _array(btf: Btf, name: str, offset: int, arr: Array, chain: tuple[str, ...]) -> FlatField:
@@ -187,14 +248,14 @@ def _array(btf: Btf, name: str, offset: int, arr: Array, chain: tuple[str, ...])
         elem_chain += more
         elem = btf.get(elem_tid)
     tags = chain + elem_chain
-    scalar = _scalar(btf, elem_tid)
+    scalar = _scalar(btf, elem_tid, name)
     if scalar is None:
         return FlatField(name, offset, btf.size_of(arr.type) * arr.nelems, "bytes", tags=tags)
     if _is_text(elem, dims, elem_chain):
         return FlatField(name, offset, count, "string", tags=tags)
     return FlatField(name, offset, count * scalar.size, "array", False, tags,
                      scalar.enum_values, elem_kind=scalar.kind, elem_size=scalar.size,
-                     elem_signed=scalar.signed, count=count)
+                     elem_signed=scalar.signed, count=count, type_name=scalar.type_name)
 
 
 def _is_text(elem: object, dims: int, elem_chain: tuple[str, ...]) -> bool:

@@ -18,12 +18,14 @@ from node_runner.gadget.arrays import ArraySource, iter_layout, mapiter_layout
 from node_runner.gadget.btf import Btf, Int, Kind, load_object_btf
 from node_runner.gadget.elf import ElfFile
 from node_runner.gadget.errors import GadgetFormatError
-from node_runner.gadget.layout import FlatField, RodataVar, flatten_struct, rodata_vars
+from node_runner.gadget.layout import FlatField, RodataVar, flatten_record, rodata_vars
 from node_runner.gadget.markers import Markers, Tracer, find_markers
 from node_runner.gadget.metadata import GadgetMetadata, parse_metadata
+from node_runner.gadget.schema import DatasourceSchema, build_schema
 
 OBJECT_FILE = "program.bpf.o"
 METADATA_FILE = "gadget.yaml"
+MAX_RECORD_SIZE = 1 << 20  # a ring buffer record larger than this is not a record layout
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ class DatasourceSpec:
     annotations: Mapping[str, str] = field(default_factory=dict)
     field_annotations: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     source: ArraySource | None = None  # array datasources: the map or programs to read
+    schema: DatasourceSchema | None = None
 
     @property
     def has_mntns(self) -> bool:
@@ -95,8 +98,17 @@ def _params(btf: Btf, meta: GadgetMetadata, rodata: Mapping[str, RodataVar],
         pm = meta.params.get(var)
         key = pm.key if pm else C.WELL_KNOWN_PARAMS.get(var, var)
         kind, signed = _param_kind(btf, rodata[var], var)
-        params[key] = ParamSpec(var, key, kind, rodata[var].offset, rodata[var].size, signed,
-                                pm.default if pm else None, pm.description if pm else "")
+        # An empty (or no) default keeps the value compiled into .rodata.
+        default = pm.default if pm and pm.default != "" else None
+        p = ParamSpec(var, key, kind, rodata[var].offset, rodata[var].size, signed, default,
+                      pm.description if pm else "")
+        if default is not None:
+            try:
+                encode_param(p, default)
+            except ValueError as exc:
+                raise GadgetFormatError(f"gadget.yaml: default of param {var}: "
+                                        f"{str(exc).split(': ', 1)[-1]}") from None
+        params[key] = p
     return params
 
 
@@ -111,11 +123,25 @@ def _datasources(btf: Btf, meta: GadgetMetadata,
                 "(declared by GADGET_TRACER)")
         type_id = candidates[0]
         dmeta = meta.datasources.get(tr.name)
-        out.append(DatasourceSpec(
-            tr.name, "stream", tr.map_name, tr.struct_name, btf.size_of(type_id),
-            tuple(flatten_struct(btf, type_id)),
-            dict(dmeta.annotations) if dmeta else {},
-            dict(dmeta.fields) if dmeta else {}))
+        size = btf.size_of(type_id)
+        where = f"datasource {tr.name} (struct {tr.struct_name})"
+        if not 0 < size <= MAX_RECORD_SIZE:
+            raise GadgetFormatError(f"{where}: record size {size} is not in 1..{MAX_RECORD_SIZE}")
+        try:
+            record = flatten_record(btf, type_id)
+        except GadgetFormatError as exc:
+            raise GadgetFormatError(f"{where}: {exc}") from None
+        for f in record.fields:
+            if f.offset + f.size > size:
+                raise GadgetFormatError(
+                    f"{where}: field {f.name!r} ({f.size} bytes at offset {f.offset}) lies "
+                    f"outside the {size}-byte record")
+        annotations = dict(dmeta.annotations) if dmeta else {}
+        field_notes = dict(dmeta.fields) if dmeta else {}
+        schema = build_schema(tr.name, "stream", record.fields, record.groups, annotations,
+                              field_notes)
+        out.append(DatasourceSpec(tr.name, "stream", tr.map_name, tr.struct_name, size,
+                                  record.fields, annotations, field_notes, schema=schema))
     return tuple(out)
 
 
@@ -139,8 +165,10 @@ def _array_ds(meta: GadgetMetadata, name: str, map_name: str, struct_name: str,
         f.name: {"columns.hidden": "true"} for f in fields
         if f.name == "key" and source.kind == "mapiter"}
     notes.update(dict(dmeta.fields) if dmeta else {})
+    annotations = dict(dmeta.annotations) if dmeta else {}
+    schema = build_schema(name, "array", fields, (), annotations, notes)
     return DatasourceSpec(name, "array", map_name, struct_name, size, tuple(fields),
-                          dict(dmeta.annotations) if dmeta else {}, notes, source)
+                          annotations, notes, source, schema)
 
 
 def load_spec(path: str, name: str | None = None) -> GadgetSpec:

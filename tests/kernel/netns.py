@@ -40,11 +40,13 @@ def build_in_tree(name: str, out_root: Path) -> Path:
 
 
 def endpoint(data: dict[str, Any], prefix: str) -> tuple[str, int, int]:
-    """(address, port, IP protocol number) of the L4 endpoint ``prefix`` of a record."""
-    version = data[f"{prefix}.version"]
-    raw = bytes(data[f"{prefix}.addr_raw.v6"])
-    addr = ipaddress.ip_address(raw[:4] if version == 4 else raw)
-    return str(addr), data[f"{prefix}.port"], data[f"{prefix}.proto_raw"]
+    """(address, port, IP protocol number) of the L4 endpoint ``prefix`` of a record, as the
+    runner decoded it; its `addr:port` field must say the same."""
+    addr, port = data[f"{prefix}.addr"], data[f"{prefix}.port"]
+    version = ipaddress.ip_address(addr).version
+    assert data[f"{prefix}.version"] == version
+    assert data[prefix] == (f"[{addr}]:{port}" if version == 6 else f"{addr}:{port}")
+    return addr, port, data[f"{prefix}.proto_raw"]
 
 
 # A TCP connection whose receiver drops every segment: the server's accepted socket gets a

@@ -15,13 +15,14 @@ import pytest
 
 from node_runner.arrays import ArrayEncoder, PerCpuSum
 from node_runner.decoder import DatasourceEncoder
-from node_runner.enrich import Enricher, enrichment_schema
+from node_runner.enrich import Enricher
+from node_runner.formatters import FormatContext
 from node_runner.gadget.errors import GadgetFormatError
 from node_runner.gadget.layout import FlatField
 from node_runner.gadget.markers import Iter, IterTargetMap, parse_marker
+from node_runner.gadget.schema import enrichment_schema
 from node_runner.gadget.spec import GadgetSpec, load_spec
 from node_runner.protocol import LineWriter
-from node_runner.run import _schema
 from tests.conftest import TEST_GADGETS_SRC, compile_gadget
 from tests.unit.test_protocol_golden import (
     CONTAINER_MNTNS,
@@ -93,8 +94,9 @@ def test_per_cpu_values_are_summed_but_identities_are_not() -> None:
 
 def test_array_record_golden(top_opens: GadgetSpec) -> None:
     ds = next(d for d in top_opens.datasources if d.name == "opens")
-    enc = DatasourceEncoder(ds.name, ds.record_size, ds.fields, ds.field_annotations,
-                            offset_ns=OFFSET_NS, enricher=Enricher(FixedTable(), "node-1"),
+    assert ds.schema is not None
+    enc = DatasourceEncoder(ds.schema, ds.record_size, context=FormatContext(OFFSET_NS),
+                            enricher=Enricher(FixedTable(), "node-1"),  # type: ignore[arg-type]
                             enrichment=enrichment_schema(cluster=False), row_only=True)
     rows = [pack_record(ds, {"mntns_id": CONTAINER_MNTNS, "comm": "cat", "opens": 12,
                              "last_pid": 77}),
@@ -107,7 +109,7 @@ def test_array_record_golden(top_opens: GadgetSpec) -> None:
     assert dropped == 0
     out = io.BytesIO()
     writer = LineWriter(out)
-    writer.record(_schema(top_opens, enc))
+    writer.record(enc.schema.to_wire())
     writer.lines([line, empty])
     text = out.getvalue().decode()
     record = json.loads(text.splitlines()[1])

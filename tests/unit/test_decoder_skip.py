@@ -7,13 +7,14 @@ import struct
 
 from node_runner.decoder import DatasourceEncoder
 from node_runner.gadget.layout import FlatField
+from node_runner.gadget.schema import build_schema
 
 FIELDS = [FlatField("pid", 0, 4, "int", tags=("gadget_pid", "__u32")),
           FlatField("value", 4, 4, "int", tags=("__u32",))]
 
 
 def encode(skip_pid: int | None, records: list[tuple[int, int]]) -> list[dict]:
-    enc = DatasourceEncoder("ds", 8, FIELDS, {}, offset_ns=0, skip_pid=skip_pid)
+    enc = DatasourceEncoder(build_schema("ds", "stream", FIELDS, ()), 8, skip_pid=skip_pid)
     buf = b"".join(struct.pack("<II", pid, value) for pid, value in records)
     out: list[str] = []
     dropped = enc.encode_batch(buf, [i * 8 for i in range(len(records))], [8] * len(records),
@@ -33,7 +34,7 @@ def test_without_skip_pid_everything_is_kept() -> None:
 
 def test_a_field_without_the_pid_tag_is_not_used_for_skipping() -> None:
     fields = [FlatField("pid", 0, 4, "int", tags=("__u32",))]
-    enc = DatasourceEncoder("ds", 4, fields, {}, offset_ns=0, skip_pid=5)
+    enc = DatasourceEncoder(build_schema("ds", "stream", fields, ()), 4, skip_pid=5)
     out: list[str] = []
     enc.encode_batch(struct.pack("<I", 5), [0], [4], out)
     assert len(out) == 1

@@ -23,11 +23,11 @@ import pytest
 from node_runner.containers import ENRICHMENT_FIELDS, Container
 from node_runner.decoder import DatasourceEncoder
 from node_runner.enrich import Enricher
+from node_runner.formatters import FormatContext
 from node_runner.gadget.layout import FlatField
-from node_runner.gadget.schema import enrichment_schema, wire_type
+from node_runner.gadget.schema import build_schema, enrichment_schema, wire_type
 from node_runner.gadget.spec import DatasourceSpec, GadgetSpec, load_spec
 from node_runner.protocol import LineWriter
-from node_runner.run import _schema
 from tests import golden
 
 GOLDEN_DIR = Path(__file__).parent / "golden" / "protocol"
@@ -40,8 +40,8 @@ CONTAINER = Container(
     image="ghcr.io/shop/cart:1.2", k8s_namespace="shop", k8s_pod_name="cart-0",
     k8s_container_name="cart", k8s_pod_labels=(("app", "cart"), ("tier", "web")),
     k8s_owner_kind="StatefulSet", k8s_owner_name="cart")
-PROTOCOL_TYPES = {"bool", "u8", "u16", "u32", "u64", "s8", "s16", "s32", "s64", "f32", "f64",
-                  "string", "enum", "array", "bytes"}
+PROTOCOL_TYPES = {"bool", "u8", "u16", "u32", "u64", "u128", "s8", "s16", "s32", "s64", "s128",
+                  "f32", "f64", "string", "enum", "array", "bytes"}
 
 
 class FixedTable:
@@ -96,15 +96,16 @@ def encode(enc: DatasourceEncoder, records: Sequence[bytes],
 
 def encoder_for(spec: GadgetSpec, ds_name: str) -> DatasourceEncoder:
     ds = next(d for d in spec.datasources if d.name == ds_name)
-    return DatasourceEncoder(ds.name, ds.record_size, ds.fields, ds.field_annotations,
-                             offset_ns=OFFSET_NS, enricher=Enricher(FixedTable(), "node-1"),
+    assert ds.schema is not None
+    return DatasourceEncoder(ds.schema, ds.record_size, context=FormatContext(OFFSET_NS),
+                             enricher=Enricher(FixedTable(), "node-1"),  # type: ignore[arg-type]
                              enrichment=enrichment_schema(cluster=False))
 
 
 def protocol_text(spec: GadgetSpec, enc: DatasourceEncoder, lines: list[str]) -> str:
     out = io.BytesIO()
     writer = LineWriter(out)
-    writer.record(_schema(spec, enc))
+    writer.record(enc.schema.to_wire())
     writer.lines(lines)
     return out.getvalue().decode("utf-8")
 
@@ -197,7 +198,7 @@ def test_check_golden_fails_when_missing(monkeypatch: pytest.MonkeyPatch) -> Non
 
 # the decoder on synthetic layouts -------------------------------------------------------------
 def _encoder(fields: list[FlatField], size: int, enricher: Any = None) -> DatasourceEncoder:
-    return DatasourceEncoder("t", size, fields, {}, offset_ns=0, enricher=enricher,
+    return DatasourceEncoder(build_schema("t", "stream", fields, ()), size, enricher=enricher,
                              enrichment=enrichment_schema(cluster=False))
 
 
@@ -238,13 +239,17 @@ def test_bitfields_signed_and_unsigned() -> None:
     assert set(types.values()) <= PROTOCOL_TYPES
 
 
-def test_short_record_is_counted_as_dropped() -> None:
-    fields = [FlatField("x", 0, 4, "int"), FlatField("y", 4, 4, "int", signed=True)]
-    enc = _encoder(fields, 8)
-    good = struct.pack("<Ii", 7, -7)
-    lines, dropped = encode(enc, [good, good, good], sizes=[8, 7, 8])
-    assert dropped == 1
-    assert [json.loads(line)["data"] for line in lines] == [{"x": 7, "y": -7}] * 2
+def test_short_record_is_zero_padded() -> None:
+    fields = [FlatField("x", 0, 4, "int"), FlatField("y", 4, 4, "int", signed=True),
+              FlatField("z", 8, 4, "int", bit_offset=0, bit_size=12)]
+    enc = _encoder(fields, 12)
+    good = struct.pack("<IiI", 7, -7, 0xABC)
+    lines, dropped = encode(enc, [good, good, good, good], sizes=[12, 7, 3, 0])
+    assert dropped == 0
+    assert [json.loads(line)["data"] for line in lines] == [
+        {"x": 7, "y": -7, "z": 0xABC},
+        {"x": 7, "y": 0x00FFFFF9, "z": 0},  # the missing byte and the rest read as zero
+        {"x": 7, "y": 0, "z": 0}, {"x": 0, "y": 0, "z": 0}]
 
 
 def test_non_utf8_string_bytes_are_backslash_escaped() -> None:
@@ -290,11 +295,11 @@ def test_raw_companions_and_enrichment_only_with_a_mntns_tag() -> None:
               FlatField("count_raw", 12, 4, "int")]
     enc = _encoder(fields, 16, Enricher(FixedTable(), "n1"))  # type: ignore[arg-type]
     names = [f.name for f in enc.fields]
-    assert names == ["mntns_id", "error_raw", "error", "count_raw", "count",
-                     *ENRICHMENT_FIELDS]
+    # A plain `_raw` integer has no formatter, so no companion (as in IG).
+    assert names == ["mntns_id", "error_raw", "error", "count_raw", *ENRICHMENT_FIELDS]
     (line,), _ = encode(enc, [struct.pack("<QII", CONTAINER_MNTNS, 9999, 5)])
     data = json.loads(line)["data"]
-    assert (data["error"], data["count"]) == ("E9999", 5)
+    assert (data["error"], data["count_raw"]) == ("E9999", 5)
     assert data["runtime.containerName"] == "cart"
     no_tag = _encoder(fields[1:], 16, Enricher(FixedTable(), "n1"))  # type: ignore[arg-type]
     assert "k8s.node" not in [f.name for f in no_tag.fields]

@@ -6,9 +6,9 @@ import ctypes
 import os
 from pathlib import Path
 
-from node_runner.decoder import OutputField
 from node_runner.gadget.arrays import ArraySource
 from node_runner.gadget.layout import FlatField
+from node_runner.gadget.schema import SchemaField as OutputField
 from node_runner.gadget.spec import DatasourceSpec
 from node_runner.stacks import stack_fields
 from node_runner.symbols import KernelSymbols, UserSymbols

@@ -23,10 +23,11 @@ typedef __u32 gadget_tid;
 typedef __u32 gadget_uid;
 typedef __u32 gadget_gid;
 typedef char gadget_comm;
+typedef char gadget_pcomm;
 
 typedef __u32 gadget_errno;
 typedef __u32 gadget_signal;
-typedef __u32 gadget_syscall;
+typedef __u64 gadget_syscall;
 typedef __u64 gadget_bytes;
 typedef __u64 gadget_duration;
 typedef __u32 gadget_file_mode;
@@ -57,23 +58,28 @@ struct gadget_user_stack {
 
 enum gadget_l3_proto { GADGET_L3_IPV4 = 4, GADGET_L3_IPV6 = 6 };
 
+/*
+ * Network endpoints, laid out byte for byte as Inspektor Gadget's: the 128-bit member makes
+ * the address union 16-byte aligned, so both endpoint structs are 32 bytes. An IPv4 address
+ * sits in the first 4 bytes (network order), an IPv6 address fills all 16. The port is in
+ * host byte order; proto_raw is the IP protocol number (IPPROTO_TCP, ...).
+ */
 union gadget_ip_addr_t {
 	__u8 v6[16];
+	unsigned __int128 v6_raw;
 	__u32 v4;
 };
 
 struct gadget_l3endpoint_t {
 	union gadget_ip_addr_t addr_raw;
 	__u8 version; /* 4 or 6 */
-	__u8 __pad[3];
 };
 
 struct gadget_l4endpoint_t {
 	union gadget_ip_addr_t addr_raw;
-	__u16 port; /* host byte order */
+	__u16 port;
 	__u16 proto_raw;
 	__u8 version; /* 4 or 6 */
-	__u8 __pad[3];
 };
 
 struct gadget_creds {
@@ -82,7 +88,7 @@ struct gadget_creds {
 };
 
 struct gadget_parent {
-	gadget_comm comm[GADGET_TASK_COMM_LEN];
+	gadget_pcomm comm[GADGET_TASK_COMM_LEN];
 	gadget_pid pid;
 };
 
