@@ -3,10 +3,11 @@ PYTHON ?= python3
 ARCH := $(shell uname -m)
 GADGETS := $(sort $(patsubst gadgets/%/program.bpf.c,%,$(wildcard gadgets/*/program.bpf.c)))
 APT_PACKAGES := clang llvm libbpf1 libbpf-dev bpftool libbpf-tools docker-registry skopeo \
-	iproute2 util-linux procps
+	iproute2 util-linux procps mmdebstrap
 
 .PHONY: install install-deps install-python gadgets test test-unit test-kernel lint bench \
-	runner-image kind-up kind-down integration clean vmlinux
+	runner-image runner-image-docker runner-image-test kind-up kind-down integration clean \
+	vmlinux wheel dist dist-test
 
 install: install-deps install-python gadgets
 
@@ -44,17 +45,43 @@ lint:
 bench:
 	$(PYTHON) -m tests.bench
 
+# sdist + wheel in dist/, carrying the in-tree gadgets (sources, headers, prebuilt objects).
+wheel:
+	$(PYTHON) -m kubectl_gadget.release wheel --out dist
+
+# The wheel, plus a one-file kubectl-gadget (PyInstaller, in-tree gadgets prebuilt inside), its
+# archive and the krew manifest dist/gadget.yaml carrying the archive's sha256.
+dist: wheel
+	$(PYTHON) -m kubectl_gadget.release dist --out dist
+
+dist-test:
+	$(PYTHON) -m pytest -q -m dist tests/dist
+
 RUNNER_IMAGE ?= ghcr.io/kubectl-gadget/node-runner:$(shell $(PYTHON) -c 'import node_runner; print(node_runner.__version__)')
 KIND_CLUSTER ?= kubectl-gadget
 
-# The runner image (needs a Docker engine).
+RUNNER_LAYOUT ?= build/runner-image
+RUNNER_TAG := $(lastword $(subst :, ,$(RUNNER_IMAGE)))
+
+# The runner image from Debian packages (mmdebstrap; no Docker engine) as an OCI image layout:
+# oci:$(RUNNER_LAYOUT):$(RUNNER_TAG), e.g. `skopeo copy --all oci:... docker://REGISTRY/...`.
 runner-image:
+	$(PYTHON) -m kubectl_gadget.release runner-image --layout $(RUNNER_LAYOUT) --tag $(RUNNER_TAG)
+
+# Opt-in (minutes): build it, check its contents, push/pull it with skopeo, run its entry point.
+runner-image-test:
+	$(PYTHON) -m pytest -q -m runner_image tests/dist
+
+# The same image with a Docker engine (node_runner/Dockerfile).
+runner-image-docker:
 	docker build -f node_runner/Dockerfile -t $(RUNNER_IMAGE) .
 
 # A kind cluster with the runner image loaded and the gadget namespace ready.
 kind-up: runner-image
 	kind create cluster --config kind-config.yaml --name $(KIND_CLUSTER)
-	kind load docker-image $(RUNNER_IMAGE) --name $(KIND_CLUSTER)
+	skopeo copy --quiet oci:$(RUNNER_LAYOUT):$(RUNNER_TAG) \
+		docker-archive:build/runner-image.tar:$(RUNNER_IMAGE)
+	kind load image-archive build/runner-image.tar --name $(KIND_CLUSTER)
 	kubectl create namespace gadget
 	kubectl label namespace gadget pod-security.kubernetes.io/enforce=privileged
 
@@ -70,4 +97,4 @@ vmlinux:
 	bpftool btf dump file /sys/kernel/btf/vmlinux format c > gadgets/include/$(ARCH)/vmlinux.h
 
 clean:
-	rm -rf build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache

@@ -18,7 +18,7 @@ import os
 import time
 from pathlib import Path
 
-from node_runner import libbpf
+from node_runner import libbpf, packaged
 from node_runner.errors import NotSupported
 
 SOCKETS_MAP = "gadget_sockets"
@@ -32,7 +32,8 @@ SYSTEM_DIR = "/usr/share/kubectl-gadget/runtime"
 
 
 def enricher_object() -> str | None:
-    dirs = [os.environ.get("KUBECTL_GADGET_RUNTIME_DIR", ""), SYSTEM_DIR, str(_CHECKOUT_DIR)]
+    dirs = [os.environ.get("KUBECTL_GADGET_RUNTIME_DIR", ""), SYSTEM_DIR, str(_CHECKOUT_DIR),
+            str(packaged.runtime_dir() or "")]
     for d in dirs:
         if d and os.path.isfile(os.path.join(d, ENRICHER_OBJECT)):
             return os.path.join(d, ENRICHER_OBJECT)
