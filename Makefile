@@ -5,7 +5,7 @@ GADGETS := $(sort $(patsubst gadgets/%/program.bpf.c,%,$(wildcard gadgets/*/prog
 APT_PACKAGES := clang llvm libbpf1 libbpf-dev bpftool libbpf-tools docker-registry skopeo \
 	iproute2 util-linux procps mmdebstrap
 
-.PHONY: install install-deps install-python gadgets test test-unit test-kernel lint bench \
+.PHONY: install install-deps install-python gadgets test test-unit test-kernel lint bench fuzz \
 	runner-image runner-image-docker runner-image-test kind-up kind-down integration clean \
 	vmlinux wheel dist dist-test
 
@@ -56,6 +56,11 @@ dist: wheel
 
 dist-test:
 	$(PYTHON) -m pytest -q -m dist tests/dist
+
+# Longer fuzzing than `make test` does (FUZZ_SECONDS per fuzz test).
+FUZZ_SECONDS ?= 600
+fuzz:
+	KUBECTL_GADGET_FUZZ_SECONDS=$(FUZZ_SECONDS) $(PYTHON) -m pytest -q tests/unit/test_stream_fuzz.py
 
 RUNNER_IMAGE ?= ghcr.io/kubectl-gadget/node-runner:$(shell $(PYTHON) -c 'import node_runner; print(node_runner.__version__)')
 KIND_CLUSTER ?= kubectl-gadget

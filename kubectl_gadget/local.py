@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 from kubectl_gadget.errors import PermissionDenied
 
+CHUNK = 1 << 20  # read what the pipe holds, up to this, per call: one wake-up per batch
+
 
 @dataclass(frozen=True)
 class LocalTarget:
@@ -53,7 +55,7 @@ class LocalNode:
         assert self._proc is not None and self._proc.stdout is not None
         out = self._proc.stdout
         while True:
-            chunk = out.read1(65536)  # type: ignore[attr-defined]
+            chunk = out.read1(CHUNK)  # type: ignore[attr-defined]
             if not chunk:
                 return
             yield chunk

@@ -139,6 +139,7 @@ def _summary(nodes: list[PodNode], session: Session, pipeline: Pipeline, diag) -
         state = pipeline.nodes.get(node.name)
         events = state.events if state else 0
         lost = f", {state.lost} lost" if state and state.lost else ""
+        lost += f", {state.bad_lines} malformed" if state and state.bad_lines else ""
         error = state.error.get("message") if state and state.error else ""
         detail = f": {error}" if error and how != "ok" else ""
         diag(f"  {node.name}: {how}{detail} ({events} events{lost})")

@@ -62,10 +62,18 @@ def cell_renderer(column: Column) -> Callable[[Any], str]:
     text = _text_function(column)
     width, ellipsis = column.width, column.ellipsis
     pad = str.rjust if column.alignment == "right" else str.ljust
+    hex_ints = column.hex and column.type in INTEGER_TYPES
 
     def render(value: Any) -> str:
-        s = text(value)
-        if len(s) > width and (isinstance(value, str) or value is None):
+        if type(value) is str and value.isprintable():  # the common case: nothing to escape
+            s = value
+        elif type(value) is int and not hex_ints:
+            return pad(str(value), width)  # numbers are never cut
+        else:
+            s = text(value)
+            if not (isinstance(value, str) or value is None):
+                return pad(s, width)
+        if len(s) > width:
             s = fit(s, width, ellipsis)
         return pad(s, width)
 
@@ -104,10 +112,14 @@ class ColumnsFormatter(Formatter):
         return self._line(cells)
 
     def event(self, data: Row) -> None:
+        self.events([data])
+
+    def events(self, rows: Sequence[Row]) -> None:
         if not self._header_written:
             self.header()
-        get = data.get
-        self._out.write(self._line([render(get(name)) for name, render in self._cells]))
+        cells, line = self._cells, self._line
+        self._out.write("".join([line([render(row.get(name)) for name, render in cells])
+                                 for row in rows]))
 
     def array(self, rows: Sequence[Row]) -> None:
         lines = ["\n"] if self._batches else []

@@ -62,6 +62,11 @@ class Formatter(abc.ABC):
     def array(self, rows: Sequence[Row]) -> None:
         """Write one batch of rows (an ``array`` record, already sorted and limited)."""
 
+    def events(self, rows: Sequence[Row]) -> None:
+        """Write a run of events (one write for all of them where the mode allows)."""
+        for row in rows:
+            self.event(row)
+
     def notice(self, record: Mapping[str, Any], node: str | None = None) -> None:
         """Send a ``lost``/``warning``/``error`` record to ``diag``; ignore other types."""
         message = describe_record(record, node)
