@@ -12,6 +12,7 @@
 #include <bpf/bpf_endian.h>
 
 #include <gadget/buffer.h>
+#include <gadget/common.h>
 #include <gadget/filter.h>
 #include <gadget/macros.h>
 #include <gadget/mntns_filter.h>
@@ -63,23 +64,6 @@ struct {
 
 GADGET_TRACER_MAP(events, 1024 * 1024);
 GADGET_TRACER(bind, events, event);
-
-static __always_inline void fill_proc(struct gadget_process *p)
-{
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u64 uid_gid = bpf_get_current_uid_gid();
-
-	p->pid = pid_tgid >> 32;
-	p->tid = (__u32)pid_tgid;
-	p->creds.uid = (__u32)uid_gid;
-	p->creds.gid = uid_gid >> 32;
-	p->mntns_id = gadget_get_current_mntns_id();
-	bpf_get_current_comm(p->comm, sizeof(p->comm));
-	p->parent.pid = BPF_CORE_READ(task, real_parent, tgid);
-	bpf_probe_read_kernel_str(p->parent.comm, sizeof(p->parent.comm),
-				  BPF_CORE_READ(task, real_parent, comm));
-}
 
 SEC("tracepoint/syscalls/sys_enter_bind")
 int trace_enter_bind(struct trace_event_raw_sys_enter *ctx)
@@ -173,7 +157,7 @@ int trace_exit_bind(struct trace_event_raw_sys_exit *ctx)
 		goto cleanup;
 	__builtin_memset(event, 0, sizeof(*event));
 	event->timestamp_raw = bpf_ktime_get_boot_ns();
-	fill_proc(&event->proc);
+	gadget_process_populate(&event->proc);
 	__builtin_memcpy(event->addr.addr_raw.v6, args->addr, 16);
 	event->addr.port = args->port;
 	event->addr.version = args->family == AF_INET ? 4 : 6;

@@ -94,7 +94,7 @@ static __always_inline void emit(struct trace_event_raw_inet_sock_set_state *ctx
 	if (owner)
 		event->proc = *owner;
 	else
-		gadget_tcp_owner_current(&event->proc);
+		gadget_process_populate(&event->proc);
 	if (gadget_tcp_owner_discard(&event->proc)) {
 		gadget_discard_buf(event);
 		return;

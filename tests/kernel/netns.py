@@ -8,17 +8,21 @@ are compared through :func:`endpoint`, which renders the L4 endpoint a record ca
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import os
 import subprocess
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.conftest import GADGETS_SRC, compile_gadget
 from tests.kernel.runner_proc import python_argv
-from tests.workloads import ContainerWorkload
+from tests.workloads import ContainerWorkload, run_in_container
 
 # Runs the rest of argv in a new network namespace whose loopback is up.
 _NETNS_SHELL = 'ip link set lo up && exec "$@"'
@@ -32,11 +36,6 @@ def in_new_netns(argv: Sequence[str]) -> list[str]:
 def netns_inode(pid: int | str = "self") -> int:
     """The network namespace id (inode) of a process, as the kernel's ``ns.inum``."""
     return os.stat(f"/proc/{pid}/ns/net").st_ino
-
-
-def build_in_tree(name: str, out_root: Path) -> Path:
-    """Compile the in-tree gadget ``name`` into ``out_root/name`` (what `make gadgets` does)."""
-    return compile_gadget(GADGETS_SRC / name, out_root / name)
 
 
 def endpoint(data: dict[str, Any], prefix: str) -> tuple[str, int, int]:
@@ -89,3 +88,35 @@ def lossy_connection(w: ContainerWorkload, family: int = 4) -> dict[str, Any]:
     seen: dict[str, Any] = json.loads(out)
     assert seen["retrans"] >= 1, "the client never retransmitted"
     return seen
+
+
+@contextlib.contextmanager
+def netns_container() -> Iterator[ContainerWorkload]:
+    """A sleeping container in its own mount *and* network namespace (``lo`` up)."""
+    with run_in_container(in_new_netns(["sleep", "1000"])) as w:
+        deadline = time.monotonic() + 10
+        # unshare, sh and ip run first (same pid): the namespace is ready once sleep runs
+        while Path(f"/proc/{w.pid}/comm").read_text().strip() != "sleep":
+            if time.monotonic() > deadline:
+                raise AssertionError("the container's network namespace never came up")
+            time.sleep(0.02)
+        yield w
+
+
+def in_netns_of(w: ContainerWorkload, argv: Sequence[str]) -> list[str]:
+    """``argv`` run (with ``w.popen``) in the network namespace of container ``w``."""
+    return ["nsenter", f"--net=/proc/{w.pid}/ns/net", "--", *argv]
+
+
+@pytest.fixture(scope="module")
+def socket_enricher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The runner's socket enricher, built for this module; runners started meanwhile use it."""
+    out = tmp_path_factory.mktemp("runtime")
+    compile_gadget(GADGETS_SRC / "runtime" / "socket_enricher", out / "socket_enricher")
+    old = os.environ.get("KUBECTL_GADGET_RUNTIME_DIR")
+    os.environ["KUBECTL_GADGET_RUNTIME_DIR"] = str(out)
+    yield out
+    if old is None:
+        del os.environ["KUBECTL_GADGET_RUNTIME_DIR"]
+    else:
+        os.environ["KUBECTL_GADGET_RUNTIME_DIR"] = old

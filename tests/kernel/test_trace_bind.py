@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import needs_root_btf, needs_unshare
-from tests.kernel.netns import build_in_tree, endpoint, in_new_netns
+from tests.kernel.netns import endpoint, in_new_netns
 from tests.kernel.runner_proc import Record, RunnerProcess, python_argv
 from tests.workloads import ContainerWorkload, sleeping_container
 
@@ -45,8 +45,8 @@ print(os.getpid(), os.stat("/proc/self/ns/net").st_ino, err, flush=True)
 
 
 @pytest.fixture(scope="module")
-def gadget(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_in_tree("trace_bind", tmp_path_factory.mktemp("gadgets"))
+def gadget(built_gadgets: dict[str, Path]) -> Path:
+    return built_gadgets["trace_bind"]
 
 
 def _bind(w: ContainerWorkload, port: int) -> tuple[int, int, int]:

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import needs_root_btf, needs_unshare
-from tests.kernel.netns import build_in_tree, endpoint, in_new_netns
+from tests.kernel.netns import endpoint, in_new_netns
 from tests.kernel.runner_proc import Record, RunnerProcess, python_argv
 from tests.workloads import ContainerWorkload, sleeping_container
 
@@ -60,8 +60,8 @@ print(json.dumps(out), flush=True)
 
 
 @pytest.fixture(scope="module")
-def gadget(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_in_tree("trace_tcp", tmp_path_factory.mktemp("gadgets"))
+def gadget(built_gadgets: dict[str, Path]) -> Path:
+    return built_gadgets["trace_tcp"]
 
 
 def _converse(w: ContainerWorkload) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import needs_root_btf, needs_unshare
-from tests.kernel.netns import build_in_tree, endpoint, lossy_connection
+from tests.kernel.netns import endpoint, lossy_connection
 from tests.kernel.runner_proc import Record, RunnerProcess
 from tests.workloads import sleeping_container
 
@@ -32,8 +32,8 @@ def _flags(ev: Record) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def gadget(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_in_tree("trace_tcpretrans", tmp_path_factory.mktemp("gadgets"))
+def gadget(built_gadgets: dict[str, Path]) -> Path:
+    return built_gadgets["trace_tcpretrans"]
 
 
 @pytest.mark.parametrize("family,host", [(4, "127.0.0.1"), (6, "::1")])

@@ -20,6 +20,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 
+#include <gadget/common.h>
 #include <gadget/filter.h>
 #include <gadget/mntns_filter.h>
 #include <gadget/types.h>
@@ -46,24 +47,6 @@ struct {
 	__type(value, struct gadget_process);
 } gadget_tcp_listeners SEC(".maps");
 
-/* The current task as a struct gadget_process. */
-static __always_inline void gadget_tcp_owner_current(struct gadget_process *p)
-{
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u64 uid_gid = bpf_get_current_uid_gid();
-
-	p->pid = pid_tgid >> 32;
-	p->tid = (__u32)pid_tgid;
-	p->creds.uid = (__u32)uid_gid;
-	p->creds.gid = uid_gid >> 32;
-	p->mntns_id = gadget_get_current_mntns_id();
-	bpf_get_current_comm(p->comm, sizeof(p->comm));
-	p->parent.pid = BPF_CORE_READ(task, real_parent, tgid);
-	bpf_probe_read_kernel_str(p->parent.comm, sizeof(p->parent.comm),
-				  BPF_CORE_READ(task, real_parent, comm));
-}
-
 static __always_inline __u32 gadget_sock_netns(const struct sock *sk)
 {
 	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
@@ -80,13 +63,13 @@ gadget_tcp_owner_track(const struct trace_event_raw_inet_sock_set_state *ctx)
 	if (ctx->protocol != IPPROTO_TCP)
 		return;
 	if (ctx->newstate == TCP_LISTEN) {
-		gadget_tcp_owner_current(&owner);
+		gadget_process_populate(&owner);
 		lkey.netns = gadget_sock_netns((const struct sock *)ctx->skaddr);
 		lkey.port = ctx->sport;
 		bpf_map_update_elem(&gadget_tcp_listeners, &lkey, &owner, BPF_ANY);
 		bpf_map_update_elem(&gadget_tcp_owners, &sk, &owner, BPF_ANY);
 	} else if (ctx->oldstate == TCP_CLOSE && ctx->newstate == TCP_SYN_SENT) {
-		gadget_tcp_owner_current(&owner);
+		gadget_process_populate(&owner);
 		bpf_map_update_elem(&gadget_tcp_owners, &sk, &owner, BPF_ANY);
 	} else if (ctx->oldstate == TCP_LISTEN && ctx->newstate == TCP_SYN_RECV) {
 		/* a child socket of a listener, cloned from it */
