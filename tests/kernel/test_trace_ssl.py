@@ -98,9 +98,9 @@ def _trace(gadget: Path, cert: tuple[str, str], *params: str
 
 
 def _op(ev: Record) -> str:
-    """The operation's name, wherever the decoder puts an enum member's name."""
-    name = ev["operation"] if isinstance(ev["operation"], str) else ev["operation_raw"]
-    return str(name)
+    """The operation's name (`operation_raw` is the enum's number: 0 read, 1 write)."""
+    assert ev["operation_raw"] == {"SSL_read": 0, "SSL_write": 1}[ev["operation"]]
+    return str(ev["operation"])
 
 
 def _by(events: list[Record], tid: int, op: str) -> Record:
