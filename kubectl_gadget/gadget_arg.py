@@ -1,9 +1,10 @@
 """What the GADGET argument of `run` names: a source directory, a built one, or an image.
 
 A directory with `program.bpf.c` is compiled on the fly (cached by a hash of its sources and
-headers); one with `program.bpf.o` is used as is; an in-tree gadget name (`trace_exec`) is the
-embedded default when the tree is at hand; anything else is an image reference for the runner
-to pull. Resolved once, into a plain value, before anything starts.
+headers); one with `program.bpf.o` is used as is; an in-tree gadget name (`trace_exec`) is
+compiled from the checkout when there is one, else taken from the copy prebuilt into the
+installed package (wheel or one-file binary: no clang needed); anything else is an image
+reference for the runner to pull. Resolved once, into a plain value, before anything starts.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from kubectl_gadget.errors import GadgetError
 from kubectl_gadget.image import build
+from node_runner import packaged
 from node_runner.gadget.errors import GadgetFormatError
 from node_runner.gadget.spec import GadgetSpec, load_spec
 
@@ -59,6 +61,9 @@ def resolve_gadget(arg: str, cluster: bool = False) -> ResolvedGadget:
     if src is not None:
         local = _compile(arg, src)
         return ResolvedGadget(arg, arg, local.spec) if cluster else local
+    prebuilt = packaged.prebuilt_gadget(arg) if not (":" in arg or "@" in arg) else None
+    if prebuilt is not None:
+        return ResolvedGadget(arg, arg if cluster else str(prebuilt), _spec(prebuilt, arg))
     return ResolvedGadget(arg, arg, None)
 
 

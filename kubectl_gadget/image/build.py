@@ -18,6 +18,7 @@ import subprocess
 from pathlib import Path
 
 from kubectl_gadget.errors import BuildError
+from node_runner import packaged
 
 SOURCE_FILE = "program.bpf.c"
 OBJECT_FILE = "program.bpf.o"
@@ -40,9 +41,11 @@ def is_built_dir(path: str | Path) -> bool:
 
 
 def include_root(src_dir: Path, explicit: str | None = None) -> Path:
-    """The directory holding `gadget/*.h` and one `<arch>/vmlinux.h` per architecture."""
+    """The directory holding `gadget/*.h` and one `<arch>/vmlinux.h` per architecture (the
+    checkout's, else the installed package's copy)."""
     candidates = [explicit, os.environ.get("KUBECTL_GADGET_INCLUDE"),
-                  str(src_dir.parent / "include"), str(_REPO_INCLUDE)]
+                  str(src_dir.parent / "include"), str(_REPO_INCLUDE),
+                  str(packaged.include_dir() or "")]
     for cand in candidates:
         if cand and (Path(cand) / "gadget" / "macros.h").is_file():
             return Path(cand).resolve()

@@ -20,8 +20,8 @@ import yaml
 
 from kubectl_gadget import __version__
 from kubectl_gadget.release import krew
-from tests.conftest import REPO
-from tests.dist.shipped import run, sandbox
+from tests.conftest import REPO, needs_root_btf
+from tests.dist.shipped import run, sandbox, trace_exec_sees_probe
 
 pytestmark = [pytest.mark.dist]
 
@@ -58,6 +58,12 @@ def test_binary_alone_prints_version_and_help(binary: tuple[Path, Path]) -> None
     assert "Usage: kubectl-gadget" in proc.stdout
     for command in ("run", "image", "gc", "list", "version"):
         assert f"  {command} " in proc.stdout
+
+
+@needs_root_btf
+def test_binary_alone_runs_trace_exec_without_python_or_clang(binary: tuple[Path, Path]) -> None:
+    exe, root = binary
+    trace_exec_sees_probe([str(exe)], sandbox(root), root)
 
 
 def test_archive_and_krew_manifest_agree(out: Path) -> None:

@@ -8,7 +8,9 @@ no build cache. trace_exec must run from the packaged prebuilt object and see a 
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -16,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
-from tests.dist.shipped import run, sandbox
+from tests.conftest import REPO, TEST_GADGETS_SRC, needs_root_btf
+from tests.dist.shipped import run, sandbox, trace_exec_sees_probe
 
 pytestmark = [pytest.mark.dist]
 
@@ -71,3 +73,38 @@ def test_installed_wheel_prints_its_version(venv: Path, tmp_path: Path) -> None:
     proc = run([str(venv / "bin" / "kubectl-gadget"), "version"], sandbox(tmp_path))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == f"kubectl-gadget {__version__}"
+
+
+@needs_root_btf
+def test_installed_wheel_runs_trace_exec_without_checkout_or_clang(venv: Path,
+                                                                   tmp_path: Path) -> None:
+    box = sandbox(tmp_path)
+    trace_exec_sees_probe([str(venv / "bin" / "kubectl-gadget")], box, tmp_path)
+
+
+@needs_root_btf
+def test_installed_runner_finds_packaged_gadgets_by_name(venv: Path, tmp_path: Path) -> None:
+    """`node-runner run --gadget trace_exec` (how a cluster runner gets in-tree gadgets) finds
+    the packaged prebuilt copy."""
+    proc = run([str(venv / "bin" / "node-runner"), "run", "--gadget", "trace_exec",
+                "--timeout", "1"], sandbox(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    types = [json.loads(line)["type"] for line in proc.stdout.splitlines()]
+    assert (types[0], types[-1]) == ("hello", "end") and "schema" in types, types
+
+
+@needs_root_btf
+def test_installed_wheel_builds_own_gadget_with_packaged_headers_and_enricher(
+        venv: Path, tmp_path: Path) -> None:
+    """A gadget of one's own, outside any checkout, compiles against the headers in the wheel,
+    and its `gadget_sockets` map is filled by the packaged socket enricher."""
+    if not shutil.which("clang"):
+        pytest.skip("clang not installed: cannot compile a gadget")
+    box = sandbox(tmp_path)
+    shutil.copytree(TEST_GADGETS_SRC / "socket_owner", box.cwd / "my_sockets")
+    box.env["PATH"] = "/usr/bin:/bin"
+    proc = run([str(venv / "bin" / "kubectl-gadget"), "run", "./my_sockets", "--local",
+                "--timeout", "1"], box)
+    assert proc.returncode == 0, proc.stderr
+    assert "compiling gadget my_sockets" in proc.stderr
+    assert "socket enricher is not built" not in proc.stderr
