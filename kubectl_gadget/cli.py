@@ -7,22 +7,20 @@ params) is parsed into plain values before any runner starts, so a typo costs no
 
 from __future__ import annotations
 
+import importlib
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from kubectl_gadget import __version__
 from kubectl_gadget.boolflags import BoolFlagCommand
-from kubectl_gadget.cluster.cli import cluster_options, gc, list_sessions
+from kubectl_gadget.cluster.cli import cluster_options
 from kubectl_gadget.errors import GadgetError
-from kubectl_gadget.image.cli import image
 from kubectl_gadget.image.run_flags import image_run_options
-from kubectl_gadget.launch import RunRequest, launch
-from kubectl_gadget.operators.fields import parse_fields
-from kubectl_gadget.operators.filter import parse_filters
-from kubectl_gadget.operators.sort import check_max_entries, parse_sort
-from kubectl_gadget.output import parse_output_mode
-from kubectl_gadget.pipeline import Operators
+
+if TYPE_CHECKING:
+    from kubectl_gadget.pipeline import Operators
 
 RUN_EXAMPLES = """
 \b
@@ -45,7 +43,26 @@ gadgets); an unknown flag lists the gadget's params.
 """
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """The top-level group: `gc`, `list` and `image` are imported when used, so `version` and
+    `run --local` never load the Kubernetes client or the registry stack."""
+
+    lazy = {"gc": ("kubectl_gadget.cluster.cli", "gc"),
+            "list": ("kubectl_gadget.cluster.cli", "list_sessions"),
+            "image": ("kubectl_gadget.image.cli", "image")}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy:
+            module, attr = self.lazy[cmd_name]
+            command: click.Command = getattr(importlib.import_module(module), attr)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
     """Inspect Kubernetes clusters and Linux hosts with eBPF gadgets, installing nothing."""
 
@@ -62,6 +79,12 @@ def _split_nodes(values: tuple[str, ...]) -> tuple[str, ...]:
 
 def _operators(output: str, fields: str | None, filter_expr: str | None, sort: str | None,
                max_entries: int | None) -> Operators:
+    from kubectl_gadget.operators.fields import parse_fields
+    from kubectl_gadget.operators.filter import parse_filters
+    from kubectl_gadget.operators.sort import check_max_entries, parse_sort
+    from kubectl_gadget.output import parse_output_mode
+    from kubectl_gadget.pipeline import Operators
+
     return Operators(
         filters=parse_filters(filter_expr) if filter_expr else (),
         selection=parse_fields(fields), mode=parse_output_mode(output),
@@ -102,16 +125,14 @@ def run(ctx: click.Context, gadget: str, local: bool, namespace: str | None,
         max_entries: int | None, timeout: float | None, verbose: bool,
         **cluster: object) -> None:
     """Run GADGET and show its events until Ctrl-C or --timeout."""
+    from kubectl_gadget.launch import RunRequest, launch  # the run machinery, only for `run`
+
     req = RunRequest(gadget, local, _operators(output, fields, filter_expr, sort, max_entries),
                      namespace, all_namespaces, selector, podname, container_names,
                      container_ids, _split_nodes(nodes), timeout, verbose, tuple(ctx.args),
                      dict(cluster))
     ctx.exit(launch(req))
 
-
-cli.add_command(gc)
-cli.add_command(list_sessions)
-cli.add_command(image)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,10 +14,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubectl_gadget.cluster.cli import runner_settings
-from kubectl_gadget.cluster.kube import Kube, KubeConfig
-from kubectl_gadget.cluster.session import ClusterRun, run_cluster
-from kubectl_gadget.cluster.targets import Selection
 from kubectl_gadget.errors import UsageError
 from kubectl_gadget.gadget_arg import resolve_gadget
 from kubectl_gadget.image.run_flags import ImageRunFlags, precheck
@@ -94,6 +90,12 @@ def _run_cluster(req: RunRequest, gadget: str, args: list[str], pipeline: Pipeli
         stderr_diag(f"note: runner pods will read the gadget from {gadget} on "
                     "their node; for a real cluster build and push it as an image "
                     "(kubectl gadget image build/push)")
+    # Cluster runs only: the Kubernetes client costs ~0.2 s of start-up that --local never pays.
+    from kubectl_gadget.cluster.cli import runner_settings
+    from kubectl_gadget.cluster.kube import Kube, KubeConfig
+    from kubectl_gadget.cluster.session import ClusterRun, run_cluster
+    from kubectl_gadget.cluster.targets import Selection
+
     cluster = req.cluster
     kube = Kube(KubeConfig(cluster.pop("kubeconfig"), cluster.pop("context")))
     sel = Selection(None if req.all_namespaces else (req.namespace or kube.namespace),

@@ -19,10 +19,6 @@ import os
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
-from elftools.elf.sections import SymbolTableSection
-
 _FUNC_TYPES = frozenset({"STT_FUNC", "STT_GNU_IFUNC"})
 
 
@@ -78,6 +74,9 @@ class _ElfSymbols:
     """Function symbols of one ELF file and its PT_LOAD segments."""
 
     def __init__(self, fh: BinaryIO) -> None:
+        from elftools.elf.elffile import ELFFile  # pyelftools: only when a user stack is read
+        from elftools.elf.sections import SymbolTableSection
+
         elf = ELFFile(fh)
         self.segments = [(s["p_offset"], s["p_vaddr"], s["p_filesz"])
                          for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"]
@@ -154,6 +153,8 @@ class UserSymbols:
 
 
 def _load_elf(path: str) -> _ElfSymbols | None:
+    from elftools.common.exceptions import ELFError
+
     try:
         with open(path, "rb") as fh:
             return _ElfSymbols(fh)

@@ -13,7 +13,6 @@ from typing import Any
 
 import click
 
-from kubectl_gadget.cluster.kube import Kube, KubeConfig
 from kubectl_gadget.cluster.runner_pod import (
     COMPONENT,
     COMPONENT_LABEL,
@@ -96,6 +95,8 @@ Examples:
 def gc(dry_run: bool, gadget_namespace: str, all_namespaces: bool, kubeconfig: str | None,
        context: str | None) -> None:
     """Delete runner pods left behind (by a killed client, for example)."""
+    from kubectl_gadget.cluster.kube import Kube, KubeConfig  # the Kubernetes client: ~0.2 s
+
     kube = Kube(KubeConfig(kubeconfig, context))
     pods = kube.list_pods(None if all_namespaces else gadget_namespace,
                           label_selector=f"{MANAGED_BY}={MANAGER}")
@@ -122,6 +123,8 @@ def gc(dry_run: bool, gadget_namespace: str, all_namespaces: bool, kubeconfig: s
 def list_sessions(gadget_namespace: str, all_namespaces: bool, kubeconfig: str | None,
                   context: str | None) -> None:
     """List running gadget sessions and their runner pods."""
+    from kubectl_gadget.cluster.kube import Kube, KubeConfig  # the Kubernetes client: ~0.2 s
+
     kube = Kube(KubeConfig(kubeconfig, context))
     pods = [p for p in kube.list_pods(None if all_namespaces else gadget_namespace,
                                       label_selector=OUR_SELECTOR) if is_ours(p)]

@@ -13,18 +13,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from kubectl_gadget.errors import ImageError
+from node_runner.constants import PULL_POLICIES
 from node_runner.errors import RunnerError
 from node_runner.gadget.errors import GadgetFormatError
-from node_runner.gadget.spec import GadgetSpec, load_spec
 from node_runner.oci.policy import Allowlist
 from node_runner.oci.reference import parse_reference
-from node_runner.oci.registry import RegistryOptions
-from node_runner.oci.resolve import PULL_POLICIES, ResolveOptions, resolve
+
+if TYPE_CHECKING:
+    from node_runner.gadget.spec import GadgetSpec
 
 F = TypeVar("F", bound=Callable[..., Any])
 KEYS = ("pull", "verify_image", "public_keys", "allowed_gadgets", "insecure_registries",
@@ -91,6 +92,11 @@ def image_run_options(fn: F) -> F:
 
 def precheck(ref: str, flags: ImageRunFlags, local: bool) -> GadgetSpec | None:
     """Check `ref` before runners start; with `local`, resolve it fully and return its spec."""
+    # The registry stack (oras, requests, cryptography) loads only when an image is resolved.
+    from node_runner.gadget.spec import load_spec
+    from node_runner.oci.registry import RegistryOptions
+    from node_runner.oci.resolve import ResolveOptions, resolve
+
     try:
         parsed = parse_reference(ref)
         allow = Allowlist.parse(flags.allowed)
