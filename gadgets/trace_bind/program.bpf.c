@@ -48,7 +48,7 @@ struct event {
 	struct gadget_l4endpoint_t addr;
 	gadget_netns_id netns_id;
 	__u32 bound_dev_if;
-	enum bind_opts_set opts;
+	enum bind_opts_set opts_raw;
 	gadget_errno error_raw;
 };
 
@@ -167,7 +167,7 @@ int trace_exit_bind(struct trace_event_raw_sys_exit *ctx)
 		event->addr.proto_raw = BPF_CORE_READ(sk, sk_protocol);
 		event->netns_id = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 		event->bound_dev_if = BPF_CORE_READ(sk, __sk_common.skc_bound_dev_if);
-		event->opts = bind_opts(sk);
+		event->opts_raw = bind_opts(sk);
 	}
 	gadget_submit_buf(ctx, &events, event, sizeof(*event));
 cleanup:

@@ -34,7 +34,7 @@ struct event {
 	struct gadget_l4endpoint_t dst;
 	gadget_netns_id netns_id;
 	enum gadget_tcp_state state;
-	enum gadget_tcp_flags_set tcpflags;
+	enum gadget_tcp_flags_set tcpflags_raw;
 	enum skb_drop_reason reason;
 };
 
@@ -81,7 +81,7 @@ static __always_inline bool read_headers(const struct sk_buff *skb, __u16 protoc
 		return false;
 	gadget_tcp_endpoint(&event->src, family, &ip[12], &ip[8], (tcp[0] << 8) | tcp[1]);
 	gadget_tcp_endpoint(&event->dst, family, &ip[16], &ip[24], (tcp[2] << 8) | tcp[3]);
-	event->tcpflags = tcp[13];
+	event->tcpflags_raw = tcp[13];
 	return true;
 }
 

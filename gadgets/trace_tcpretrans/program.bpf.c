@@ -26,7 +26,7 @@ struct event {
 	struct gadget_l4endpoint_t dst;
 	gadget_netns_id netns_id;
 	enum gadget_tcp_state state;
-	enum gadget_tcp_flags_set tcpflags;
+	enum gadget_tcp_flags_set tcpflags_raw;
 	gadget_errno error_raw;
 };
 
@@ -70,7 +70,7 @@ int trace_tcp_retransmit_skb(struct trace_event_raw_tcp_retransmit_skb *ctx)
 	event->state = ctx->state;
 	/* the segment's flags, kept by TCP in the skb's control block */
 	tcb = (struct tcp_skb_cb *)skb->cb;
-	event->tcpflags = BPF_CORE_READ(tcb, tcp_flags);
+	event->tcpflags_raw = BPF_CORE_READ(tcb, tcp_flags);
 	if (bpf_core_field_exists(ctx->err) && ctx->err < 0)
 		event->error_raw = -ctx->err;
 	gadget_submit_buf(ctx, &events, event, sizeof(*event));
