@@ -203,24 +203,27 @@ def test_sockets_open_before_the_start_are_found(
 CONNECTOR = """
 import socket, sys
 open('/proc/self/comm', 'w').write('kg_connector')
-c = socket.create_connection(('127.0.0.1', int(sys.argv[1])))
+c = socket.create_connection((sys.argv[2], int(sys.argv[1])))
 print(c.getsockname()[1], flush=True)
 sys.stdin.read()
 """
 
 
+@pytest.mark.parametrize("family,host", [(socket.AF_INET, "127.0.0.1"),
+                                         (socket.AF_INET6, "::1")])
 def test_tracing_lookup_by_socket_finds_the_owner_in_softirq_context(
-        build_gadget: Callable[[Path], Path], runtime_dir: Path) -> None:
+        build_gadget: Callable[[Path], Path], runtime_dir: Path, family: int,
+        host: str) -> None:
     """GADGET_TYPE_TRACING's gadget_socket_lookup(sk, netns) on TCP state changes."""
     gadget = build_gadget(TEST_GADGETS_SRC / "tcp_state_owner")
-    port = _free_port()
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", port))
+    listener = socket.socket(family)
+    listener.bind((host, 0))
+    port = listener.getsockname()[1]
     listener.listen()
     try:
         with RunnerProcess(gadget, "--param", f"port={port}", "--timeout", "60") as runner:
             runner.wait_schema()
-            with run_in_container(_python(CONNECTOR, str(port)), stdin=subprocess.PIPE,
+            with run_in_container(_python(CONNECTOR, str(port), host), stdin=subprocess.PIPE,
                                   stdout=subprocess.PIPE) as box:
                 assert box.process.stdout is not None
                 cport = int(box.process.stdout.readline())
