@@ -238,3 +238,39 @@ def test_tracing_lookup_by_socket_finds_the_owner_in_softirq_context(
         listener.close()
     assert est["owner_found"] == 1
     assert (est["pid"], est["comm"], est["mntns_id"]) == (pid, "kg_connector", mntns)
+
+
+# Binds two UDP sockets on [::]: one IPv6-only, one dual-stack; prints both ports.
+V6_BINDER = """
+import socket, sys
+open('/proc/self/comm', 'w').write('kg_v6')
+only = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+only.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+only.bind(('::', 0))
+dual = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+dual.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+dual.bind(('::', 0))
+print(only.getsockname()[1], dual.getsockname()[1], flush=True)
+sys.stdin.read()
+"""
+
+
+def test_ipv4_packet_finds_a_dual_stack_socket_but_not_an_ipv6_only_one(
+        build_gadget: Callable[[Path], Path], runtime_dir: Path) -> None:
+    gadget = build_gadget(TEST_GADGETS_SRC / "socket_owner")
+    with RunnerProcess(gadget, "--timeout", "60") as runner:
+        runner.wait_schema()
+        with run_in_container(_python(V6_BINDER), stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE) as box:
+            assert box.process.stdout is not None
+            only, dual = map(int, box.process.stdout.readline().split())
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+                for port in (only, dual):
+                    sender.sendto(b"x", ("127.0.0.1", port))
+                got = {port: runner.wait_event(lambda d, p=port: d["dport"] == p
+                                               and not d["outgoing"], what=f"to port {port}")
+                       for port in (only, dual)}
+            pid = box.pid
+        runner.stop()
+    assert got[dual]["owner_found"] == 1 and got[dual]["pid"] == pid
+    assert got[only]["owner_found"] == 0  # IPv6-only: an IPv4 packet is not its business

@@ -126,6 +126,10 @@ static __always_inline int on_bind(struct bpf_sock *sk)
 	o = current_owner(cookie, sk->family, sk->protocol);
 	if (o) {
 		o->key.port = sk->src_port;
+		/* The context is the kernel's struct sock: read its IPV6_V6ONLY bit. */
+		if (sk->family == SE_AF_INET6)
+			o->ipv6only = BPF_CORE_READ_BITFIELD_PROBED((struct sock *)sk,
+								    __sk_common.skc_ipv6only);
 		publish(o, cookie);
 	}
 	return 1;
