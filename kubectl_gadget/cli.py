@@ -18,6 +18,7 @@ from kubectl_gadget.boolflags import BoolFlagCommand
 from kubectl_gadget.cluster.cli import cluster_options
 from kubectl_gadget.errors import GadgetError
 from kubectl_gadget.image.run_flags import image_run_options
+from kubectl_gadget.numflags import SECONDS, Count
 
 if TYPE_CHECKING:
     from kubectl_gadget.pipeline import Operators
@@ -112,8 +113,8 @@ def _operators(output: str, fields: str | None, filter_expr: str | None, sort: s
 @click.option("-F", "--filter", "filter_expr", default=None,
               help="Keep events matching all of: f==v, !=, <, <=, >, >=, ~ regex; comma = and.")
 @click.option("--sort", default=None, help="Sort array outputs: field,-field.")
-@click.option("--max-entries", type=int, default=None, help="Rows to keep per array output.")
-@click.option("--timeout", type=float, default=None, help="Stop after this many seconds.")
+@click.option("--max-entries", type=Count(0), default=None, help="Rows to keep per array output.")
+@click.option("--timeout", type=SECONDS, default=None, help="Stop after this many seconds.")
 @click.option("-v", "--verbose", is_flag=True, help="Show runner details (verifier log).")
 @cluster_options
 @image_run_options

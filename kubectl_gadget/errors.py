@@ -29,6 +29,13 @@ class BuildError(GadgetError):
     exit_code = 3
 
 
+class GadgetInvalid(GadgetError):
+    """The gadget itself is wrong (unreadable gadget.yaml, bad param default, no object): exit 3,
+    the runner's `gadget invalid` code."""
+
+    exit_code = 3
+
+
 class RunnerFailed(GadgetError):
     """Every runner failed (or the only one did); the exit code follows the runner's."""
 

@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from kubectl_gadget.errors import GadgetError
+from kubectl_gadget.errors import GadgetInvalid, UsageError
 from kubectl_gadget.image import build
 from node_runner import packaged
 from node_runner.gadget.errors import GadgetFormatError
@@ -34,7 +34,18 @@ def _spec(path: Path, name: str) -> GadgetSpec:
     try:
         return load_spec(str(path), name)
     except GadgetFormatError as exc:
-        raise GadgetError(f"reading gadget {name}: {exc}") from None
+        raise GadgetInvalid(f"reading gadget {name}: {exc}") from None
+    except OSError as exc:  # gadget.yaml a directory, unreadable, ...
+        where = exc.filename or path
+        raise GadgetInvalid(f"reading gadget {name}: {where}: {exc.strerror}") from None
+
+
+def _is_dir(arg: str) -> bool:
+    """Whether GADGET names a directory; a name the file system cannot hold is not one."""
+    try:
+        return Path(arg).is_dir()
+    except OSError:  # ENAMETOOLONG and the like: let the image reference parser judge it
+        return False
 
 
 def in_tree_source(name: str) -> Path | None:
@@ -48,15 +59,15 @@ def resolve_gadget(arg: str, cluster: bool = False) -> ResolvedGadget:
     """Resolve GADGET; on a cluster, in-tree names go to the runners as names (the runner
     image ships those gadgets) and are compiled here only to learn their params and fields."""
     path = Path(arg)
-    if path.is_dir():
+    if _is_dir(arg):
         if build.is_built_dir(path):
             return ResolvedGadget(arg, str(path.resolve()), _spec(path, path.resolve().name))
         if build.is_source_dir(path):
             return _compile(arg, path)
-        raise GadgetError(f"{arg} is a directory but holds neither {build.SOURCE_FILE} nor "
+        raise GadgetInvalid(f"{arg} is a directory but holds neither {build.SOURCE_FILE} nor "
                           f"{build.OBJECT_FILE}")
     if arg.startswith((".", "/")) and not os.path.exists(arg):
-        raise GadgetError(f"gadget directory {arg} does not exist")
+        raise UsageError(f"gadget directory {_short(arg)} does not exist")
     src = in_tree_source(arg)
     if src is not None:
         local = _compile(arg, src)
@@ -65,6 +76,10 @@ def resolve_gadget(arg: str, cluster: bool = False) -> ResolvedGadget:
     if prebuilt is not None:
         return ResolvedGadget(arg, arg if cluster else str(prebuilt), _spec(prebuilt, arg))
     return ResolvedGadget(arg, arg, None)
+
+
+def _short(arg: str, limit: int = 80) -> str:
+    return arg if len(arg) <= limit else f"{arg[:limit]}... ({len(arg)} characters)"
 
 
 def _compile(arg: str, src: Path) -> ResolvedGadget:

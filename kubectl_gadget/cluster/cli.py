@@ -26,6 +26,7 @@ from kubectl_gadget.cluster.runner_pod import (
     SESSION_LABEL,
     RunnerSettings,
 )
+from kubectl_gadget.numflags import MAX_SECONDS, SECONDS, Count
 
 OUR_SELECTOR = f"{MANAGED_BY}={MANAGER},{COMPONENT_LABEL}={COMPONENT}"
 
@@ -50,9 +51,10 @@ def cluster_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                      help="Run runners privileged instead of with a capability list."),
         click.option("--tolerate-taints/--no-tolerate-taints", default=True, show_default=True,
                      help="Let runners run on tainted nodes (e.g. control planes)."),
-        click.option("--startup-timeout", type=float, default=120.0, show_default=True,
+        click.option("--startup-timeout", type=SECONDS, default=120.0, show_default=True,
                      help="Seconds a runner pod may take to start before its node is failed."),
-        click.option("--runner-deadline", type=int, default=3600, show_default=True,
+        click.option("--runner-deadline", type=Count(1, MAX_SECONDS), default=3600,
+                     show_default=True,
                      help="Seconds after which runner pods stop by themselves, whatever "
                      "happens to this client (the pods' activeDeadlineSeconds)."),
     ]

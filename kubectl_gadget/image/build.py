@@ -32,12 +32,19 @@ ARCHES = {
 _REPO_INCLUDE = Path(__file__).resolve().parents[2] / "gadgets" / "include"
 
 
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # a name too long for the file system is no file
+        return False
+
+
 def is_source_dir(path: str | Path) -> bool:
-    return (Path(path) / SOURCE_FILE).is_file()
+    return _is_file(Path(path) / SOURCE_FILE)
 
 
 def is_built_dir(path: str | Path) -> bool:
-    return (Path(path) / OBJECT_FILE).is_file()
+    return _is_file(Path(path) / OBJECT_FILE)
 
 
 def include_root(src_dir: Path, explicit: str | None = None) -> Path:
@@ -100,10 +107,18 @@ def build_dir(src_dir: str | Path, out_dir: str | Path, arch: str = "x86_64",
     src, out = Path(src_dir), Path(out_dir)
     if not is_source_dir(src):
         raise BuildError(f"building {src}: no {SOURCE_FILE} there")
+    check_metadata_file(src)
     compile_object(src, out / OBJECT_FILE, arch, include)
     if (src / METADATA_FILE).is_file():
         shutil.copyfile(src / METADATA_FILE, out / METADATA_FILE)
     return out
+
+
+def check_metadata_file(src: Path) -> None:
+    """A gadget.yaml that exists but is not a regular file (a directory, ...) is an error."""
+    path = src / METADATA_FILE
+    if (path.exists() or path.is_symlink()) and not path.is_file():
+        raise BuildError(f"building gadget {src.name}: {path} is not a regular file")
 
 
 def source_digest(src_dir: Path, include: str | None = None) -> str:
@@ -125,6 +140,7 @@ def cache_dir() -> Path:
 def build_cached(src_dir: str | Path, arch: str = "x86_64") -> Path:
     """Build a source directory on the fly, reusing an earlier build of the same sources."""
     src = Path(src_dir).resolve()
+    check_metadata_file(src)
     out = cache_dir() / f"{arch}-{source_digest(src)}" / src.name
     if not is_built_dir(out):
         build_dir(src, out, arch)

@@ -56,6 +56,7 @@ def image_annotations(meta: GadgetMetadata, fallback_title: str) -> dict[str, st
 
 def _read_metadata(src: Path) -> tuple[bytes | None, GadgetMetadata]:
     path = src / build.METADATA_FILE
+    build.check_metadata_file(src)
     if not path.is_file():
         return None, GadgetMetadata()
     data = path.read_bytes()

@@ -1,0 +1,111 @@
+"""Bad command lines and bad gadgets end with one clear line and the documented exit code.
+
+Every case runs the real client (`python -m kubectl_gadget`) and fails before any runner
+starts, so none needs root: numeric flags out of range or not finite (2), a GADGET argument
+longer than a file name (2, or 7 when it can only be an image), a gadget.yaml that is a
+directory, a param default its type refuses, a directory that is no gadget (3).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kubectl_gadget.cli import main
+from tests.conftest import GADGETS_SRC, REPO
+
+LONG = "g" * 300
+
+
+def client(*args: str, tmp: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "KUBECONFIG": str(tmp / "no-kubeconfig"),
+           "KUBECTL_GADGET_STORE": str(tmp / "store")}
+    return subprocess.run([sys.executable, "-m", "kubectl_gadget", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=120, env=env,
+                          stdin=subprocess.DEVNULL)
+
+
+def assert_clean(proc: subprocess.CompletedProcess[str], code: int, needle: str) -> None:
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.returncode == code, proc.stderr
+    assert needle in proc.stderr, proc.stderr
+    assert proc.stderr.strip().count("\n") == 0 or needle in proc.stderr.splitlines()[-1]
+
+
+@pytest.mark.parametrize(("flag", "value"), [
+    *[(flag, value) for flag in ("--timeout", "--startup-timeout")
+      for value in ("nan", "inf", "-inf", "1e309", "0", "-1", "abc")],
+    ("--runner-deadline", "0"), ("--runner-deadline", "-5"), ("--runner-deadline", "1e12"),
+    ("--runner-deadline", "nan"), ("--max-entries", "-1"), ("--max-entries", "1e3"),
+    ("--max-entries", "99999999999"),
+])
+@pytest.mark.parametrize("where", [["--local"], []], ids=["local", "cluster"])
+def test_numeric_flags_are_finite_and_in_range(flag: str, value: str, where: list[str],
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    # In-process: the command line refuses the value before the gadget is even resolved.
+    code = main(["run", "trace_open", *where, f"{flag}={value}"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert f"Invalid value for '{flag}'" in err and "Traceback" not in err
+
+
+def test_numeric_flags_in_range_are_accepted(capsys: pytest.CaptureFixture[str]) -> None:
+    # The same flags with good values get past parsing: the run fails later, on the GADGET.
+    code = main(["run", "./no-such-gadget", "--timeout", "2.5", "--startup-timeout", "30",
+                 "--runner-deadline", "600", "--max-entries", "0"])
+    assert code == 2
+    assert "gadget directory ./no-such-gadget does not exist" in capsys.readouterr().err
+
+
+def test_gadget_argument_longer_than_a_file_name(tmp_path: Path) -> None:
+    proc = client("run", f"./{LONG}", "--local", tmp=tmp_path)
+    assert_clean(proc, 2, "does not exist")
+    # A bare long name can only be an image: looked up in the (empty) local store, never pulled.
+    proc = client("run", LONG, "--local", "--pull", "never", tmp=tmp_path)
+    assert_clean(proc, 7, "Error:")
+
+
+@pytest.fixture
+def trace_open_copy(tmp_path: Path) -> Path:
+    src = tmp_path / "src" / "trace_open"
+    shutil.copytree(GADGETS_SRC / "trace_open", src)
+    return src
+
+
+def test_gadget_yaml_that_is_a_directory(trace_open_copy: Path, built_gadgets: dict[str, Path],
+                                         tmp_path: Path) -> None:
+    (trace_open_copy / "gadget.yaml").unlink()
+    (trace_open_copy / "gadget.yaml").mkdir()
+    proc = client("run", str(trace_open_copy), "--local", tmp=tmp_path)
+    assert_clean(proc, 3, "gadget.yaml is not a regular file")
+    proc = client("image", "build", str(trace_open_copy), "-t", "x", tmp=tmp_path)
+    assert_clean(proc, 3, "gadget.yaml is not a regular file")
+
+    built = tmp_path / "built" / "trace_open"
+    built.mkdir(parents=True)
+    shutil.copy(built_gadgets["trace_open"] / "program.bpf.o", built)
+    (built / "gadget.yaml").mkdir()
+    proc = client("run", str(built), "--local", tmp=tmp_path)
+    assert_clean(proc, 3, "gadget.yaml: Is a directory")
+
+
+def test_param_default_the_type_refuses_is_an_invalid_gadget(trace_open_copy: Path,
+                                                            tmp_path: Path) -> None:
+    yaml_path = trace_open_copy / "gadget.yaml"
+    text = yaml_path.read_text()
+    assert 'defaultValue: "false"' in text
+    yaml_path.write_text(text.replace('defaultValue: "false"', 'defaultValue: "maybe"'))
+    proc = client("run", str(trace_open_copy), "--local", "--timeout", "1", tmp=tmp_path)
+    assert_clean(proc, 3, "default of param targ_failed")
+
+
+def test_directory_that_is_no_gadget(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    proc = client("run", str(empty), "--local", tmp=tmp_path)
+    assert_clean(proc, 3, "holds neither program.bpf.c nor program.bpf.o")
