@@ -155,8 +155,10 @@ class LoadedGadget:
             return
         path = sockets.enricher_object()
         if path is None:
-            self.warnings.append("the socket enricher is not built (make gadgets): "
-                                 f"{sockets.SOCKETS_MAP} stays empty")
+            self.warnings.append(
+                f"the socket enricher ({sockets.ENRICHER_OBJECT}) is not in "
+                f"{', '.join(sockets.runtime_dirs())} (make gadgets builds it): "
+                f"{sockets.SOCKETS_MAP} stays empty")
             return
         self._enricher = sockets.SocketEnricher(path, self._proc_root)
         m.reuse_fd(self._enricher.map_fd)

@@ -31,11 +31,16 @@ _CHECKOUT_DIR = Path(__file__).resolve().parent.parent.parent / "build" / "runti
 SYSTEM_DIR = "/usr/share/kubectl-gadget/runtime"
 
 
-def enricher_object() -> str | None:
+def runtime_dirs() -> list[str]:
+    """Where the runner's own eBPF objects are looked for, in order."""
     dirs = [os.environ.get("KUBECTL_GADGET_RUNTIME_DIR", ""), SYSTEM_DIR, str(_CHECKOUT_DIR),
             str(packaged.runtime_dir() or "")]
-    for d in dirs:
-        if d and os.path.isfile(os.path.join(d, ENRICHER_OBJECT)):
+    return [d for d in dirs if d]
+
+
+def enricher_object() -> str | None:
+    for d in runtime_dirs():
+        if os.path.isfile(os.path.join(d, ENRICHER_OBJECT)):
             return os.path.join(d, ENRICHER_OBJECT)
     return None
 
