@@ -3,8 +3,10 @@
 It is the cluster path with one node: the same runner, the same stdout protocol, read by the
 same merger. The child runs in its own session so a terminal Ctrl-C reaches only the client,
 which then asks the runner to stop (SIGTERM: drain and write `end`) and, on a second Ctrl-C,
-kills it. The trap avoided: a runner killed mid-batch by the terminal's SIGINT, losing its last
-records, or left running when the client dies (it is killed when the client exits).
+kills it. The runner's stdin is a pipe the client holds: when the client dies, even by SIGKILL,
+the pipe closes and the runner stops by itself. The trap avoided: a runner killed mid-batch by
+the terminal's SIGINT, losing its last records, or left running with its programs attached
+when the client dies (a quiet gadget never writes, so it would never see a broken stdout).
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ def runner_command() -> list[str]:
 class LocalNode:
     def __init__(self, name: str, gadget: str, args: Sequence[str]) -> None:
         self.name = name
-        self._argv = [*runner_command(), "run", "--gadget", gadget, "--node", name, *args]
+        self._argv = [*runner_command(), "run", "--gadget", gadget, "--node", name,
+                      "--stop-on-stdin-eof", *args]
         self._proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -47,7 +50,9 @@ class LocalNode:
                               "with sudo (or as a user with CAP_BPF and CAP_PERFMON)")
         # stderr goes to a file: a pipe nobody reads could fill up and block the runner.
         self._stderr = tempfile.TemporaryFile()
-        self._proc = subprocess.Popen(self._argv, stdin=subprocess.DEVNULL,
+        # The runner's stdin is a pipe only this process writes to: when the client dies, even
+        # by SIGKILL, the kernel closes it and the runner stops (--stop-on-stdin-eof).
+        self._proc = subprocess.Popen(self._argv, stdin=subprocess.PIPE,
                                       stdout=subprocess.PIPE, stderr=self._stderr,
                                       start_new_session=True)
 
@@ -76,8 +81,9 @@ class LocalNode:
         except subprocess.TimeoutExpired:
             self.stop(graceful=False)
             code = self._proc.wait()
-        if self._proc.stdout is not None:
-            self._proc.stdout.close()
+        for pipe in (self._proc.stdin, self._proc.stdout):
+            if pipe is not None:
+                pipe.close()
         self._stderr.seek(0)
         err = self._stderr.read()
         self._stderr.close()

@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 import time
 
 from node_runner import __version__
@@ -70,6 +72,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--no-prepare-host", action="store_true",
                    help="do not check privileges or mount tracefs/bpffs")
     r.add_argument("--verbose", action="store_true", help="include the verifier log on errors")
+    r.add_argument("--stop-on-stdin-eof", action="store_true",
+                   help="stop as on SIGTERM when stdin ends: a parent that holds the other end "
+                   "of a pipe dies, the run ends (even for a gadget that prints nothing)")
     add_image_arguments(r)
     return p
 
@@ -113,6 +118,18 @@ def _options(ns: argparse.Namespace) -> RunOptions:
         sampling_frequency=ns.sampling_frequency)
 
 
+def _stop_on_stdin_eof() -> None:
+    """SIGTERM to ourselves once stdin ends: the run stops and drains as on any stop."""
+
+    def watch() -> None:
+        stdin = sys.stdin.buffer
+        while stdin.read(4096):
+            pass
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="stdin-eof", daemon=True).start()
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         ns = _parser().parse_args(argv)
@@ -121,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"node-runner: {exc.message}", file=sys.stderr)
         LineWriter(sys.stdout.buffer).record(error_record(exc.code, exc.message))
         return exc.exit_code
+    if ns.stop_on_stdin_eof:
+        _stop_on_stdin_eof()
     return run(opts)
 
 
