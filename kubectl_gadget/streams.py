@@ -74,7 +74,7 @@ class Merger:
     instead of growing memory.
     """
 
-    def __init__(self, max_pending: int = 8 << 20) -> None:
+    def __init__(self, max_pending: int = 2 << 20) -> None:
         self._cond = threading.Condition()
         self._pending: list[_Pending] = []
         self._pending_bytes = 0
