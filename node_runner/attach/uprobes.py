@@ -24,7 +24,8 @@ _LIB_DIRS = ("/lib", "/usr/lib", "/lib64", "/usr/lib64", "/usr/local/lib")
 
 
 def _pattern(lib: str) -> re.Pattern[str]:
-    return re.compile(rf"^{re.escape(lib)}(?:\.so(?:\.[\d.]+)?|-[\d.]+\.so)$")
+    # libc.so.6, libc-2.31.so, libc.musl-x86_64.so.1 (Alpine), libssl.so.3; not libcrypto.so
+    return re.compile(rf"^{re.escape(lib)}(?:[.-][\w.+-]*)?\.so(?:\.[\d.]+)?$")
 
 
 def _from_maps(pid: int, pat: re.Pattern[str], proc_root: str) -> str | None:

@@ -62,3 +62,15 @@ def test_library_from_the_process_maps_wins(tmp_path: Path) -> None:
     (proc / "7" / "maps").write_text(
         "7f00-7f01 r-xp 00000000 08:01 1234 /opt/libc-2.31.so\n")
     assert resolve_library("libc", 7, str(proc)) == f"{proc}/7/root/opt/libc-2.31.so"
+
+
+def test_library_name_variants(tmp_path: Path) -> None:
+    proc = tmp_path / "proc"
+    (proc / "9" / "root").mkdir(parents=True)
+    (proc / "9" / "maps").write_text(
+        "7f00-7f01 r-xp 00000000 08:01 1 /lib/libcrypto.so.3\n"
+        "7f02-7f03 r-xp 00000000 08:01 2 /lib/ld-musl-x86_64.so.1\n"
+        "7f04-7f05 r-xp 00000000 08:01 3 /lib/libc.musl-x86_64.so.1\n")
+    assert resolve_library("libc", 9, str(proc)) == f"{proc}/9/root/lib/libc.musl-x86_64.so.1"
+    assert resolve_library("libcrypto", 9, str(proc)) == f"{proc}/9/root/lib/libcrypto.so.3"
+    assert resolve_library("libssl", 9, str(proc)) is None
