@@ -27,6 +27,7 @@ from node_runner.errors import (
     GadgetInvalid,
     NotSupported,
     PermissionDenied,
+    RunnerError,
     UsageError,
     VerifierRejected,
 )
@@ -160,7 +161,11 @@ class LoadedGadget:
                 f"{', '.join(sockets.runtime_dirs())} (make gadgets builds it): "
                 f"{sockets.SOCKETS_MAP} stays empty")
             return
-        self._enricher = sockets.SocketEnricher(path, self._proc_root)
+        try:
+            self._enricher = sockets.SocketEnricher(path, self._proc_root)
+        except RunnerError as exc:  # the gadget still runs, its events without owners
+            self.warnings.append(f"{exc.message}: {sockets.SOCKETS_MAP} stays empty")
+            return
         m.reuse_fd(self._enricher.map_fd)
         self.notices.append(self._enricher.notice)
 

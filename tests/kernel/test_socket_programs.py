@@ -274,3 +274,30 @@ def test_ipv4_packet_finds_a_dual_stack_socket_but_not_an_ipv6_only_one(
         runner.stop()
     assert got[dual]["owner_found"] == 1 and got[dual]["pid"] == pid
     assert got[only]["owner_found"] == 0  # IPv6-only: an IPv4 packet is not its business
+
+
+def test_a_broken_socket_enricher_leaves_the_gadget_running(
+        build_gadget: Callable[[Path], Path], tmp_path: Path) -> None:
+    gadget = build_gadget(TEST_GADGETS_SRC / "socket_owner")
+    broken = tmp_path / "runtime" / "socket_enricher"
+    broken.mkdir(parents=True)
+    (broken / "program.bpf.o").write_bytes(b"\x7fELF not really")
+    port = _free_port()
+    old = os.environ.get("KUBECTL_GADGET_RUNTIME_DIR")
+    os.environ["KUBECTL_GADGET_RUNTIME_DIR"] = str(tmp_path / "runtime")
+    try:
+        runner = RunnerProcess(gadget, "--param", f"port={port}", "--timeout", "60").start()
+    finally:
+        if old is None:
+            del os.environ["KUBECTL_GADGET_RUNTIME_DIR"]
+        else:
+            os.environ["KUBECTL_GADGET_RUNTIME_DIR"] = old
+    with runner:
+        runner.wait_schema()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            sender.sendto(b"x", ("127.0.0.1", port))
+            event = runner.wait_event(lambda d: d["dport"] == port, what="the packet")
+        runner.stop()
+    warnings = [r["message"] for r in runner.of_type("warning")]
+    assert any("gadget_sockets stays empty" in w for w in warnings), warnings
+    assert event["owner_found"] == 0 and runner.end()["reason"] == "signal"
