@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from node_runner import libbpf
 from node_runner.attach import netns
 from node_runner.attach.dispatch import TC_ACT_UNSPEC, Dispatcher
-from node_runner.errors import NotSupported, RunnerError
+from node_runner.errors import NotSupported
 
 SO_ATTACH_BPF = 50
 ETH_P_ALL = 0x0003
@@ -97,15 +97,14 @@ class NetworkAttachments:
             sock.close()
         ns.sockets.clear()
         try:
-            with netns.entered(ns.fd):
-                # Filters first; a qdisc made here goes after the last filter on it.
-                for ifindex, point, handle, prio, created in reversed(ns.filters):
-                    try:
-                        libbpf.tc_detach(ifindex, point, handle, prio, created)
-                    except libbpf.LibbpfCallError:
-                        pass  # the interface went away with its filters
-        except RunnerError:
-            raise
+            if ns.filters:
+                with netns.entered(ns.fd):
+                    # Filters first; a qdisc made here goes after the last filter on it.
+                    for ifindex, point, handle, prio, created in reversed(ns.filters):
+                        try:
+                            libbpf.tc_detach(ifindex, point, handle, prio, created)
+                        except libbpf.LibbpfCallError:
+                            pass  # the interface went away with its filters
         finally:
             ns.filters.clear()
             os.close(ns.fd)
