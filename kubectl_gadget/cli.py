@@ -108,7 +108,7 @@ def _operators(output: str, fields: str | None, filter_expr: str | None, sort: s
               help="Local: only trace this container (full id or unique prefix of 12+ chars).")
 @click.option("--node", "nodes", multiple=True, help="Only these nodes (a,b or repeated).")
 @click.option("-o", "--output", "output", default="columns", show_default=True,
-              help="columns, json, jsonpretty or yaml.")
+              help="columns, json, jsonpretty, yaml, or pcap (packets of tcpdump).")
 @click.option("--fields", default=None, help="Columns to show: a,b (exactly) or +a,-b.")
 @click.option("-F", "--filter", "filter_expr", default=None,
               help="Keep events matching all of: f==v, !=, <, <=, >, >=, ~ regex; comma = and.")

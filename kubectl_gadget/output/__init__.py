@@ -1,4 +1,5 @@
-"""Output: turn filtered events into text on stdout, in one of ``-o columns|json|jsonpretty|yaml``.
+"""Output: turn filtered events into text on stdout, in one of ``-o columns|json|jsonpretty|yaml``
+(or, for packet captures, a pcap file: ``-o pcap``, see ``output.pcap``).
 
 A formatter is built once per datasource from its schema fields, the ``--fields`` selection,
 the mode and the output stream, then called per event (``event``) or per array batch
@@ -44,6 +45,7 @@ from kubectl_gadget.output.formatter import (
     describe_record,
     parse_output_mode,
 )
+from kubectl_gadget.output.pcap import PcapFormatter
 from kubectl_gadget.output.structured import DUMPERS, StructuredFormatter, nesting_plan
 
 __all__ = [
@@ -71,5 +73,7 @@ def make_formatter(
     if checked == "columns":
         selected = select_fields(selection, fields, "columns")
         return ColumnsFormatter([column_spec(f) for f in selected], out, diag)
+    if checked == "pcap":
+        return PcapFormatter(fields, out, diag)
     names = [f["name"] for f in select_fields(selection, fields, "json")]
     return StructuredFormatter(names, DUMPERS[checked], out, diag)

@@ -1,0 +1,130 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * tcpdump: the packets of the targets' network namespaces, from a socket filter on a packet
+ * socket the runner opens in each of them (on loopback, where a packet passes twice, only its
+ * received copy). One record per packet: the first `snaplen` bytes of
+ * the frame (Ethernet header included), its length, interface, direction, the TCP/UDP
+ * endpoints when there are some, and the owner of the local end (the runner's sockets map).
+ * `kubectl gadget run tcpdump -o pcap` writes them as a pcap file for Wireshark or tcpdump -r.
+ */
+#include <vmlinux.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#define GADGET_TYPE_NETWORKING
+#include <gadget/buffer.h>
+#include <gadget/macros.h>
+#include <gadget/types.h>
+#include <gadget/sockets-map.h>
+
+#define SNAPLEN_MAX 2048
+#define LOOPBACK_IFINDEX 1
+
+/* Values of skb->pkt_type (PACKET_HOST, ...) */
+enum gadget_pkt_type {
+	HOST = 0,
+	BROADCAST = 1,
+	MULTICAST = 2,
+	OTHERHOST = 3,
+	OUTGOING = 4,
+};
+
+struct event {
+	gadget_timestamp timestamp_raw;
+	gadget_netns_id netns_id;
+	struct gadget_process proc;
+	struct gadget_l4endpoint_t src;
+	struct gadget_l4endpoint_t dst;
+	__u32 ifindex;
+	enum gadget_pkt_type pkt_type_raw;
+	__u32 len;
+	__u32 caplen;
+	__u8 packet[SNAPLEN_MAX];
+};
+
+const volatile __u32 targ_snaplen = 128;
+GADGET_PARAM(targ_snaplen);
+
+GADGET_TRACER_MAP(events, 8 * 1024 * 1024);
+GADGET_TRACER(packets, events, event);
+
+/* The TCP or UDP endpoints of the frame, when it carries IPv4 or IPv6 (no extension headers). */
+static __always_inline void read_endpoints(struct __sk_buff *skb, struct event *e)
+{
+	__u16 eth_proto, ports[2];
+	__u8 ip[40], proto;
+	__u32 l4;
+
+	if (bpf_skb_load_bytes(skb, 12, &eth_proto, sizeof(eth_proto)) < 0)
+		return;
+	if (eth_proto == bpf_htons(SE_ETH_P_IP)) {
+		if (bpf_skb_load_bytes(skb, SE_ETH_HLEN, ip, 20) < 0)
+			return;
+		proto = ip[9];
+		l4 = SE_ETH_HLEN + (ip[0] & 0x0f) * 4;
+		__builtin_memcpy(e->src.addr_raw.v6, &ip[12], 4);
+		__builtin_memcpy(e->dst.addr_raw.v6, &ip[16], 4);
+		e->src.version = e->dst.version = 4;
+	} else if (eth_proto == bpf_htons(SE_ETH_P_IPV6)) {
+		if (bpf_skb_load_bytes(skb, SE_ETH_HLEN, ip, 40) < 0)
+			return;
+		proto = ip[6];
+		l4 = SE_ETH_HLEN + SE_IPV6_HLEN;
+		__builtin_memcpy(e->src.addr_raw.v6, &ip[8], 16);
+		__builtin_memcpy(e->dst.addr_raw.v6, &ip[24], 16);
+		e->src.version = e->dst.version = 6;
+	} else {
+		return;
+	}
+	e->src.proto_raw = e->dst.proto_raw = proto;
+	if ((proto == SE_IPPROTO_TCP || proto == SE_IPPROTO_UDP) &&
+	    !bpf_skb_load_bytes(skb, l4, ports, sizeof(ports))) {
+		e->src.port = bpf_ntohs(ports[0]);
+		e->dst.port = bpf_ntohs(ports[1]);
+	}
+}
+
+SEC("socket1")
+int tcpdump_packet(struct __sk_buff *skb)
+{
+	struct sockets_value *owner;
+	struct event *event;
+	__u64 caplen;
+
+	/* On loopback a packet passes twice, sent then received: keep one (as libpcap does). */
+	if (skb->pkt_type == OUTGOING && skb->ifindex == LOOPBACK_IFINDEX)
+		return 0;
+	event = gadget_reserve_buf(events, sizeof(*event));
+	if (!event)
+		return 0;
+	__builtin_memset(event, 0, offsetof(struct event, packet));
+	event->timestamp_raw = bpf_ktime_get_boot_ns();
+	event->netns_id = skb->cb[0];
+	event->ifindex = skb->ifindex;
+	event->pkt_type_raw = skb->pkt_type;
+	event->len = skb->len;
+	caplen = skb->len < targ_snaplen ? skb->len : targ_snaplen;
+	asm volatile("%[caplen] &= 0xfff" : [caplen] "+r"(caplen)); /* bound the register passed */
+	if (caplen > SNAPLEN_MAX)
+		caplen = SNAPLEN_MAX;
+	if (caplen && bpf_skb_load_bytes(skb, 0, event->packet, caplen) < 0)
+		caplen = 0;
+	event->caplen = caplen;
+	read_endpoints(skb, event);
+	owner = gadget_socket_lookup(skb);
+	if (owner) {
+		event->proc.pid = owner->pid_tgid >> 32;
+		event->proc.tid = (__u32)owner->pid_tgid;
+		event->proc.mntns_id = owner->mntns;
+		event->proc.creds.uid = (__u32)owner->uid_gid;
+		event->proc.creds.gid = owner->uid_gid >> 32;
+		event->proc.parent.pid = owner->ppid;
+		__builtin_memcpy(event->proc.comm, owner->task, sizeof(event->proc.comm));
+		__builtin_memcpy(event->proc.parent.comm, owner->ptask,
+				 sizeof(event->proc.parent.comm));
+	}
+	gadget_submit_buf(skb, &events, event, sizeof(*event));
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";
