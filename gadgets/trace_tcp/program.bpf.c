@@ -6,8 +6,9 @@
  *
  * The state changes that complete a handshake run in softirq context, where the current task
  * is not the owner: the owner is remembered when the process itself changes the state (connect,
- * listen) and an accepted connection inherits its listener's (gadget/tcp_owner.h). Only when
- * the socket is unknown (opened before the gadget started) is the current task reported.
+ * listen) and an accepted connection inherits its listener's; sockets older than the gadget are
+ * found in the runner's sockets map (gadget/tcp_owner.h). Only when both miss is the current
+ * task reported.
  *
  *   connect: SYN_SENT -> ESTABLISHED, or SYN_SENT -> CLOSE with the error (ECONNREFUSED, ...)
  *   accept:  SYN_RECV -> ESTABLISHED (the three-way handshake of a listener's child finished)
@@ -77,7 +78,6 @@ static __always_inline bool discard_type(int type, __u32 error)
 static __always_inline void emit(struct trace_event_raw_inet_sock_set_state *ctx, int type)
 {
 	const struct sock *sk = ctx->skaddr;
-	const struct gadget_process *owner;
 	struct event *event;
 	__u32 error = 0;
 
@@ -90,10 +90,7 @@ static __always_inline void emit(struct trace_event_raw_inet_sock_set_state *ctx
 	if (!event)
 		return;
 	__builtin_memset(event, 0, sizeof(*event));
-	owner = gadget_tcp_owner_lookup(sk);
-	if (owner)
-		event->proc = *owner;
-	else
+	if (!gadget_tcp_owner_fill(sk, &event->proc))
 		gadget_process_populate(&event->proc);
 	if (gadget_tcp_owner_discard(&event->proc)) {
 		gadget_discard_buf(event);

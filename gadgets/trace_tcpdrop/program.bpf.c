@@ -6,8 +6,8 @@
  *
  * The headers are read from the packet itself (skb->head + network/transport header offsets),
  * so drops that happen before any socket is known (no listener, bad checksum, a full backlog)
- * are reported too. Owners are learned from sock:inet_sock_set_state (gadget/tcp_owner.h); a
- * packet without a known owner gets an empty process.
+ * are reported too. Owners are learned from sock:inet_sock_set_state, or from the runner's
+ * sockets map (gadget/tcp_owner.h); a packet without a known owner gets an empty process.
  */
 #include <vmlinux.h>
 #include <bpf/bpf_helpers.h>
@@ -89,7 +89,6 @@ SEC("tracepoint/skb/kfree_skb")
 int trace_kfree_skb(struct trace_event_raw_kfree_skb *ctx)
 {
 	const struct sk_buff *skb = ctx->skbaddr;
-	const struct gadget_process *owner;
 	__u16 protocol = ctx->protocol;
 	struct event *event;
 	struct sock *sk;
@@ -106,9 +105,7 @@ int trace_kfree_skb(struct trace_event_raw_kfree_skb *ctx)
 	if (!sk && bpf_core_field_exists(ctx->rx_sk))
 		sk = ctx->rx_sk; /* the socket an incoming packet was for (kernel 6.12 and later) */
 	if (sk) {
-		owner = gadget_tcp_owner_lookup(sk);
-		if (owner)
-			event->proc = *owner;
+		gadget_tcp_owner_fill(sk, &event->proc);
 		event->state = BPF_CORE_READ(sk, __sk_common.skc_state);
 		event->netns_id = gadget_sock_netns(sk);
 	} else {

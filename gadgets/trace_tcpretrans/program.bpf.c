@@ -4,8 +4,9 @@
  * with the connection's endpoints, state, the segment's flags and the socket's owner.
  *
  * Retransmissions run from the retransmission timer (softirq), where the current task is not
- * the owner: owners are learned from sock:inet_sock_set_state (gadget/tcp_owner.h). A socket
- * whose owner is unknown (connected before the gadget started) gets an empty process.
+ * the owner: owners are learned from sock:inet_sock_set_state, or for sockets older than the
+ * gadget from the runner's sockets map (gadget/tcp_owner.h); a socket found in neither gets an
+ * empty process.
  */
 #include <vmlinux.h>
 #include <bpf/bpf_helpers.h>
@@ -48,7 +49,6 @@ int trace_tcp_retransmit_skb(struct trace_event_raw_tcp_retransmit_skb *ctx)
 {
 	const struct sock *sk = ctx->skaddr;
 	const struct sk_buff *skb = ctx->skbaddr;
-	const struct gadget_process *owner;
 	struct tcp_skb_cb *tcb;
 	struct event *event;
 
@@ -56,9 +56,7 @@ int trace_tcp_retransmit_skb(struct trace_event_raw_tcp_retransmit_skb *ctx)
 	if (!event)
 		return 0;
 	__builtin_memset(event, 0, sizeof(*event));
-	owner = gadget_tcp_owner_lookup(sk);
-	if (owner)
-		event->proc = *owner;
+	gadget_tcp_owner_fill(sk, &event->proc);
 	if (gadget_tcp_owner_discard(&event->proc)) {
 		gadget_discard_buf(event);
 		return 0;

@@ -19,11 +19,18 @@ from typing import Any
 import pytest
 
 from tests.conftest import needs_root_btf, needs_unshare
-from tests.kernel.netns import endpoint, in_new_netns
-from tests.kernel.runner_proc import Record, RunnerProcess, python_argv
+from tests.kernel.netns import (
+    endpoint,
+    in_netns_of,
+    in_new_netns,
+    netns_container,
+    socket_enricher,
+)
+from tests.kernel.runner_proc import Record, RunnerProcess, python_argv, wait_exit
 from tests.workloads import ContainerWorkload, sleeping_container
 
 pytestmark = [pytest.mark.kernel, needs_root_btf, needs_unshare]
+__all__ = ["socket_enricher"]  # a fixture used below
 
 CONVERSATION = """
 import json, os, socket
@@ -124,3 +131,49 @@ def test_failure_only_param(gadget: Path) -> None:
     events = runner.events()
     assert [(d["type"], d["src.port"], d["error"]) for d in events] == [
         ("connect", seen["refused_port"], "ECONNREFUSED")]
+
+
+# Listens before the gadget starts; prints its port, accepts one connection, reads until EOF.
+EARLY_LISTENER = """
+import socket
+srv = socket.socket()
+srv.bind(("127.0.0.1", 0))
+srv.listen()
+print(srv.getsockname()[1], flush=True)
+conn, _ = srv.accept()
+while conn.recv(100):
+    pass
+"""
+CONNECT = """
+import socket, sys
+c = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+print(c.getsockname()[1], flush=True)
+c.close()
+"""
+
+
+def test_listener_older_than_the_gadget_is_found_in_the_sockets_map(
+        gadget: Path, socket_enricher: Path) -> None:
+    with netns_container() as w:
+        server = w.popen(in_netns_of(w, python_argv(EARLY_LISTENER)), stdout=subprocess.PIPE)
+        assert server.stdout is not None
+        port = int(server.stdout.readline())
+        with RunnerProcess(gadget, "--mntns", str(w.mntns_id)) as runner:
+            runner.wait_schema()
+            client = w.popen(in_netns_of(w, [*python_argv(CONNECT), str(port)]),
+                             stdout=subprocess.PIPE)
+            out, _ = client.communicate(timeout=20)
+            cport = int(out)
+            accept = runner.wait_event(lambda d: d["type"] == "accept" and d["src.port"] == port,
+                                       what="the accept")
+            runner.wait_event(lambda d: d["type"] == "close" and d["src.port"] == port,
+                              what="the server's close")
+            assert runner.stop() == 0, runner.stderr()
+        wait_exit(server)
+    # On loopback the handshake completes in the client's context: only the sockets map can
+    # name the server, whose listen() happened before the gadget was there to see it.
+    assert accept["proc.pid"] == server.pid != client.pid
+    assert endpoint(accept, "dst") == ("127.0.0.1", cport, 6)
+    assert accept["proc.mntns_id"] == w.mntns_id
+    connect = runner.events(lambda d: d["type"] == "connect")
+    assert [d["proc.pid"] for d in connect] == [client.pid]

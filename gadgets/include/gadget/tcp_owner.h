@@ -8,10 +8,13 @@
  * connect(), * -> LISTEN runs in listen(). A connection accepted later (LISTEN -> SYN_RECV on the
  * new child socket) inherits its listener's owner, found by (network namespace, local port).
  *
+ * Sockets that made those transitions before the gadget started are looked up in the runner's
+ * sockets map instead (gadget_sockets, by network namespace and local port; the runner's socket
+ * enricher fills it, including the sockets open when it starts).
+ *
  * A gadget includes this header, calls gadget_tcp_owner_track() from its own
- * inet_sock_set_state program before looking anything up, gadget_tcp_owner_lookup() to find an
+ * inet_sock_set_state program before looking anything up, gadget_tcp_owner_fill() to get an
  * owner, and gadget_tcp_owner_forget() last (it drops the entry of a socket reaching CLOSE).
- * Sockets that changed state before the gadget started are unknown here.
  */
 #ifndef __GADGET_TCP_OWNER_H
 #define __GADGET_TCP_OWNER_H
@@ -24,6 +27,11 @@
 #include <gadget/filter.h>
 #include <gadget/mntns_filter.h>
 #include <gadget/types.h>
+
+#ifndef GADGET_TYPE_TRACING
+#define GADGET_TYPE_TRACING /* gadget_socket_lookup() for a struct sock */
+#endif
+#include <gadget/sockets-map.h>
 
 #define GADGET_TCP_OWNER_ENTRIES 16384
 
@@ -87,6 +95,30 @@ static __always_inline const struct gadget_process *gadget_tcp_owner_lookup(cons
 	__u64 key = (__u64)sk;
 
 	return bpf_map_lookup_elem(&gadget_tcp_owners, &key);
+}
+
+/* Fill `p` with the owner of `sk`: remembered here, else from the sockets map; false if unknown. */
+static __always_inline bool gadget_tcp_owner_fill(const void *sk, struct gadget_process *p)
+{
+	const struct gadget_process *known = gadget_tcp_owner_lookup(sk);
+	const struct sockets_value *v;
+
+	if (known) {
+		*p = *known;
+		return true;
+	}
+	v = gadget_socket_lookup(sk, gadget_sock_netns(sk));
+	if (!v)
+		return false;
+	p->pid = v->pid_tgid >> 32;
+	p->tid = (__u32)v->pid_tgid;
+	p->mntns_id = v->mntns;
+	p->creds.uid = (__u32)v->uid_gid;
+	p->creds.gid = v->uid_gid >> 32;
+	p->parent.pid = v->ppid;
+	__builtin_memcpy(p->comm, v->task, sizeof(p->comm));
+	__builtin_memcpy(p->parent.comm, v->ptask, sizeof(p->parent.comm));
+	return true;
 }
 
 static __always_inline void
