@@ -16,7 +16,7 @@ from __future__ import annotations
 import errno
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from node_runner import constants as C
 from node_runner import libbpf, system
@@ -74,12 +74,24 @@ def _verifier_summary(log: str) -> str:
     return "; ".join(reason) or "rejected by the verifier"
 
 
+def _open(spec: GadgetSpec) -> libbpf.BpfObject:
+    """libbpf's open of the object; a refusal (an unresolved extern, ...) is an invalid gadget."""
+    try:
+        return libbpf.BpfObject(spec.object_path)
+    except libbpf.LibbpfCallError as exc:
+        said = [ln.split("libbpf: ", 1)[-1] for ln in exc.log.splitlines() if ln.strip()]
+        reason = said[-1] if said else exc.message
+        raise GadgetInvalid(f"opening gadget {spec.name}: {reason}", detail=exc.log) from None
+
+
 class LoadedGadget:
     """A gadget in the kernel. Create, use `readers`, then `close` (or use `with`)."""
 
     def __init__(self, spec: GadgetSpec, params: Mapping[str, str] | None = None,
                  mntns_filter: Iterable[int] | None = None,
-                 sampling_frequency: int = DEFAULT_SAMPLING_HZ, proc_root: str = "/proc") -> None:
+                 sampling_frequency: int = DEFAULT_SAMPLING_HZ, proc_root: str = "/proc",
+                 on_phase: Callable[[str], None] | None = None) -> None:
+        phase = on_phase or (lambda _p: None)  # said before each libbpf step that may crash
         self.spec = spec
         self.warnings: list[str] = []
         self.notices: list[str] = []  # what the runtime did for the gadget (stderr lines)
@@ -95,12 +107,15 @@ class LoadedGadget:
         self._proc_root = proc_root
         self._per_target = TargetAttachments(spec.name, proc_root)
         self._enricher: sockets.SocketEnricher | None = None
-        self._obj: libbpf.BpfObject | None = libbpf.BpfObject(spec.object_path)
+        phase("opening the object")
+        self._obj: libbpf.BpfObject | None = _open(spec)
         try:
             self._configure(params or {}, mntns_filter is not None)
+            phase("loading the programs")
             self._load()
             if mntns_filter is not None:
                 self.set_mntns_filter(mntns_filter)
+            phase("attaching the programs")
             self._attach()
             self._open_readers()
             self._open_arrays()

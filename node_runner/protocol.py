@@ -72,5 +72,10 @@ def warning_record(message: str) -> dict[str, str]:
     return {"type": "warning", "message": message}
 
 
+def phase_record(phase: str) -> dict[str, str]:
+    """What the runner starts doing next (a crash during it can then be named)."""
+    return {"type": "phase", "phase": phase}
+
+
 def lost_record(ds: str, count: int) -> dict[str, object]:
     return {"type": "lost", "ds": ds, "count": count}

@@ -16,6 +16,7 @@ import select
 import signal
 import sys
 import time
+import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import FrameType
@@ -40,6 +41,7 @@ from node_runner.protocol import (
     StdoutClosed,
     error_record,
     lost_record,
+    phase_record,
     warning_record,
 )
 from node_runner.runtime_state import RuntimePaths
@@ -168,6 +170,7 @@ class _Loop:
         self.g, self.encoders, self.writer, self.stop = gadget, encoders, writer, stop
         self.opts, self.table, self.enricher, self.targets = opts, table, enricher, targets
         self.counts = _Counters()
+        self.dropped_reported = 0
         self.seen = {c.container_id for c in table.containers()}
         self.arrays: dict[str, ArrayEncoder] = {}
         self.stacks: StackResolver | None = None
@@ -213,6 +216,11 @@ class _Loop:
             if lost:
                 self.counts.lost += lost
                 self.writer.record(lost_record(ds, lost))
+        if self.counts.dropped > self.dropped_reported:
+            # Never silent: records read but not decodable are said when it happens, too.
+            n = self.counts.dropped - self.dropped_reported
+            self.dropped_reported = self.counts.dropped
+            self.writer.record(warning_record(f"dropped {n} records that could not be decoded"))
         now = time.monotonic()
         if self.enricher.unknown_seen or now - self.last_refresh >= TABLE_REFRESH:
             # Mount namespace ids are reused once a container is gone: refresh regularly.
@@ -310,6 +318,10 @@ def run(opts: RunOptions, out: BinaryIO | None = None) -> int:
         return 0
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a bug: still an `error` and an `end`, never a bare traceback
+        detail = "".join(traceback.format_exception(exc))
+        return _fail(writer, RunnerError(f"internal error: {type(exc).__name__}: {exc}",
+                                         detail=detail), counts, opts.verbose)
 
 
 def _gadget_name(path: str) -> str:
@@ -333,7 +345,8 @@ def _run(opts: RunOptions, spec: GadgetSpec, writer: LineWriter,
     enricher = Enricher(table, opts.node)
     encoders = _encoders(spec, enricher, opts)
     with LoadedGadget(spec, opts.params, targets, opts.sampling_frequency,
-                      opts.proc_root) as gadget:
+                      opts.proc_root,
+                      on_phase=lambda p: writer.record(phase_record(p))) as gadget:
         for notice in gadget.notices:
             print(f"node-runner: {notice}", file=sys.stderr)
         for enc in encoders.values():

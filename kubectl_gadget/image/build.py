@@ -87,8 +87,10 @@ def compile_object(src_dir: Path, out_file: Path, arch: str = "x86_64",
     strip = _tool(("llvm-strip", "llvm-strip-14"), "llvm-strip")
     out_file.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_file.with_suffix(".tmp")
+    # An undeclared helper would become an extern no loader can resolve: refuse it here.
     cmd = [clang, "-target", "bpf", f"-D__TARGET_ARCH_{target}", "-g", "-O2", "-Wall",
-           "-Wno-unused-function", f"-fdebug-prefix-map={src_dir.resolve()}=.",
+           "-Wno-unused-function", "-Werror=implicit-function-declaration",
+           f"-fdebug-prefix-map={src_dir.resolve()}=.",
            f"-fdebug-prefix-map={root.resolve()}=/include",
            "-I", str(root / arch_dir), "-I", str(root), "-c", SOURCE_FILE, "-o", str(tmp.resolve())]
     proc = subprocess.run(cmd, cwd=src_dir, capture_output=True, text=True, check=False)
@@ -108,9 +110,10 @@ def build_dir(src_dir: str | Path, out_dir: str | Path, arch: str = "x86_64",
     if not is_source_dir(src):
         raise BuildError(f"building {src}: no {SOURCE_FILE} there")
     check_metadata_file(src)
+    meta = src / METADATA_FILE
     compile_object(src, out / OBJECT_FILE, arch, include)
-    if (src / METADATA_FILE).is_file():
-        shutil.copyfile(src / METADATA_FILE, out / METADATA_FILE)
+    if meta.is_file():
+        shutil.copyfile(meta, out / METADATA_FILE)
     return out
 
 

@@ -180,6 +180,9 @@ def _choice(field: FieldSchema, key: str, choices: Mapping[str, _T], default: _T
     return choices[raw]
 
 
+MAX_COLUMN_WIDTH = 1024
+
+
 def _width(field: FieldSchema, header: str) -> int:
     explicit = _int_annotation(field, "columns.width")
     minimum = _int_annotation(field, "columns.minwidth")
@@ -197,7 +200,7 @@ def _width(field: FieldSchema, header: str) -> int:
         width = max(width, minimum)
     if maximum is not None:
         width = min(width, maximum)
-    return max(width, 1)
+    return min(max(width, 1), MAX_COLUMN_WIDTH)  # a runner's schema is bounded here too
 
 
 def column_spec(field: FieldSchema) -> Column:

@@ -454,6 +454,20 @@ class Btf:
                 raise GadgetFormatError(f"BTF type [{type_id}] ({t.kind.name}) has no size")
         raise GadgetFormatError(f"BTF array chain from id {type_id} is too long (a cycle?)")
 
+    def validate(self) -> None:
+        """Check what libbpf trusts without checking: every type id a type refers to exists.
+
+        libbpf dereferences member, variable and section entries while it reads ``.maps``
+        (before its own sanity checks), so an id out of range there crashes the process.
+        """
+        n = len(self.types)
+        for tid, t in enumerate(self.types):
+            for ref in _references(t):
+                if not 0 <= ref < n:
+                    raise GadgetFormatError(
+                        f"reading BTF type [{tid}] {t.kind.name} {t.name!r}: it refers to type "
+                        f"id {ref}, but BTF has {n} types")
+
     def with_types(self, updates: Mapping[int, BtfType]) -> Btf:
         """A copy with some records replaced (ids unchanged)."""
         if not updates:
@@ -462,6 +476,22 @@ class Btf:
         for tid, t in updates.items():
             types[tid] = t
         return Btf(tuple(types))
+
+
+def _references(t: BtfType) -> Iterator[int]:
+    """The type ids record ``t`` refers to."""
+    if isinstance(t, (Ptr, Typedef, Modifier, Func, Var, DeclTag)):
+        yield t.type
+    elif isinstance(t, Array):
+        yield t.type
+        yield t.index_type
+    elif isinstance(t, Composite):
+        yield from (m.type for m in t.members)
+    elif isinstance(t, FuncProto):
+        yield t.return_type
+        yield from (p.type for p in t.params)
+    elif isinstance(t, Datasec):
+        yield from (v.type for v in t.vars)
 
 
 def _fixed_datasec(btf: Btf, sec: Datasec, elf: ElfFile) -> Datasec:
@@ -493,6 +523,7 @@ def load_object_btf(elf: ElfFile) -> Btf:
     if section is None:
         raise GadgetFormatError("object has no BTF; compile with -g")
     btf = Btf.parse(bytes(section.data))
+    btf.validate()
     updates: dict[int, BtfType] = {}
     for tid, t in enumerate(btf.types):
         if isinstance(t, Datasec):

@@ -59,8 +59,23 @@ def _text(value: object) -> str:
     return "" if value is None else str(value)
 
 
+MAX_COLUMN_WIDTH = 1024
+_WIDTH_KEYS = ("columns.width", "columns.minwidth", "columns.maxwidth")
+MAX_ANNOTATION = 1 << 16  # characters of one annotation value
+MAX_METADATA_BYTES = 1 << 20
+
+
 def _annotations(value: object, where: str) -> dict[str, str]:
-    return {str(k): _text(v) for k, v in _mapping(value, where).items()}
+    notes = {str(k): _text(v) for k, v in _mapping(value, where).items()}
+    for key, text in notes.items():
+        if len(text) > MAX_ANNOTATION:
+            raise GadgetFormatError(f"{where}.{key}: value of {len(text)} characters "
+                                    f"(at most {MAX_ANNOTATION})")
+        if key in _WIDTH_KEYS and not (text.strip().isdigit()
+                                       and int(text) <= MAX_COLUMN_WIDTH):
+            raise GadgetFormatError(f"{where}.{key}: {text[:40]!r} is not a column width "
+                                    f"(an integer from 0 to {MAX_COLUMN_WIDTH})")
+    return notes
 
 
 def _datasource(name: str, body: object, where: str) -> DatasourceMeta:
@@ -86,8 +101,13 @@ def _params(value: object, where: str) -> dict[str, ParamMeta]:
 
 
 def parse_metadata(text: str, origin: str = "gadget.yaml") -> GadgetMetadata:
+    if len(text) > MAX_METADATA_BYTES:
+        raise GadgetFormatError(f"parsing {origin}: {len(text)} characters "
+                                f"(at most {MAX_METADATA_BYTES})")
     try:
         doc = yaml.safe_load(text)
+    except RecursionError:
+        raise GadgetFormatError(f"parsing {origin}: nested too deeply") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""

@@ -20,7 +20,7 @@ from node_runner.gadget.elf import ElfFile
 from node_runner.gadget.errors import GadgetFormatError
 from node_runner.gadget.layout import FlatField, RodataVar, flatten_record, rodata_vars
 from node_runner.gadget.markers import Markers, Tracer, find_markers
-from node_runner.gadget.metadata import GadgetMetadata, parse_metadata
+from node_runner.gadget.metadata import MAX_METADATA_BYTES, GadgetMetadata, parse_metadata
 from node_runner.gadget.schema import DatasourceSchema, build_schema
 
 OBJECT_FILE = "program.bpf.o"
@@ -171,6 +171,19 @@ def _array_ds(meta: GadgetMetadata, name: str, map_name: str, struct_name: str,
                           annotations, notes, source, schema)
 
 
+def _read_text(path: str) -> str:
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_METADATA_BYTES + 1)
+    except OSError as exc:
+        raise GadgetFormatError(f"reading {path}: {exc.strerror}") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise GadgetFormatError(f"reading {path}: not UTF-8 text ({exc.reason} at byte "
+                                f"{exc.start})") from None
+
+
 def load_spec(path: str, name: str | None = None) -> GadgetSpec:
     """Parse a built gadget directory (or a path straight to its object file)."""
     obj = os.path.join(path, OBJECT_FILE) if os.path.isdir(path) else path
@@ -181,9 +194,8 @@ def load_spec(path: str, name: str | None = None) -> GadgetSpec:
     except OSError as exc:
         raise GadgetFormatError(f"reading gadget object {obj}: {exc.strerror}") from None
     meta = GadgetMetadata()
-    if os.path.exists(meta_path):
-        with open(meta_path, encoding="utf-8") as fh:
-            meta = parse_metadata(fh.read(), meta_path)
+    if os.path.lexists(meta_path):
+        meta = parse_metadata(_read_text(meta_path), meta_path)
     elf = ElfFile.parse(data)
     btf = load_object_btf(elf)
     markers = find_markers(btf)
