@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import click
 
 from kubectl_gadget import __version__
+from kubectl_gadget.array_flags import array_options
 from kubectl_gadget.boolflags import BoolFlagCommand
 from kubectl_gadget.cluster.cli import cluster_options
 from kubectl_gadget.errors import GadgetError
@@ -118,6 +119,7 @@ def _operators(output: str, fields: str | None, filter_expr: str | None, sort: s
 @click.option("-v", "--verbose", is_flag=True, help="Show runner details (verifier log).")
 @cluster_options
 @image_run_options
+@array_options
 @click.pass_context
 def run(ctx: click.Context, gadget: str, local: bool, namespace: str | None,
         all_namespaces: bool, selector: str, podname: str, container_names: tuple[str, ...],

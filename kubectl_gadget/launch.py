@@ -11,9 +11,10 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from kubectl_gadget.array_flags import ArrayFlags, check_array_flags, check_sort_fields
 from kubectl_gadget.errors import UsageError
 from kubectl_gadget.gadget_arg import resolve_gadget
 from kubectl_gadget.image.run_flags import ImageRunFlags, precheck
@@ -57,18 +58,29 @@ def launch(req: RunRequest) -> int:
     """Run the gadget as requested; the exit code (README, "Exit codes")."""
     check_request(req)
     img = ImageRunFlags.pop(req.cluster)
+    arrays = ArrayFlags.pop(req.cluster)
     resolved = resolve_gadget(req.gadget, cluster=not req.local)
     spec = resolved.spec or precheck(resolved.runner_gadget, img, req.local)
     params = parse_param_flags(list(req.param_args), spec)
-    pipeline = Pipeline(req.operators, sys.stdout, stderr_diag)
+    ops = replace(req.operators, map_fetch_interval=arrays.interval)
+    schemas = expected_schema(spec, cluster=not req.local) if spec is not None else {}
     if spec is not None:
-        for ds, schema in expected_schema(spec, cluster=not req.local).items():
-            pipeline.prepare(ds, schema)
+        check_array_flags(spec, _array_only(req.operators) + arrays.given)
+        ops = replace(ops, sort_fields=check_sort_fields(ops.sort, spec, schemas))
+    pipeline = Pipeline(ops, sys.stdout, stderr_diag)
+    if spec is not None:
+        for ds in spec.datasources:
+            pipeline.prepare(ds.name, schemas[ds.name], ds.kind, ds.annotations)
     args = runner_param_args(params) + (["--verbose"] if req.verbose else [])
+    args += arrays.runner_args()
     args += img.runner_args()  # the runner enforces image policy, even for directories
     if req.local:
         return _run_local(req, resolved.runner_gadget, args, pipeline)
     return _run_cluster(req, resolved.runner_gadget, args, pipeline)
+
+
+def _array_only(ops: Operators) -> list[str]:
+    return (["--sort"] if ops.sort else []) + (["--max-entries"] if ops.max_entries else [])
 
 
 def _run_local(req: RunRequest, gadget: str, args: list[str], pipeline: Pipeline) -> int:

@@ -25,8 +25,11 @@ from kubectl_gadget.errors import GadgetError, UsageError
 from kubectl_gadget.operators import FieldSchema
 from kubectl_gadget.operators.fields import FieldSelection
 from kubectl_gadget.operators.filter import Condition, compile_filters
-from kubectl_gadget.operators.sort import SortKey, compile_sort
+from kubectl_gadget.operators.combine import Combiner, Table
+from kubectl_gadget.operators.sort import SortKey, compile_sort, parse_sort
 from kubectl_gadget.output import ColumnsFormatter, Formatter, describe_record, make_formatter
+from kubectl_gadget.output.arrays import ArrayView
+from kubectl_gadget.output.histogram import histogram_fields
 
 SUPPORTED_PROTOCOL = 1
 REPORTED_PER_NODE = 3  # bad records described per node; the rest are counted
@@ -49,6 +52,10 @@ class Operators:
     mode: str = "columns"
     sort: Sequence[SortKey] = ()
     max_entries: int | None = None
+    map_fetch_interval: float | None = None  # seconds; None: the runner's default (1 s)
+    # A gadget with several array datasources: --sort keys were checked against all of them
+    # (each must name a field of one), and each datasource sorts by the keys it has.
+    sort_fields: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -81,6 +88,7 @@ class _Datasource:
     predicate: Callable[[Mapping[str, Any]], bool] | None
     sort: Callable[[Sequence[Any]], list[Any]]
     formatter: Formatter
+    kind: str = "stream"
 
 
 class Pipeline:
@@ -91,17 +99,29 @@ class Pipeline:
         self.diag = diag
         self.nodes: dict[str, NodeState] = {}
         self._ds: dict[str, _Datasource] = {}
+        self.combiner = Combiner(ops.map_fetch_interval or 1.0)
+        self.view = ArrayView(out, tty=_isatty(out), interval=ops.map_fetch_interval or 1.0)
+        self.fatal = ""  # set when the run must stop (a runner this client cannot read)
 
-    def prepare(self, ds: str, fields: list[FieldSchema]) -> None:
+    def prepare(self, ds: str, fields: list[FieldSchema], kind: str = "stream",
+                annotations: Mapping[str, str] | None = None) -> None:
         """Compile the operators for a datasource; UsageError on bad filters/fields/sort,
         GadgetError on fields that cannot be shown."""
         if ds in self._ds:
             return
         predicate = compile_filters(self.ops.filters, fields) if self.ops.filters else None
-        sort = compile_sort(self.ops.sort, fields, self.ops.max_entries)
-        formatter = make_formatter(self.ops.mode, fields, self.ops.selection, out=self.out,
+        keys = self.ops.sort or _default_sort(annotations or {}, fields)
+        if kind == "array" and self.ops.sort_fields:  # several datasources: keys of this one
+            keys = [k for k in keys if k.field in {f["name"] for f in fields}]
+        sort = compile_sort(keys, fields, self.ops.max_entries)
+        shown = fields
+        if kind == "array" and self.ops.mode == "columns":  # histograms are drawn as charts
+            hists = set(histogram_fields(fields))
+            shown = [{**f, "annotations": {**f.get("annotations", {}), "columns.hidden": "true"}}
+                     if f["name"] in hists else f for f in fields]
+        formatter = make_formatter(self.ops.mode, shown, self.ops.selection, out=self.out,
                                    diag=self.diag)
-        self._ds[ds] = _Datasource(fields, predicate, sort, formatter)
+        self._ds[ds] = _Datasource(fields, predicate, sort, formatter, kind)
 
     def node(self, name: str) -> NodeState:
         return self.nodes.setdefault(name, NodeState())
@@ -124,7 +144,9 @@ class Pipeline:
             i += 1
 
     def flush(self) -> None:
-        """Show events the gate released, and flush the output (once per wake-up)."""
+        """Show events the gate released and tables that waited long enough for late nodes,
+        and flush the output (once per wake-up)."""
+        self._show(self.combiner.due())
         if self.gate is not None:
             for ds_name, data in self.gate.release():
                 ds = self._ds.get(ds_name)
@@ -153,6 +175,8 @@ class Pipeline:
             ds.formatter.events(rows)
 
     def _record(self, node: str, state: NodeState, rec: R.Record | R.Bad) -> None:
+        if state.error is not None and state.error.get("code") == "protocol":
+            return  # a runner this client cannot read (see _check_protocol)
         if type(rec) is R.Bad:
             self._bad(node, state, rec.reason, rec.line)
         elif type(rec) is R.Lost:
@@ -168,22 +192,22 @@ class Pipeline:
             if ds is None:
                 state.unannounced[rec.ds] = state.unannounced.get(rec.ds, 0) + 1
                 return
+            state.events += len(rec.data)
             rows = rec.data if ds.predicate is None else list(filter(ds.predicate, rec.data))
-            ds.formatter.array(ds.sort(rows))
+            self._show(self.combiner.add(rec.ds, node, rows))
         elif type(rec) is R.Schema:
             self._schema(node, state, rec)
         elif type(rec) is R.Hello:
             state.hello = msgspec.to_builtins(rec)
-            if rec.protocol > SUPPORTED_PROTOCOL:
-                self.diag(f"node {node}: runner speaks protocol {rec.protocol}, this "
-                          f"client {SUPPORTED_PROTOCOL}; upgrade kubectl-gadget")
+            self._check_protocol(node, state, rec.protocol)
         elif type(rec) is R.End:
             state.end = msgspec.to_builtins(rec)
+            self._show(self.combiner.node_ended(node))
 
     def _schema(self, node: str, state: NodeState, rec: R.Schema) -> None:
         fields: list[FieldSchema] = [msgspec.structs.asdict(f) for f in rec.fields]  # type: ignore[misc]
         try:
-            self.prepare(rec.ds, fields)
+            self.prepare(rec.ds, fields, rec.kind, rec.annotations)
         except UsageError:
             raise  # the user's filter/fields do not fit this gadget: a usage error, as before
         except GadgetError as exc:
@@ -193,6 +217,38 @@ class Pipeline:
         # A runner is tracing: show the column header now, so a quiet gadget shows it runs.
         if rec.kind == "stream" and isinstance(fmt, ColumnsFormatter) and not fmt.header_written:
             fmt.header()
+
+    def _check_protocol(self, node: str, state: NodeState, major: int) -> None:
+        """A runner of another major protocol version is refused: one line, the run stops."""
+        if major == SUPPORTED_PROTOCOL:
+            return
+        message = (f"node {node}: the runner speaks protocol {major}, this client reads "
+                   f"protocol {SUPPORTED_PROTOCOL}; use a kubectl-gadget and runner of one "
+                   "release")
+        state.error = {"type": "error", "code": "protocol", "message": message}
+        state.end = {"type": "end", "reason": "error", "exit_code": 1}
+        self.fatal = message
+        self.diag(message)
+
+    def node_expected(self, node: str) -> None:
+        """A node is starting: tables wait for its arrays."""
+        self.combiner.node_started(node)
+
+    def node_gone(self, node: str) -> None:
+        """A node's stream ended (with or without an `end` record)."""
+        self._show(self.combiner.node_ended(node))
+
+    def finish(self) -> None:
+        """The run is over: show the tables still waiting for nodes."""
+        self._show(self.combiner.flush())
+        self.out.flush()
+
+    def _show(self, tables: list[Table]) -> None:
+        for table in tables:
+            ds = self._ds.get(table.ds)
+            if ds is not None:
+                self.view.show(table.ds, ds.formatter, ds.fields, ds.sort(table.rows),
+                               len(table.nodes))
 
     def _bad(self, node: str, state: NodeState, reason: str, line: bytes) -> None:
         state.bad_lines += 1
@@ -208,3 +264,21 @@ class Pipeline:
             text = describe_record(rec, node)
             if text:
                 self.diag(text)
+
+
+def _isatty(out: TextIO) -> bool:
+    try:
+        return out.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _default_sort(annotations: Mapping[str, str], fields: list[FieldSchema]) -> list[SortKey]:
+    """The datasource's `cli.default-sort` (a gadget's own annotation) if it names its fields."""
+    spec = annotations.get("cli.default-sort", "")
+    try:
+        keys = parse_sort(spec) if spec else []
+        compile_sort(keys, fields)
+    except UsageError:
+        return []
+    return keys

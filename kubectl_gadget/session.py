@@ -24,6 +24,7 @@ from typing import Protocol
 from kubectl_gadget.operators import FieldSchema
 from kubectl_gadget.pipeline import NodeState, Pipeline
 from kubectl_gadget.streams import Merger
+from node_runner.gadget.arrays import array_fields
 from node_runner.gadget.spec import GadgetSpec
 
 GRACE_AFTER_TIMEOUT = 15.0
@@ -50,8 +51,17 @@ class Node(Protocol):
 
 def expected_schema(spec: GadgetSpec, cluster: bool) -> dict[str, list[FieldSchema]]:
     """The fields each datasource will announce, computed from the spec without running."""
-    return {ds.name: ds.schema.with_enrichment(cluster).wire_fields()  # type: ignore[misc]
-            for ds in spec.datasources if ds.schema is not None}
+    out: dict[str, list[FieldSchema]] = {}
+    for ds in spec.datasources:
+        if ds.schema is None:
+            continue
+        schema = ds.schema.with_enrichment(cluster)
+        if ds.kind == "array":
+            fields = array_fields(ds, list(schema.fields), cluster)
+            out[ds.name] = [f.to_wire() for f in fields]  # type: ignore[misc]
+        else:
+            out[ds.name] = schema.wire_fields()  # type: ignore[assignment]
+    return out
 
 
 @dataclass
@@ -84,6 +94,7 @@ class Session:
         self._start(node)
 
     def _start(self, node: Node) -> None:
+        self.pipeline.node_expected(node.name)
         node.start()
         with self._lock:
             self._started.append(node)
@@ -99,6 +110,7 @@ class Session:
         try:
             starts = [pool.submit(self._start, node) for node in list(self.nodes)]
             self._consume(self._merger, sig, starts)
+            self.pipeline.finish()
         finally:
             with self._lock:
                 self._closing = True
@@ -133,11 +145,17 @@ class Session:
                 for node in self.nodes:
                     node.stop(True)
                 deadline = None
+            if self.pipeline.fatal:
+                for node in self.nodes:
+                    node.stop(True)
+                return
             for batch in merger.get(0.2):
                 if batch.data:
                     self.pipeline.feed(batch.node, batch.data)
                 if batch.error:
                     self.diag(f"node {batch.node}: output stream failed: {batch.error}")
+                if batch.done:
+                    self.pipeline.node_gone(batch.node)
             self.pipeline.flush()
 
     def _exit_code(self) -> int:

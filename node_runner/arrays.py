@@ -154,8 +154,10 @@ class ArrayEncoder:
     """Rows of one fetch -> one `array` protocol line (filter, decode, optional row hook)."""
 
     def __init__(self, ds: DatasourceSpec, encoder: _BatchEncoder, node: str,
-                 hook: RowHook | None = None) -> None:
+                 hook: RowHook | None = None, node_field: bool = False) -> None:
         self.ds, self.encoder, self.hook = ds, encoder, hook
+        # A cluster row without container enrichment still names its node (k8s.node).
+        self._tail = ',"k8s.node":' + json.dumps(node) + "}" if node_field else ""
         self._head = ('{"type":"array","ds":' + json.dumps(ds.name) + ',"node":'
                       + json.dumps(node) + ',"fetch":%d,"data":[')
         mntns = next((f for f in ds.fields if C.TAG_MNTNS_ID in f.tags and f.size == 8), None)
@@ -176,4 +178,6 @@ class ArrayEncoder:
             for row in decoded:
                 self.hook(row)
             out = [json.dumps(row, separators=(",", ":")) for row in decoded]
+        if self._tail:
+            out = [row[:-1] + self._tail for row in out]
         return self._head % fetch + ",".join(out) + "]}", dropped

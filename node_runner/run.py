@@ -30,6 +30,7 @@ from node_runner.decoder import DatasourceEncoder
 from node_runner.enrich import Enricher
 from node_runner.errors import GadgetInvalid, RunnerError, UsageError
 from node_runner.formatters import FormatContext, boot_to_wall_ns
+from node_runner.gadget.arrays import array_fields
 from node_runner.gadget.errors import GadgetFormatError
 from node_runner.gadget.schema import enrichment_schema
 from node_runner.gadget.spec import GadgetSpec, load_spec
@@ -45,7 +46,7 @@ from node_runner.protocol import (
     warning_record,
 )
 from node_runner.runtime_state import RuntimePaths
-from node_runner.stacks import StackResolver, has_stacks, stack_fields
+from node_runner.stacks import StackResolver
 
 BATCH = 8192
 TICK = 1.0
@@ -139,9 +140,10 @@ def _encoders(spec: GadgetSpec, enricher: Enricher, opts: RunOptions,
     return out
 
 
-def _array_encoders(spec: GadgetSpec, encoders: dict[str, DatasourceEncoder], node: str,
+def _array_encoders(spec: GadgetSpec, encoders: dict[str, DatasourceEncoder], opts: RunOptions,
                     stacks: StackResolver) -> dict[str, ArrayEncoder]:
-    return {ds.name: ArrayEncoder(ds, encoders[ds.name], node, stacks.hook(ds))
+    return {ds.name: ArrayEncoder(ds, encoders[ds.name], opts.node, stacks.hook(ds),
+                                  node_field=opts.cluster and not ds.has_mntns)
             for ds in spec.datasources if ds.kind == "array"}
 
 
@@ -155,11 +157,11 @@ def _fetch_plan(opts: RunOptions, spec: GadgetSpec) -> tuple[float, int]:
     return interval, opts.map_fetch_count
 
 
-def _schema(spec: GadgetSpec, enc: DatasourceEncoder) -> dict[str, object]:
+def _schema(spec: GadgetSpec, enc: DatasourceEncoder, cluster: bool = False) -> dict[str, object]:
     ds = next(d for d in spec.datasources if d.name == enc.ds)
     record = enc.schema.to_wire()
-    if has_stacks(ds):
-        record["fields"] = [f.to_wire() for f in stack_fields(ds, list(enc.fields))]
+    if ds.kind == "array":
+        record["fields"] = [f.to_wire() for f in array_fields(ds, list(enc.fields), cluster)]
     return record
 
 
@@ -350,7 +352,7 @@ def _run(opts: RunOptions, spec: GadgetSpec, writer: LineWriter,
         for notice in gadget.notices:
             print(f"node-runner: {notice}", file=sys.stderr)
         for enc in encoders.values():
-            writer.record(_schema(spec, enc))
+            writer.record(_schema(spec, enc, opts.cluster))
         for warning in gadget.warnings:
             writer.record(warning_record(warning))
         if wasm.has_module(spec.object_path):
@@ -359,7 +361,7 @@ def _run(opts: RunOptions, spec: GadgetSpec, writer: LineWriter,
         loop = _Loop(gadget, encoders, writer, stop, opts, table, enricher, targets)
         loop.stacks = StackResolver(gadget.map_fd(C.KERNEL_STACK_MAP),
                                     gadget.map_fd(C.USER_STACK_MAP), opts.proc_root)
-        loop.arrays = _array_encoders(spec, encoders, opts.node, loop.stacks)
+        loop.arrays = _array_encoders(spec, encoders, opts, loop.stacks)
         loop.fetch_interval, loop.fetch_count = _fetch_plan(opts, spec)
         try:
             reason = loop.run()

@@ -5,56 +5,24 @@ A `gadget_kernel_stack` field holds an id into the gadget's `ig_kstack` stack-tr
 belong to. For each row this reads the addresses by id and names them (symbols.py): the
 kernel field's value becomes the frames, innermost first, joined by `; `; a user stack member
 `ustack` gets a string field `ustack.symbols` after its (hidden) numeric members, so JSON
-output nests it with them. The schema says
-so before any row: `stack_fields` rewrites the announced fields. A frame nothing names shows
-its address; a stack id the map does not hold (lost, or the sample failed) gives an empty
-string. Nothing here fails a row.
+output nests it with them; the schema announces both before any row (gadget/arrays.py,
+`array_fields`). A frame nothing names shows its address; a stack id the map does not hold
+(lost, or the sample failed) gives an empty string. Nothing here fails a row.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import replace
 
-from node_runner import constants as C
 from node_runner import libbpf
-from node_runner.gadget.schema import SchemaField as OutputField
+from node_runner.gadget.arrays import kernel_stack_fields, user_stack_members
 from node_runner.gadget.spec import DatasourceSpec
 from node_runner.symbols import KernelSymbols, UserSymbols
 
 STACK_DEPTH = 127
 SEPARATOR = "; "
 RowHook = Callable[[dict[str, object]], None]
-
-
-def _kernel_fields(ds: DatasourceSpec) -> list[str]:
-    return [f.name for f in ds.fields if C.TAG_KERNEL_STACK in f.tags]
-
-
-def _user_stacks(ds: DatasourceSpec) -> list[str]:
-    return [p.rstrip(".") for p in (ds.source.user_stacks if ds.source else ())]
-
-
-def has_stacks(ds: DatasourceSpec) -> bool:
-    return bool(_kernel_fields(ds) or _user_stacks(ds))
-
-
-def stack_fields(ds: DatasourceSpec, fields: list[OutputField]) -> list[OutputField]:
-    """The schema's fields with stacks as strings (user stack members hidden)."""
-    kernel, users = set(_kernel_fields(ds)), _user_stacks(ds)
-    out: list[OutputField] = []
-    for f in fields:
-        if f.name in kernel:
-            f = replace(f, type="string")
-        owner = next((u for u in users if f.name.startswith(u + ".")), None)
-        if owner is not None:
-            f = replace(f, annotations={**f.annotations, "columns.hidden": "true"})
-        out.append(f)
-        if owner is not None and f.name == f"{owner}.pidns_level1":
-            out.append(OutputField(f"{owner}.symbols", "string", (C.USER_STACK_STRUCT,),
-                                   {"description": "user stack, innermost frame first"}))
-    return out
 
 
 class StackResolver:
@@ -98,7 +66,7 @@ class StackResolver:
 
     def hook(self, ds: DatasourceSpec) -> RowHook | None:
         """The per-row function filling `ds`'s stack fields, None when it has none."""
-        kernel, users = _kernel_fields(ds), _user_stacks(ds)
+        kernel, users = kernel_stack_fields(ds), user_stack_members(ds)
         if not kernel and not users:
             return None
 

@@ -5,7 +5,7 @@ never drift while streaming; columns are separated by two spaces, trailing space
 Strings longer than the column are cut with ``…`` per the column's ellipsis rule; numbers are
 never cut (a cut number is a wrong number) and overflow instead. Control characters in strings
 are escaped (``\\n``, ``\\x1b``) so a file name cannot forge lines. A missing key prints empty.
-Array batches print a header and rows, a blank line between batches.
+Array batches print a header and rows, each table followed by a blank line.
 """
 
 from __future__ import annotations
@@ -89,7 +89,6 @@ class ColumnsFormatter(Formatter):
         self._cells = [(c.name, cell_renderer(c)) for c in self.columns]
         self._header = self._header_line()
         self._header_written = False
-        self._batches = 0
 
     @staticmethod
     def _line(cells: list[str]) -> str:
@@ -121,12 +120,14 @@ class ColumnsFormatter(Formatter):
         self._out.write("".join([line([render(row.get(name)) for name, render in cells])
                                  for row in rows]))
 
-    def array(self, rows: Sequence[Row]) -> None:
-        lines = ["\n"] if self._batches else []
-        self._batches += 1
-        lines.append(self._header)
+    def table(self, rows: Sequence[Row]) -> str:
+        """The header and one line per row, as text."""
+        lines = [self._header]
         for row in rows:
             get = row.get
             lines.append(self._line([render(get(name)) for name, render in self._cells]))
-        self._out.write("".join(lines))
+        return "".join(lines)
+
+    def array(self, rows: Sequence[Row]) -> None:
+        self._out.write(self.table(rows) + "\n")
         self._header_written = True

@@ -16,12 +16,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from node_runner import constants as C
 from node_runner.gadget.btf import Btf, Composite, Datasec, Kind, Ptr, Var
 from node_runner.gadget.errors import GadgetFormatError
 from node_runner.gadget.layout import FlatField, flatten_struct, flatten_type
 from node_runner.gadget.markers import Iter, IterTargetMap, MapIter
+from node_runner.gadget.schema import SchemaField
+
+if TYPE_CHECKING:
+    from node_runner.gadget.spec import DatasourceSpec
+
+NODE_FIELD = "k8s.node"
 
 
 @dataclass(frozen=True)
@@ -111,3 +118,36 @@ def iter_layout(btf: Btf, it: Iter,
     source = ArraySource("iter", progs=it.progs, target_maps=wanted,
                          user_stacks=tuple(user_stack_prefixes(btf, ids[0])))
     return source, flatten_struct(btf, ids[0]), btf.size_of(ids[0])
+
+
+def kernel_stack_fields(ds: DatasourceSpec) -> list[str]:
+    return [f.name for f in ds.fields if C.TAG_KERNEL_STACK in f.tags]
+
+
+def user_stack_members(ds: DatasourceSpec) -> list[str]:
+    return [p.rstrip(".") for p in (ds.source.user_stacks if ds.source else ())]
+
+
+def array_fields(ds: DatasourceSpec, fields: Sequence[SchemaField],
+                 cluster: bool) -> list[SchemaField]:
+    """The announced fields of array datasource `ds`, from its record fields (`fields`).
+
+    Stacks are strings (a kernel stack field's value; a user stack member gets a
+    `<member>.symbols` field, its numbers hidden); on a cluster every row names its node.
+    """
+    kernel, users = set(kernel_stack_fields(ds)), user_stack_members(ds)
+    out: list[SchemaField] = []
+    for f in fields:
+        if f.name in kernel:
+            f = replace(f, type="string")
+        owner = next((u for u in users if f.name.startswith(u + ".")), None)
+        if owner is not None and f.name != f"{owner}.symbols":
+            f = replace(f, annotations={**f.annotations, "columns.hidden": "true"})
+        out.append(f)
+        if owner is not None and f.name == f"{owner}.pidns_level1" \
+                and all(g.name != f"{owner}.symbols" for g in fields):
+            out.append(SchemaField(f"{owner}.symbols", "string", (C.USER_STACK_STRUCT,),
+                                   {"description": "user stack, innermost frame first"}))
+    if cluster and ds.kind == "array" and all(f.name != NODE_FIELD for f in out):
+        out.append(SchemaField(NODE_FIELD, "string", (), {"description": "node of the row"}))
+    return out

@@ -6,11 +6,10 @@ import ctypes
 import os
 from pathlib import Path
 
-from node_runner.gadget.arrays import ArraySource
+from node_runner.gadget.arrays import ArraySource, array_fields
 from node_runner.gadget.layout import FlatField
 from node_runner.gadget.schema import SchemaField as OutputField
 from node_runner.gadget.spec import DatasourceSpec
-from node_runner.stacks import stack_fields
 from node_runner.symbols import KernelSymbols, UserSymbols
 
 
@@ -45,7 +44,9 @@ def test_user_stack_members_are_hidden_behind_one_string_field() -> None:
             *(FlatField(f"u.{m}", 8 + i * 4, 4, "int") for i, m in enumerate(members)))
     ds = DatasourceSpec("p", "array", "m", "", 64, flat,
                         source=ArraySource("mapiter", "m", user_stacks=("u.",)))
-    fields = stack_fields(ds, [OutputField(f.name, "u32", f.tags) for f in flat])
+    fields = array_fields(ds, [OutputField(f.name, "u32", f.tags) for f in flat], cluster=False)
     assert [f.name for f in fields][-2:] == ["u.pidns_level1", "u.symbols"]
     assert fields[0].type == "string" and fields[-1].type == "string"
     assert all(f.annotations.get("columns.hidden") == "true" for f in fields[1:-1])
+    on_cluster = array_fields(ds, fields, cluster=True)
+    assert on_cluster[-1].name == "k8s.node" and len(on_cluster) == len(fields) + 1

@@ -1,0 +1,79 @@
+"""Array gadgets on a (fake) cluster: each node's arrays combined into one table per interval.
+
+Real client, real runner pods (process-kubelet), real eBPF, target pods as real processes in
+their own mount namespaces on three nodes. A snapshot gives exactly one table holding the
+target containers of all three nodes; a top gives one table per interval whose rows name the
+node they came from.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.cluster.product_fixtures import GadgetCluster
+from tests.conftest import TEST_GADGETS_SRC
+
+pytestmark = pytest.mark.usefixtures("no_runner_leftovers")
+NODES = ("node-a", "node-b", "node-c")
+
+
+def _targets(gc: GadgetCluster) -> None:
+    for i, node in enumerate(NODES):
+        gc.target(f"cart-{i}", node=node)
+
+
+def _arrays(lines: list[str]) -> list[list[dict[str, Any]]]:
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def test_snapshot_is_one_table_of_every_node(make_gadget_cluster: Any, build_gadget: Any) -> None:
+    gadget: Path = build_gadget(TEST_GADGETS_SRC / "snapshot_test")
+    gc: GadgetCluster = make_gadget_cluster(nodes=NODES)
+    _targets(gc)
+    client = gc.start("run", str(gadget), "-o", "json", "-n", "shop", "-l", "app=cart",
+                      "--timeout", "60")
+    assert client.wait(90) == 0, client.stderr
+    tables = _arrays(client.stdout_lines)
+    assert len(tables) == 3, tables  # tasks, socks, filtered: one combined table each
+    tasks = next(t for t in tables if t and "pid" in t[0])
+    by_pod = {(r["k8s"]["node"], r["k8s"]["podName"]): r for r in tasks}
+    assert set(by_pod) == {(node, f"cart-{i}") for i, node in enumerate(NODES)}, tasks
+    for (_node, pod), row in by_pod.items():
+        assert row["comm"] == "sleep"
+        assert row["pid"] == gc.workloads.container("shop", pod).pid
+    socks = next(t for t in tables if t and "port" in t[0])
+    assert {r["k8s"]["node"] for r in socks} == set(NODES)  # the node column is added
+
+
+def test_top_tables_combine_the_nodes(make_gadget_cluster: Any, build_gadget: Any) -> None:
+    gadget: Path = build_gadget(TEST_GADGETS_SRC / "top_opens")
+    gc: GadgetCluster = make_gadget_cluster(nodes=NODES)
+    _targets(gc)
+    client = gc.start("run", str(gadget), "-o", "json", "-n", "shop", "-l", "app=cart",
+                      "--map-fetch-interval", "2s", "--sort", "-opens", "--timeout", "60")
+    gc.wait_runners_streaming(client.session, list(NODES))
+    deadline = time.monotonic() + 30
+    seen: set[str] = set()
+    while time.monotonic() < deadline and seen != set(NODES):
+        for i in range(len(NODES)):
+            gc.workloads.exec("shop", f"cart-{i}", ["/bin/cat", "/etc/hostname"])
+        time.sleep(1)
+        seen = {r["k8s"]["node"] for t in _arrays(list(client.stdout_lines)) for r in t
+                if r.get("comm") == "cat"}
+    client.signal(signal.SIGINT)
+    assert client.wait(60) == 0, client.stderr
+    assert seen == set(NODES)
+    tables = _arrays(client.stdout_lines)
+    opens = [t for t in tables if t and "last_pid" in t[0]]
+    # one table per interval and datasource, not one per node: rows of several nodes share one
+    assert any(len({r["k8s"]["node"] for r in t}) > 1 for t in opens), opens
+    for t in opens:
+        assert [r["opens"] for r in t] == sorted((r["opens"] for r in t), reverse=True)
+        # only target containers (a row the runner could not yet name has an empty pod)
+        assert {r["k8s"]["podName"] for r in t} - {""} <= {"cart-0", "cart-1", "cart-2"}
