@@ -23,9 +23,9 @@ import msgspec
 from kubectl_gadget import records as R
 from kubectl_gadget.errors import GadgetError, UsageError
 from kubectl_gadget.operators import FieldSchema
+from kubectl_gadget.operators.combine import Combiner, Table
 from kubectl_gadget.operators.fields import FieldSelection
 from kubectl_gadget.operators.filter import Condition, compile_filters
-from kubectl_gadget.operators.combine import Combiner, Table
 from kubectl_gadget.operators.sort import SortKey, compile_sort, parse_sort
 from kubectl_gadget.output import ColumnsFormatter, Formatter, describe_record, make_formatter
 from kubectl_gadget.output.arrays import ArrayView
@@ -221,6 +221,7 @@ class Pipeline:
     def _check_protocol(self, node: str, state: NodeState, major: int) -> None:
         """A runner of another major protocol version is refused: one line, the run stops."""
         if major == SUPPORTED_PROTOCOL:
+            self.combiner.node_started(node)
             return
         message = (f"node {node}: the runner speaks protocol {major}, this client reads "
                    f"protocol {SUPPORTED_PROTOCOL}; use a kubectl-gadget and runner of one "

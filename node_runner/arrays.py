@@ -160,6 +160,7 @@ class ArrayEncoder:
         self._tail = ',"k8s.node":' + json.dumps(node) + "}" if node_field else ""
         self._head = ('{"type":"array","ds":' + json.dumps(ds.name) + ',"node":'
                       + json.dumps(node) + ',"fetch":%d,"data":[')
+        self.last_rows = 0  # rows in the last `array` line (the run's `end` counts them)
         mntns = next((f for f in ds.fields if C.TAG_MNTNS_ID in f.tags and f.size == 8), None)
         self._mntns = mntns.offset if mntns is not None else None
 
@@ -180,4 +181,5 @@ class ArrayEncoder:
             out = [json.dumps(row, separators=(",", ":")) for row in decoded]
         if self._tail:
             out = [row[:-1] + self._tail for row in out]
+        self.last_rows = len(out)
         return self._head % fetch + ",".join(out) + "]}", dropped

@@ -207,7 +207,7 @@ class _Loop:
         for ds, reader in self.g.arrays.items():
             rows = reader.fetch()
             line, dropped = self.arrays[ds].encode(rows, self.fetches, self.targets)
-            self.counts.events += len(rows) - dropped
+            self.counts.events += self.arrays[ds].last_rows
             self.counts.dropped += dropped
             self.writer.lines([line])
 
