@@ -42,7 +42,7 @@ from node_runner.oci.store import Store
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
 PACKAGES = ("python3", "python3-yaml", "python3-cryptography", "python3-requests",
-            "python3-jsonschema", "libbpf1", "mount", "ca-certificates")
+            "python3-jsonschema", "python3-pyelftools", "libbpf1", "mount", "ca-certificates")
 # Paths dpkg never unpacks into the image (documentation, translations).
 DPKG_EXCLUDES = ("/usr/share/doc/*", "/usr/share/man/*", "/usr/share/info/*",
                  "/usr/share/locale/*", "/usr/share/lintian/*", "/usr/share/bash-completion/*")
