@@ -67,6 +67,9 @@ def _mounted(target: str, fstype: str) -> bool:
 
 
 def _mount(source: str, target: str, fstype: str) -> None:
+    if not _effective_caps() & (1 << CAP_SYS_ADMIN):
+        raise PermissionDenied(f"mounting {fstype} on {target}: the runner lacks CAP_SYS_ADMIN, "
+                               f"which mounting needs (grant it, or mount {fstype} on the node)")
     try:
         proc = subprocess.run(["mount", "-t", fstype, source, target], capture_output=True,
                               text=True, check=False)
