@@ -1,0 +1,114 @@
+"""Network gadgets through the cluster path: real client, fakekube, runner pods, real eBPF.
+
+Target pods are real processes in their own mount namespace (on this machine they share the
+host's network namespace). A process in one target pod opens a TCP connection to itself over
+127.0.0.1 (a listener and a forked client); trace_tcp must report its connect, accept and
+closes with that pod's Kubernetes metadata, and nothing of a pod that was not selected which
+does the same. trace_sni does the same for a TLS ClientHello, through a socket filter the
+runner attaches in the targets' network namespace, with the client's process from the runner's
+sockets map.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import pytest
+
+from tests.cluster.product_fixtures import GADGETS, GadgetCluster
+
+pytestmark = pytest.mark.usefixtures("no_runner_leftovers")
+
+# Listens, forks a client that connects and closes, prints "<server pid> <client port>".
+CONVERSATION = """
+import os, socket, sys
+srv = socket.socket()
+srv.bind(("127.0.0.1", 0))
+srv.listen()
+child = os.fork()
+if child == 0:
+    c = socket.create_connection(srv.getsockname())
+    c.recv(1)
+    os._exit(0)
+conn, peer = srv.accept()
+conn.close()
+os.waitpid(child, 0)
+open(sys.argv[1], "w").write(f"{os.getpid()} {peer[1]} {child}")
+"""
+
+# Sends one ClientHello naming argv[1] to a plain listener that hangs up.
+HELLO = """
+import socket, ssl, sys, threading
+srv = socket.socket()
+srv.bind(("127.0.0.1", 0))
+srv.listen()
+def serve():
+    conn, _ = srv.accept()
+    conn.recv(65536)
+    conn.close()
+threading.Thread(target=serve, daemon=True).start()
+raw = socket.create_connection(srv.getsockname())
+try:
+    ssl.create_default_context().wrap_socket(raw, server_hostname=sys.argv[1])
+except (ssl.SSLError, OSError):
+    pass
+"""
+
+
+def _gadget(name: str) -> str:
+    path = GADGETS / name
+    if not (path / "program.bpf.o").exists():
+        pytest.skip(f"build/gadgets/{name} is not built: run `make gadgets`")
+    return str(path)
+
+
+def test_trace_tcp_names_pod_and_owner(make_gadget_cluster: Any, tmp_path: Any) -> None:
+    gc: GadgetCluster = make_gadget_cluster(nodes=("node-a", "node-b"))
+    gc.target("cart-a", node="node-a")
+    gc.target("web-b", node="node-b", labels={"app": "web"})
+    client = gc.run_gadget("-n", "shop", "-l", "app=cart", "--timeout", "10",
+                           gadget=_gadget("trace_tcp"))
+    gc.wait_runners_streaming(client.session, ["node-a"])
+    gc.workloads.exec("shop", "web-b", [sys.executable, "-c", CONVERSATION,
+                                        str(tmp_path / "web")])
+    gc.workloads.exec("shop", "cart-a", [sys.executable, "-c", CONVERSATION,
+                                         str(tmp_path / "cart")])
+    server, client_port, child = map(int, (tmp_path / "cart").read_text().split())
+    web_port = int((tmp_path / "web").read_text().split()[1])
+
+    def mine(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [e for e in events if client_port in (e["src.port"], e["dst.port"])]
+
+    client.wait_events(lambda ev: len(mine(ev)) == 4, what="connect, accept and two closes")
+    assert client.wait() == 0, client.stderr
+    events = mine(client.events())
+    by_type = {(e["type"], e["proc.pid"]) for e in events}
+    assert by_type == {("connect", child), ("accept", server), ("close", server),
+                       ("close", child)}, events
+    for e in events:
+        assert (e["k8s.node"], e["k8s.namespace"], e["k8s.podName"], e["k8s.containerName"]) \
+            == ("node-a", "shop", "cart-a", "app"), e
+        assert (e["src.addr"], e["dst.addr"], e["src.proto"]) == ("127.0.0.1", "127.0.0.1", "TCP")
+    assert not [e for e in client.events() if web_port in (e["src.port"], e["dst.port"])]
+
+
+def test_trace_sni_through_a_socket_filter_in_the_pods_namespace(make_gadget_cluster: Any
+                                                                  ) -> None:
+    gc: GadgetCluster = make_gadget_cluster(nodes=("node-a",))
+    gc.target("cart-a", node="node-a")
+    client = gc.run_gadget("-n", "shop", "-l", "app=cart", "--timeout", "10",
+                           gadget=_gadget("trace_sni"))
+    gc.wait_runners_streaming(client.session, ["node-a"])
+    gc.workloads.exec("shop", "cart-a", [sys.executable, "-c", HELLO, "cart.example.test"])
+
+    def hellos(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [e for e in events if e["name"] == "cart.example.test"]
+
+    client.wait_events(lambda ev: len(hellos(ev)) == 1, what="the ClientHello")
+    assert client.wait() == 0, client.stderr
+    (hello,) = hellos(client.events())
+    assert (hello["k8s.podName"], hello["k8s.containerName"]) == ("cart-a", "app"), hello
+    assert hello["proc.comm"] == os.path.basename(sys.executable)[:15], hello
+    assert (hello["dst.addr"], hello["src.addr"]) == ("127.0.0.1", "127.0.0.1")
