@@ -6,6 +6,7 @@
 #include <vmlinux.h>
 #include <bpf/bpf_helpers.h>
 
+#include <gadget/bits.bpf.h>
 #include <gadget/macros.h>
 #include <gadget/mntns_filter.h>
 #include <gadget/types.h>
@@ -36,17 +37,6 @@ struct {
 
 GADGET_MAPITER(sleeps, hists);
 
-static __always_inline __u32 log2_slot(__u64 v)
-{
-	__u32 slot = 0;
-
-	while (v > 1 && slot < MAX_SLOTS - 1) {
-		v >>= 1;
-		slot++;
-	}
-	return slot;
-}
-
 SEC("tracepoint/syscalls/sys_enter_clock_nanosleep")
 int sleep_enter(void *ctx)
 {
@@ -71,7 +61,7 @@ int sleep_exit(void *ctx)
 	t0 = bpf_map_lookup_elem(&start, &tid);
 	if (!t0)
 		return 0;
-	slot = log2_slot((bpf_ktime_get_ns() - *t0) / 1000);
+	slot = log2l((bpf_ktime_get_ns() - *t0) / 1000);
 	bpf_map_delete_elem(&start, &tid);
 	key.mntns_id = gadget_get_current_mntns_id();
 	h = bpf_map_lookup_elem(&hists, &key);
@@ -81,8 +71,9 @@ int sleep_exit(void *ctx)
 		if (!h)
 			return 0;
 	}
-	if (slot < MAX_SLOTS)
-		__sync_fetch_and_add(&h->usecs[slot], 1);
+	if (slot >= MAX_SLOTS)
+		slot = MAX_SLOTS - 1;
+	__sync_fetch_and_add(&h->usecs[slot], 1);
 	return 0;
 }
 
