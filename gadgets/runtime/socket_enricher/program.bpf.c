@@ -91,9 +91,11 @@ static __always_inline struct owner *current_owner(__u64 cookie, __u32 family, _
 {
 	struct owner fresh, *o;
 
+	o = bpf_map_lookup_elem(&enricher_owners, &cookie);
+	if (o && o->pid_tgid == bpf_get_current_pid_tgid())
+		return o; /* the same thread again: nothing to refresh (the common case) */
 	__builtin_memset(&fresh, 0, sizeof(fresh));
 	owner_from_task(&fresh, (struct task_struct *)bpf_get_current_task());
-	o = bpf_map_lookup_elem(&enricher_owners, &cookie);
 	if (o) {
 		/* The process using the socket now owns it; keep the socket's own facts. */
 		fresh.netns = o->netns;
