@@ -22,6 +22,7 @@ from kubectl_gadget.local import LocalNode
 from kubectl_gadget.params import parse_param_flags, runner_param_args
 from kubectl_gadget.pipeline import Operators, Pipeline
 from kubectl_gadget.session import Session, expected_schema, stderr_diag
+from node_runner.gadget.spec import GadgetSpec
 
 
 @dataclass
@@ -68,6 +69,8 @@ def launch(req: RunRequest) -> int:
         check_array_flags(spec, _array_only(req.operators) + arrays.given)
         ops = replace(ops, sort_fields=check_sort_fields(ops.sort, spec, schemas))
     pipeline = Pipeline(ops, sys.stdout, stderr_diag)
+    if spec is not None and arrays.interval is None and _snapshot_only(spec):
+        pipeline.view.interval = None  # one table, then the run ends: no interval to show
     if spec is not None:
         for ds in spec.datasources:
             pipeline.prepare(ds.name, schemas[ds.name], ds.kind, ds.annotations)
@@ -77,6 +80,10 @@ def launch(req: RunRequest) -> int:
     if req.local:
         return _run_local(req, resolved.runner_gadget, args, pipeline)
     return _run_cluster(req, resolved.runner_gadget, args, pipeline)
+
+
+def _snapshot_only(spec: GadgetSpec) -> bool:
+    return all(ds.source is not None and ds.source.kind == "iter" for ds in spec.datasources)
 
 
 def _array_only(ops: Operators) -> list[str]:

@@ -77,3 +77,56 @@ def test_top_tables_combine_the_nodes(make_gadget_cluster: Any, build_gadget: An
         assert [r["opens"] for r in t] == sorted((r["opens"] for r in t), reverse=True)
         # only target containers (a row the runner could not yet name has an empty pod)
         assert {r["k8s"]["podName"] for r in t} - {""} <= {"cart-0", "cart-1", "cart-2"}
+
+
+def _run_until(gc: GadgetCluster, client: Any, work: list[str], done: Any,
+               timeout: float = 30) -> list[list[dict[str, Any]]]:
+    """Exec `work` in every target until `done(tables)`; then stop the client (SIGINT)."""
+    gc.wait_runners_streaming(client.session, list(NODES))
+    deadline = time.monotonic() + timeout
+    tables: list[list[dict[str, Any]]] = []
+    while time.monotonic() < deadline and not done(tables):
+        for i in range(len(NODES)):
+            gc.workloads.exec("shop", f"cart-{i}", work)
+        time.sleep(0.5)
+        tables = _arrays(list(client.stdout_lines))
+    client.signal(signal.SIGINT)
+    assert client.wait(60) == 0, client.stderr
+    assert done(tables), tables
+    return tables
+
+
+def test_histogram_rows_of_every_node(make_gadget_cluster: Any, build_gadget: Any) -> None:
+    gadget: Path = build_gadget(TEST_GADGETS_SRC / "hist_sleep")
+    gc: GadgetCluster = make_gadget_cluster(nodes=NODES)
+    _targets(gc)
+    client = gc.start("run", str(gadget), "-o", "json", "-n", "shop", "-l", "app=cart",
+                      "--timeout", "60")
+
+    def done(tables: list[list[dict[str, Any]]]) -> bool:
+        # a 0.3 s sleep is 300000 us: bucket le=524287 (slot 18)
+        nodes = {r["k8s"]["node"] for t in tables for r in t
+                 if len(r["usecs"]) == 19 and r["usecs"][18]["le"] == 524287
+                 and r["usecs"][18]["count"] >= 1}
+        return nodes == set(NODES)
+
+    _run_until(gc, client, ["/bin/sleep", "0.3"], done)
+
+
+def test_profile_stacks_of_every_node(make_gadget_cluster: Any, build_gadget: Any) -> None:
+    gadget: Path = build_gadget(TEST_GADGETS_SRC / "profile_test")
+    gc: GadgetCluster = make_gadget_cluster(nodes=NODES)
+    _targets(gc)
+    client = gc.start("run", str(gadget), "-o", "json", "-n", "shop", "-l", "app=cart",
+                      "--sampling-frequency", "499", "--timeout", "60")
+
+    def done(tables: list[list[dict[str, Any]]]) -> bool:
+        rows = [r for t in tables for r in t if r["comm"] == "sh"]
+        kernel = {r["k8s"]["node"] for r in rows if "+0x" in r["kernel_stack"]}
+        return kernel == set(NODES) and all(isinstance(r["ustack"]["symbols"], str)
+                                            for r in rows)
+
+    busy = ["/bin/sh", "-c", "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done"]
+    tables = _run_until(gc, client, busy, done, timeout=45)
+    pods = {r["k8s"]["podName"] for t in tables for r in t} - {""}
+    assert pods <= {"cart-0", "cart-1", "cart-2"}
