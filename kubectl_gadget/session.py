@@ -160,8 +160,11 @@ class Session:
 
     def _exit_code(self) -> int:
         codes = []
+        early = {n.name for n in self._started if getattr(n, "ended_before_start", False)}
         for name, (rc, tail) in self.results.items():
             state = self.pipeline.nodes.get(name, NodeState())
+            if name in early and state.end is None:
+                continue  # stopped before its runner was ready: nothing ran, nothing failed
             for problem in state.problems():
                 self.diag(f"node {name}: {problem}")
             code = int(state.end.get("exit_code", rc)) if state.end else rc

@@ -24,6 +24,13 @@ Diag = Callable[[str], None]
 _RUNNER_CODES = {3: "gadget invalid", 4: "kernel not supported", 5: "verifier rejected",
                  6: "permission denied", 7: "image refused"}
 _PULL_REASONS = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
+IMAGE_CODE = 7  # the runner's `image` exit code: every node's pull failing exits with it
+SIGTERM_CODE = 143
+# A dropped log stream is reopened with backoff; the budget is per outage: a follow that
+# delivered lines (or stayed open a while) starts the count again.
+RECONNECTS_PER_OUTAGE = 6
+MAX_BACKOFF = 4.0
+STREAM_UP = 5.0  # seconds a follow must stay open to count as a working stream
 
 
 class SessionWatch:
@@ -156,6 +163,8 @@ class PodNode:
         self.namespace = str(manifest["metadata"]["namespace"])
         self.startup_timeout = startup_timeout
         self.failure = ""  # set when the pod never ran or could not be followed
+        self.failure_code = 1
+        self.ended_before_start = False  # stopped (Ctrl-C) before its runner was ready
         self.created = False
         self.stopping = False
         self.stream_done = False
@@ -171,9 +180,11 @@ class PodNode:
         except KubeError as exc:
             self._fail(f"runner pod not created: {exc}")
 
-    def _fail(self, why: str) -> None:
-        self.failure = why
+    def _fail(self, why: str, code: int = 1) -> None:
+        self.failure, self.failure_code = why, code
         self.watch.waiting.pop(self.name, None)
+        if not self.stopping:  # now, not only in the summary: a dead node is not a quiet one
+            self.watch.diag(f"node {self.name}: {why}")
 
     def _wait_started(self) -> bool:
         deadline = time.monotonic() + self.startup_timeout
@@ -189,11 +200,15 @@ class PodNode:
             if final and reason.startswith("image pull failed") and cause:
                 reason = f"image pull failed: {cause}"
             if final:
-                self._fail(reason)
+                self._fail(reason, IMAGE_CODE if reason.startswith("image pull") else 1)
                 return False
+        if self.stopping:
+            self.failure, self.failure_code = "stopped before it started", 0
+            self.ended_before_start = True
+            self.watch.waiting.pop(self.name, None)
+            return False
         reason, _final = pending_reason(self.watch.pods.get(self.pod))
-        self._fail(f"not started after {self.startup_timeout:.0f}s: {reason}"
-                   if not self.stopping else "stopped before it started")
+        self._fail(f"not started after {self.startup_timeout:.0f}s: {reason}")
         return False
 
     def chunks(self) -> Iterator[bytes]:
@@ -201,12 +216,15 @@ class PodNode:
             yield from self._chunks()
         finally:
             self.stream_done = True
+            if self.created and not self.failure and not self.stopping:
+                self._report_early_end()
 
     def _chunks(self) -> Iterator[bytes]:
         if not self.created or not self._wait_started():
             return
-        delay = 0.5
-        for _attempt in range(8):
+        failures, delay = 0, 0.5
+        while True:
+            seen, opened = self.lines_seen, time.monotonic()
             try:
                 yield from self._follow_once()
             except KubeError as exc:
@@ -217,9 +235,27 @@ class PodNode:
             if _terminated(pod) or pod is None or _node_lost(pod) or (
                     self.stopping and not last_error):
                 return
+            if self.lines_seen > seen or time.monotonic() - opened > STREAM_UP:
+                failures, delay = 0, 0.5  # the stream worked: this is a new outage
+            failures += 1
+            if failures > RECONNECTS_PER_OUTAGE:
+                self._fail(f"log stream lost: {last_error or 'closed repeatedly'} "
+                           f"({RECONNECTS_PER_OUTAGE} reconnects failed; no longer "
+                           "following this node)")
+                return
             time.sleep(delay)
-            delay = min(delay * 2, 8.0)
-        self.failure = f"log stream lost: {last_error or 'closed repeatedly'}"
+            delay = min(delay * 2, MAX_BACKOFF)
+
+    def _report_early_end(self) -> None:
+        """The stream ended while nobody asked the runner to stop: say how, at once."""
+        pod = self.watch.wait_for(
+            self.pod, lambda p: _terminated(p) is not None or _node_lost(p), 5.0)
+        term = _terminated(pod)
+        if _node_lost(pod):
+            self.watch.diag(f"node {self.name}: node lost; the other nodes go on")
+        elif term is not None and int(term.get("exitCode", 1)) != 0:
+            how = classify_end(pod, int(term.get("exitCode", 1)))
+            self.watch.diag(f"node {self.name}: runner ended: {how}; the other nodes go on")
 
     def _follow_once(self) -> Iterator[bytes]:
         skip, held = self.lines_seen, b""
@@ -257,7 +293,7 @@ class PodNode:
         """Exit code and how the pod ended; deletes the pod and waits until it is gone."""
         self.watch.waiting.pop(self.name, None)
         if not self.created:
-            return 1, self.failure
+            return self.failure_code, self.failure
         pod = self.watch.pods.get(self.pod)
         if not (self.failure or _node_lost(pod)):  # else it will not end by itself: delete
             pod = self.watch.wait_for(self.pod, lambda p: _terminated(p) is not None, timeout)
@@ -266,6 +302,10 @@ class PodNode:
         code = int(term.get("exitCode", 1)) if term else 1
         if self.failure:
             how = self.failure
+        elif self.stopping and code == SIGTERM_CODE:
+            # Deleted (Ctrl-C) while its runner was still starting, before it handled SIGTERM.
+            how, self.failure_code, self.ended_before_start = "stopped before it started", 0, True
+            self.failure = how
         elif term is None and not _node_lost(pod):
             how = "runner pod ended without an exit status (deleted or lost)"
         else:
@@ -275,6 +315,8 @@ class PodNode:
         except KubeError as exc:
             how += f"; deleting the pod failed: {exc}"
         self.watch.wait_for(self.pod, lambda p: p is None, 15.0)
+        if self.failure:
+            return self.failure_code, how
         return (0 if how == "ok" else code or 1), how
 
 

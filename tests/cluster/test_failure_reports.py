@@ -1,0 +1,138 @@
+"""Failures of single nodes are reported when they happen, and exit codes follow the README.
+
+A runner killed mid-run, a node whose runner pod never starts, a log stream given up on: one
+line on stderr at once (while the other nodes keep streaming), and the summary still lists
+them. Every node's image pull failing exits 7; Ctrl-C while runner pods are still starting is
+a normal stop (0), not "gadget failed (exit code 143)". Log streams dropped again and again,
+each time after some progress, are followed to the end: the reconnect budget is per outage.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Any
+
+import pytest
+
+from kubectl_gadget.cluster.runner_pod import NODE_LABEL
+from tests.cluster.product_fixtures import RUNNER_NAMESPACE, GadgetCluster
+
+pytestmark = pytest.mark.usefixtures("no_runner_leftovers")
+
+Event = dict[str, Any]
+
+
+def _echoed(events: list[Event], prefix: str) -> list[str]:
+    out = []
+    for e in events:
+        words = str(e.get("args", "")).split()
+        if e.get("comm") == "echo" and words and words[-1].startswith(prefix):
+            out.append(words[-1])
+    return out
+
+
+def test_runner_killed_mid_run_is_reported_at_once(gadget_cluster: GadgetCluster) -> None:
+    gc = gadget_cluster
+    gc.target("cart-a", node="node-a")
+    gc.target("cart-b", node="node-b")
+    client = gc.run_gadget("-n", "shop", "-l", "app=cart", "--timeout", "60")
+    pods = gc.wait_runners_streaming(client.session, ["node-a", "node-b"])
+    victim = pods["node-b"]["metadata"]["name"]
+    for pid in gc.runner_pids(victim):
+        os.kill(pid, signal.SIGKILL)
+    # Reported while the run goes on, not only in the summary at the end.
+    client.wait_stderr(r"node node-b: runner ended: gadget failed \(exit code 137\)", timeout=20)
+    assert client.proc.poll() is None, client.stderr
+    gc.workloads.exec("shop", "cart-a", ["/bin/echo", "still-a"])
+    client.wait_events(lambda ev: _echoed(ev, "still-") == ["still-a"], what="node-a's event")
+    client.signal(signal.SIGINT)
+    assert client.wait(30) == 1, client.stderr
+    assert "summary:" in client.stderr and "  node-b: gadget failed (exit code 137)" in \
+        client.stderr
+    assert "Traceback" not in client.stderr
+
+
+def test_startup_timeout_is_reported_at_once(gadget_cluster: GadgetCluster) -> None:
+    gc = gadget_cluster
+    gc.fail_scheduling("Insufficient cpu", labels={NODE_LABEL: "node-a"})
+    client = gc.run_gadget("-A", "--node", "node-a,node-b", "--timeout", "60",
+                           "--startup-timeout", "2")
+    client.wait_stderr(r"node node-a: not started after 2s: unschedulable", timeout=20)
+    assert client.proc.poll() is None, client.stderr  # node-b still runs
+    client.signal(signal.SIGINT)
+    assert client.wait(30) == 1, client.stderr
+    assert "  node-a: not started after 2s" in client.stderr.split("summary:", 1)[1]
+
+
+def test_every_node_image_pull_failed_exits_7(gadget_cluster: GadgetCluster) -> None:
+    gc = gadget_cluster
+    gc.fail_image_pull(message="pull access denied, repository does not exist")
+    client = gc.run_gadget("-A", "--node", "node-a,node-b", "--timeout", "30",
+                           "--runner-image", "registry.example/nope/runner:0")
+    assert client.wait(60) == 7, client.stderr
+    for node in ("node-a", "node-b"):
+        assert f"node {node}: image pull failed: pull access denied" in client.stderr
+    assert "Traceback" not in client.stderr
+
+
+def test_ctrl_c_while_runner_pods_start_is_a_normal_stop(gadget_cluster: GadgetCluster) -> None:
+    """The runner processes never get ready (they sleep, like a runner still importing), so
+    deleting their pods ends them with SIGTERM's 143: that is the user's stop, not a failure."""
+    gc = gadget_cluster
+    gc.crash(exit_code=1, after_seconds=60, name_prefix="gadget-")
+    client = gc.run_gadget("-A", "--node", "node-a,node-b", "--timeout", "60")
+    gc.wait_for_phase(RUNNER_NAMESPACE, f"gadget-{client.session}-node-a", "Running")
+    gc.wait_for_phase(RUNNER_NAMESPACE, f"gadget-{client.session}-node-b", "Running")
+    client.signal(signal.SIGINT)
+    assert client.wait(60) == 0, client.stderr
+    summary = client.stderr.split("summary:", 1)[1]
+    assert "exit code 143" not in client.stderr, client.stderr
+    assert summary.count("stopped before it started") == 2, summary
+
+
+def test_ctrl_c_before_runner_pods_are_scheduled_is_a_normal_stop(
+        gadget_cluster: GadgetCluster) -> None:
+    gc = gadget_cluster
+    gc.fail_scheduling("Insufficient cpu")
+    client = gc.run_gadget("-A", "--node", "node-a,node-b", "--timeout", "60")
+    client.wait_stderr(r"waiting on 2 node\(s\): unschedulable", timeout=20)
+    client.signal(signal.SIGINT)
+    assert client.wait(60) == 0, client.stderr
+    assert client.stderr.split("summary:", 1)[1].count("stopped before it started") == 2
+
+
+def test_log_stream_dropped_again_and_again_is_followed_to_the_end(
+        gadget_cluster: GadgetCluster) -> None:
+    """Ten drops, more than one outage's budget, each after some progress: nothing is lost."""
+    gc = gadget_cluster
+    gc.target("cart-a", node="node-a")
+    rules = [gc.drop_log_stream(after_lines=n, mode="abort", node="node-a",
+                                name_prefix="gadget-") for n in range(4, 44, 4)]
+    client = gc.run_gadget("-n", "shop", "-l", "app=cart", "--timeout", "90")
+    gc.wait_runners_streaming(client.session, ["node-a"])
+    want = [f"seq-{i:03d}" for i in range(40)]
+    for word in want:
+        gc.workloads.exec("shop", "cart-a", ["/bin/echo", word])
+    client.wait_events(lambda ev: set(want) <= set(_echoed(ev, "seq-")), timeout=60,
+                       what="all 40 numbered execs")
+    client.signal(signal.SIGINT)
+    assert client.wait(30) == 0, client.stderr
+    assert sorted(_echoed(client.events(), "seq-")) == want
+    assert sum(r.fired for r in rules) == len(rules)
+    assert "log stream lost" not in client.stderr
+
+
+def test_a_node_given_up_on_is_reported_at_once(gadget_cluster: GadgetCluster) -> None:
+    gc = gadget_cluster
+    gc.target("cart-a", node="node-a")
+    gc.target("cart-b", node="node-b")
+    gc.drop_log_stream(after_lines=0, times=1000, mode="abort", node="node-a",
+                       name_prefix="gadget-")
+    client = gc.run_gadget("-n", "shop", "-l", "app=cart", "--timeout", "90")
+    client.wait_stderr(r"node node-a: log stream lost: .*no longer following this node",
+                       timeout=40)
+    assert client.proc.poll() is None, client.stderr  # node-b goes on
+    client.signal(signal.SIGINT)
+    assert client.wait(30) == 1, client.stderr
+    assert "  node-a: log stream lost" in client.stderr.split("summary:", 1)[1]
