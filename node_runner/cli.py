@@ -65,8 +65,9 @@ def _parser() -> argparse.ArgumentParser:
                    "gadget fetches once unless this is given)")
     r.add_argument("--map-fetch-count", type=int, default=0, metavar="N",
                    help="array datasources: end the run after N fetches (0: until stopped)")
-    r.add_argument("--sampling-frequency", type=int, default=49, metavar="HZ",
-                   help="perf_event sampling programs: samples per second on each CPU")
+    r.add_argument("--sampling-frequency", type=int, default=None, metavar="HZ",
+                   help="perf_event sampling programs: samples per second on each CPU "
+                   "(default: the gadget.yaml sampler frequency, else 49)")
     r.add_argument("--proc-root", default="/proc")
     r.add_argument("--host-root", default="", help="prefix of the host's runtime state dirs")
     r.add_argument("--no-prepare-host", action="store_true",
@@ -100,7 +101,7 @@ def _options(ns: argparse.Namespace) -> RunOptions:
         raise UsageError("--map-fetch-interval must be positive")
     if ns.map_fetch_count < 0:
         raise UsageError("--map-fetch-count must be 0 or more")
-    if not 1 <= ns.sampling_frequency <= 100000:
+    if ns.sampling_frequency is not None and not 1 <= ns.sampling_frequency <= 100000:
         raise UsageError("--sampling-frequency must be between 1 and 100000")
     gadget, gadget_ref, gadget_digest = resolve_gadget_arg(ns)
     return RunOptions(

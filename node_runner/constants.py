@@ -14,6 +14,7 @@ PARAM_PREFIX = "gadget_param_"
 MAPITER_PREFIX = "gadget_mapiter_"
 ITER_PREFIX = "gadget_iter_"
 ITER_TARGET_PREFIX = "gadget_mapelem_iter_target_"
+SNAPSHOTTER_PREFIX = "gadget_snapshotter_"
 
 # Ring buffers (buffer.h).
 LOST_SAMPLES_SUFFIX = "_lost_samples"

@@ -84,12 +84,20 @@ def _open(spec: GadgetSpec) -> libbpf.BpfObject:
         raise GadgetInvalid(f"opening gadget {spec.name}: {reason}", detail=exc.log) from None
 
 
+def _gadget_frequency(spec: GadgetSpec, prog: str) -> int:
+    progs = spec.metadata.raw.get("programs")
+    body = progs.get(prog) if isinstance(progs, dict) else None
+    sampler = body.get("sampler") if isinstance(body, dict) else None
+    freq = sampler.get("frequency") if isinstance(sampler, dict) else None
+    return freq if isinstance(freq, int) and 1 <= freq <= 100000 else DEFAULT_SAMPLING_HZ
+
+
 class LoadedGadget:
     """A gadget in the kernel. Create, use `readers`, then `close` (or use `with`)."""
 
     def __init__(self, spec: GadgetSpec, params: Mapping[str, str] | None = None,
                  mntns_filter: Iterable[int] | None = None,
-                 sampling_frequency: int = DEFAULT_SAMPLING_HZ, proc_root: str = "/proc",
+                 sampling_frequency: int | None = None, proc_root: str = "/proc",
                  on_phase: Callable[[str], None] | None = None) -> None:
         phase = on_phase or (lambda _p: None)  # said before each libbpf step that may crash
         self.spec = spec
@@ -287,9 +295,12 @@ class LoadedGadget:
         self._attached = True
 
     def _attach_sampling(self, prog: libbpf.BpfProgram) -> None:
-        """A perf_event program samples every online CPU at the sampling frequency."""
+        """A perf_event program samples every online CPU at the sampling frequency: the one
+        asked for, else the gadget's own (gadget.yaml `programs.<prog>.sampler.frequency`,
+        as Inspektor Gadget's gadgets give it), else DEFAULT_SAMPLING_HZ."""
+        freq = self.sampling_frequency or _gadget_frequency(self.spec, prog.name)
         for cpu in libbpf.online_cpus():
-            fd = libbpf.perf_event_open_sampling(cpu, self.sampling_frequency)
+            fd = libbpf.perf_event_open_sampling(cpu, freq)
             self._links.append(prog.attach_perf_event(fd))
 
     def _open_arrays(self) -> None:

@@ -49,6 +49,7 @@ from node_runner.runtime_state import RuntimePaths
 from node_runner.stacks import StackResolver
 
 BATCH = 8192
+FLUSH_ON_STOP = "ebpf.map.flush-on-stop"  # datasource annotation: a last fetch at the stop
 TICK = 1.0
 TABLE_REFRESH = 5.0
 
@@ -80,7 +81,7 @@ class RunOptions:
     # fetches once), fetches before the run ends (0: until stopped).
     map_fetch_interval: float | None = None
     map_fetch_count: int = 0
-    sampling_frequency: int = 49  # Hz, perf_event sampling programs
+    sampling_frequency: int | None = None  # Hz, perf_event programs (None: the gadget's)
 
 
 class _Stop:
@@ -199,12 +200,19 @@ class _Loop:
             if n < BATCH:
                 return
 
-    def fetch(self) -> None:
-        """Read every array datasource once and write one `array` record for each."""
+    def fetch(self, final: bool = False) -> None:
+        """Read every array datasource once and write one `array` record for each; `final`:
+        the run stops, only datasources annotated `ebpf.map.flush-on-stop` get a last one."""
+        flush = {ds.name for ds in self.g.spec.datasources
+                 if ds.annotations.get(FLUSH_ON_STOP) == "true"}
+        if final and not flush:
+            return
         self.fetches += 1
         if self.stacks is not None:
             self.stacks.user.forget_processes()
         for ds, reader in self.g.arrays.items():
+            if final and ds not in flush:
+                continue
             rows = reader.fetch()
             line, dropped = self.arrays[ds].encode(rows, self.fetches, self.targets)
             self.counts.events += self.arrays[ds].last_rows
@@ -286,6 +294,8 @@ class _Loop:
             for ds in self.g.readers:
                 self.drain(ds)
             self.tick()
+            if reason != "finished" and self.g.arrays:
+                self.fetch(final=True)
             return reason
         finally:
             outer.close()

@@ -1,7 +1,8 @@
 """Gadget markers: what a gadget offers, read from the names of BTF variables.
 
 One job: find the ``gadget_tracer_*``, ``gadget_param_*``, ``gadget_mapiter_*``,
-``gadget_iter_*`` and ``gadget_mapelem_iter_target_*`` variables a gadget declares (see
+``gadget_iter_*`` (or IG's older ``gadget_snapshotter_*``) and
+``gadget_mapelem_iter_target_*`` variables a gadget declares (see
 docs/gadget-abi.md sections 2 and 7) and split their names into parts (separator: three
 underscores).
 
@@ -23,6 +24,7 @@ PARAM_PREFIX = "gadget_param_"
 MAPITER_PREFIX = "gadget_mapiter_"
 ITER_PREFIX = "gadget_iter_"
 ITER_TARGET_PREFIX = "gadget_mapelem_iter_target_"
+SNAPSHOTTER_PREFIX = "gadget_snapshotter_"  # IG's older spelling of gadget_iter_
 MAX_ITER_PROGRAMS = 3
 
 
@@ -88,11 +90,11 @@ def _split(marker: str, prefix: str, parts: int, meaning: str) -> list[str]:
     return pieces
 
 
-def _iter(marker: str) -> Iter:
-    pieces = marker[len(ITER_PREFIX):].split(SEPARATOR)
+def _iter(marker: str, prefix: str) -> Iter:
+    pieces = marker[len(prefix):].split(SEPARATOR)
     if not 3 <= len(pieces) <= 2 + MAX_ITER_PROGRAMS or not all(pieces):
         raise GadgetFormatError(
-            f"gadget marker {marker!r}: expected {ITER_PREFIX}<name>___<struct>___<prog>"
+            f"gadget marker {marker!r}: expected {prefix}<name>___<struct>___<prog>"
             f"[___<prog>...] (1 to {MAX_ITER_PROGRAMS} programs, parts separated by "
             f"{SEPARATOR!r}), got {len(pieces)} parts")
     return Iter(pieces[0], pieces[1], tuple(pieces[2:]))
@@ -110,7 +112,9 @@ def parse_marker(name: str) -> Marker | None:
     if name.startswith(MAPITER_PREFIX):
         return MapIter(*_split(name, MAPITER_PREFIX, 2, "<name>___<map>"))
     if name.startswith(ITER_PREFIX):
-        return _iter(name)
+        return _iter(name, ITER_PREFIX)
+    if name.startswith(SNAPSHOTTER_PREFIX):
+        return _iter(name, SNAPSHOTTER_PREFIX)
     if name.startswith(ITER_TARGET_PREFIX):
         return IterTargetMap(*_split(name, ITER_TARGET_PREFIX, 2, "<prog>___<map>"))
     return None

@@ -91,3 +91,15 @@ def test_user_and_kernel_frames_are_named(build_gadget, tmp_path: Path) -> None:
     named = [m.group("name") for frames in kernel for f in frames if (m := FRAME.match(f))]
     assert named and all(n in names for n in named)
 
+
+
+def test_flush_on_stop_gives_the_last_interval(build_gadget) -> None:  # type: ignore[no-untyped-def]
+    """`ebpf.map.flush-on-stop`: stopped before its first interval, the runner still reports."""
+    gadget = build_gadget(TEST_GADGETS_SRC / "profile_test")
+    with RunnerProcess(gadget, "--map-fetch-interval", "3600") as runner:
+        runner.wait_schema()
+        time.sleep(1)  # let it sample (this test's own process is busy enough)
+        assert runner.stop() == 0, runner.stderr()
+    (array,) = runner.of_type("array")
+    assert array["fetch"] == 1 and array["data"]
+    assert runner.end()["events"] == len(array["data"])

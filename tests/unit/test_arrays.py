@@ -45,6 +45,7 @@ def test_iter_markers_take_one_to_three_programs() -> None:
     assert parse_marker("gadget_iter_socks___sock_t___tcp___udp") == \
         Iter("socks", "sock_t", ("tcp", "udp"))
     assert parse_marker("gadget_iter_p___t___a___b___c") == Iter("p", "t", ("a", "b", "c"))
+    assert parse_marker("gadget_snapshotter_p___t___a___b") == Iter("p", "t", ("a", "b"))
     assert parse_marker("gadget_mapelem_iter_target_walk___counts") == \
         IterTargetMap("walk", "counts")
     with pytest.raises(GadgetFormatError, match="1 to 3 programs"):

@@ -51,7 +51,7 @@ def test_marker_prefixes_and_separator_match_macros_h() -> None:
     # Every marker prefix the header builds is known on the Python side.
     built = set(re.findall(r"\b(gadget_[a-z_]+?_)##", text))
     assert built == {C.TRACER_PREFIX, C.PARAM_PREFIX, C.MAPITER_PREFIX, C.ITER_PREFIX,
-                     C.ITER_TARGET_PREFIX}
+                     C.ITER_TARGET_PREFIX, C.SNAPSHOTTER_PREFIX}
 
 
 def test_marker_parser_uses_the_constants() -> None:
@@ -61,6 +61,7 @@ def test_marker_parser_uses_the_constants() -> None:
     assert markers.MAPITER_PREFIX == C.MAPITER_PREFIX
     assert markers.ITER_PREFIX == C.ITER_PREFIX
     assert markers.ITER_TARGET_PREFIX == C.ITER_TARGET_PREFIX
+    assert markers.SNAPSHOTTER_PREFIX == C.SNAPSHOTTER_PREFIX
 
 
 def test_lost_samples_suffix_matches_buffer_h() -> None:

@@ -40,6 +40,20 @@
 		name, struct_name, __VA_ARGS__);                                            \
 	const struct struct_name *__gadget_iter_type_##name __attribute__((unused))
 
+/* The same datasource as Inspektor Gadget's older gadgets declare it (same meaning). */
+#define __GADGET_SNAPSHOTTER1(name, struct_name, p1)                                          \
+	const void *gadget_snapshotter_##name##___##struct_name##___##p1 __attribute__((unused))
+#define __GADGET_SNAPSHOTTER2(name, struct_name, p1, p2)                                        \
+	const void *gadget_snapshotter_##name##___##struct_name##___##p1##___##p2              \
+		__attribute__((unused))
+#define __GADGET_SNAPSHOTTER3(name, struct_name, p1, p2, p3)                                    \
+	const void *gadget_snapshotter_##name##___##struct_name##___##p1##___##p2##___##p3     \
+		__attribute__((unused))
+#define GADGET_SNAPSHOTTER(name, struct_name, ...)                                        \
+	__GADGET_ITER_PICK(__VA_ARGS__, __GADGET_SNAPSHOTTER3, __GADGET_SNAPSHOTTER2,     \
+			   __GADGET_SNAPSHOTTER1)(name, struct_name, __VA_ARGS__);           \
+	const struct struct_name *__gadget_snapshotter_type_##name __attribute__((unused))
+
 /* The iter/bpf_map_elem program <prog> walks map <map> (the map's fd goes in the link info). */
 #define GADGET_ITER_TARGET_MAP(prog, map) \
 	const void *gadget_mapelem_iter_target_##prog##___##map __attribute__((unused))

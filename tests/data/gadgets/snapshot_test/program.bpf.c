@@ -37,7 +37,8 @@ struct filter_row {
 };
 
 GADGET_ITER(tasks, task_row, snap_tasks);
-GADGET_ITER(socks, sock_row, snap_tcp, snap_udp);
+/* IG's older spelling of GADGET_ITER: gadgets written with it run unchanged */
+GADGET_SNAPSHOTTER(socks, sock_row, snap_tcp, snap_udp);
 GADGET_ITER(filtered, filter_row, snap_filter);
 GADGET_ITER_TARGET_MAP(snap_filter, gadget_mntns_filter_map);
 
