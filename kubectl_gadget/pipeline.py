@@ -101,7 +101,7 @@ class Pipeline:
         self._ds: dict[str, _Datasource] = {}
         self.combiner = Combiner(ops.map_fetch_interval or 1.0)
         self.view = ArrayView(out, tty=_isatty(out), interval=ops.map_fetch_interval or 1.0)
-        self.fatal = ""  # set when the run must stop (a runner this client cannot read)
+        self._refused: set[str] = set()  # nodes whose runner speaks another protocol
 
     def prepare(self, ds: str, fields: list[FieldSchema], kind: str = "stream",
                 annotations: Mapping[str, str] | None = None) -> None:
@@ -198,6 +198,9 @@ class Pipeline:
         elif type(rec) is R.Schema:
             self._schema(node, state, rec)
         elif type(rec) is R.Hello:
+            if state.hello is not None:  # the first hello decides; another is a broken record
+                self._bad(node, state, "a second hello record", b"")
+                return
             state.hello = msgspec.to_builtins(rec)
             self._check_protocol(node, state, rec.protocol)
         elif type(rec) is R.End:
@@ -219,7 +222,8 @@ class Pipeline:
             fmt.header()
 
     def _check_protocol(self, node: str, state: NodeState, major: int) -> None:
-        """A runner of another major protocol version is refused: one line, the run stops."""
+        """A runner of another major protocol version is refused: one line, its records are
+        ignored, and the run stops when no node is left (`fatal`)."""
         if major == SUPPORTED_PROTOCOL:
             self.combiner.node_started(node)
             return
@@ -228,8 +232,15 @@ class Pipeline:
                    "release")
         state.error = {"type": "error", "code": "protocol", "message": message}
         state.end = {"type": "end", "reason": "error", "exit_code": 1}
-        self.fatal = message
+        self._refused.add(node)
+        self.combiner.running.discard(node)  # its tables wait for it no more
         self.diag(message)
+
+    @property
+    def fatal(self) -> bool:
+        """Every node is a runner this client cannot read: the run should stop."""
+        expected = self.combiner.running | self._refused
+        return bool(self._refused) and expected <= self._refused
 
     def node_expected(self, node: str) -> None:
         """A node is starting: tables wait for its arrays."""

@@ -183,6 +183,13 @@ def test_an_unknown_major_protocol_is_refused_in_one_line() -> None:
     assert p.fatal and len(diag) == 1 and "protocol 2" in diag[0]
     assert out.getvalue() == ""
     assert p.nodes["n"].end is not None and p.nodes["n"].end["exit_code"] == 1
+    # Another node still speaks our protocol: its tables are shown and the run goes on; a
+    # second hello of a node is a broken record, not a new protocol.
+    p.node_expected("m")
+    _feed(p, "m", [_hello("m"), _hello("m", protocol=2),
+                   _array("m", 1, [{"comm": "b", "opens": 2}])])
+    assert not p.fatal and len(diag) == 2 and "second hello" in diag[1]
+    assert out.getvalue().splitlines()[1].split()[:2] == ["b", "2"]
 
 
 def test_array_flags(tmp_path: Path) -> None:
