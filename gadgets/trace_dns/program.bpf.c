@@ -4,7 +4,9 @@
  * network namespace. The packet is parsed here: id, query/response, query name and type,
  * response code, the A/AAAA addresses of the answers (as text), and the latency of a response
  * (matched to its query by namespace, client port and id). The process is the owner of the
- * client's socket (the end that is not port 53), found in the runner's sockets map.
+ * client's socket (the end that is not port 53), found in the runner's sockets map; with a
+ * container filter, only the selected containers' lookups are kept (the containers of a pod
+ * share its network namespace).
  *
  * On loopback every packet passes a packet socket twice (sent, then received): only the
  * received copy is used there.
@@ -16,6 +18,7 @@
 #define GADGET_TYPE_NETWORKING
 #include <gadget/buffer.h>
 #include <gadget/macros.h>
+#include <gadget/mntns_filter.h>
 #include <gadget/types.h>
 #include <gadget/sockets-map.h>
 
@@ -414,6 +417,11 @@ int trace_dns_packet(struct __sk_buff *skb)
 			event->latency_ns = now - *sent;
 			bpf_map_delete_elem(&query_ts, &qkey);
 		}
+	}
+	/* Containers of a pod share its namespace: the container filter applies to the client. */
+	if (gadget_should_discard_mntns_id(event->proc.mntns_id)) {
+		gadget_discard_buf(event);
+		return 0;
 	}
 	gadget_submit_buf(skb, &events, event, sizeof(*event));
 	return 0;

@@ -15,6 +15,7 @@
 #define GADGET_TYPE_NETWORKING
 #include <gadget/buffer.h>
 #include <gadget/macros.h>
+#include <gadget/mntns_filter.h>
 #include <gadget/types.h>
 #include <gadget/sockets-map.h>
 
@@ -179,6 +180,11 @@ int trace_sni_packet(struct __sk_buff *skb)
 		__builtin_memcpy(event->proc.comm, owner->task, sizeof(event->proc.comm));
 		__builtin_memcpy(event->proc.parent.comm, owner->ptask,
 				 sizeof(event->proc.parent.comm));
+	}
+	/* Containers of a pod share its namespace: the container filter applies to the client. */
+	if (gadget_should_discard_mntns_id(event->proc.mntns_id)) {
+		gadget_discard_buf(event);
+		return 0;
 	}
 	gadget_submit_buf(skb, &events, event, sizeof(*event));
 	return 0;

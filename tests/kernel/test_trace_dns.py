@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,8 +28,8 @@ from tests.kernel.netns import (
     netns_inode,
     socket_enricher,
 )
-from tests.kernel.runner_proc import Record, RunnerProcess, python_argv
-from tests.workloads import ContainerWorkload
+from tests.kernel.runner_proc import Record, RunnerProcess, python_argv, wait_exit
+from tests.workloads import ContainerWorkload, run_in_container
 
 pytestmark = [pytest.mark.kernel, needs_root_btf, needs_unshare]
 __all__ = ["socket_enricher"]  # a fixture used by the tests below
@@ -101,6 +102,8 @@ def _lookups(w: ContainerWorkload, resolv_conf: str) -> dict[str, Any]:
                                      *python_argv(CLIENT), NAME, MISSING]),
                      stdout=subprocess.PIPE)
     out, _ = client.communicate(timeout=30)
+    responder.kill()
+    wait_exit(responder)
     assert client.returncode == 0
     seen: dict[str, Any] = json.loads(out)
     assert seen["found"] == sorted([*A_RECORDS, AAAA_RECORD])
@@ -174,3 +177,26 @@ def test_neighbour_namespace_is_not_seen(
     # the neighbour made the same lookups first: exactly one set of records is seen
     assert len([d for d in events if d["name"] == NAME]) == 4, events
     assert {d["netns_id"] for d in events} == {seen["netns"]}
+
+
+def test_a_container_sharing_the_namespace_is_filtered_out(gadget: Path, socket_enricher: Path,
+                                                          resolv: str) -> None:
+    """Containers of a pod share its network namespace: the container filter must still keep
+    only the selected container's lookups (by the client's mount namespace)."""
+    with netns_container() as w, \
+            run_in_container(in_netns_of(w, ["sleep", "1000"])) as sidecar:
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{sidecar.pid}/comm").read_text().strip() != "sleep":
+            assert time.monotonic() < deadline, "the sidecar never joined the namespace"
+            time.sleep(0.02)
+        assert netns_inode(sidecar.pid) == netns_inode(w.pid)
+        with RunnerProcess(gadget, "--mntns", str(w.mntns_id)) as runner:
+            runner.wait_schema()
+            side = _lookups(sidecar, resolv + ".sidecar")
+            seen = _lookups(w, resolv)
+            runner.wait_event(lambda d: d["name"] == MISSING and d["rcode"] == "NXDOMAIN",
+                              what="the NXDOMAIN response")
+            assert runner.stop() == 0, runner.stderr()
+    events = runner.events()
+    assert {d["proc.pid"] for d in events} == {seen["pid"]} != {side["pid"]}
+    assert len([d for d in events if d["name"] == NAME]) == 4, events
