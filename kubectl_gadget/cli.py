@@ -117,6 +117,11 @@ def _operators(output: str, fields: str | None, filter_expr: str | None, sort: s
 @click.option("--max-entries", type=Count(0), default=None, help="Rows to keep per array output.")
 @click.option("--timeout", type=SECONDS, default=None, help="Stop after this many seconds.")
 @click.option("-v", "--verbose", is_flag=True, help="Show runner details (verifier log).")
+@click.option("--param", "param_options", multiple=True, metavar="NAME=VALUE",
+              help="Set a gadget param (repeatable); params are also flags (--NAME VALUE) "
+              "unless a run flag has their name.")
+@click.option("--fail-on-lost", is_flag=True,
+              help="Exit 1 when events were lost (full ring buffers), for CI scripts.")
 @cluster_options
 @image_run_options
 @array_options
@@ -126,14 +131,14 @@ def run(ctx: click.Context, gadget: str, local: bool, namespace: str | None,
         container_ids: tuple[str, ...], nodes: tuple[str, ...], output: str,
         fields: str | None, filter_expr: str | None, sort: str | None,
         max_entries: int | None, timeout: float | None, verbose: bool,
-        **cluster: object) -> None:
+        param_options: tuple[str, ...], fail_on_lost: bool, **cluster: object) -> None:
     """Run GADGET and show its events until Ctrl-C or --timeout."""
     from kubectl_gadget.launch import RunRequest, launch  # the run machinery, only for `run`
 
     req = RunRequest(gadget, local, _operators(output, fields, filter_expr, sort, max_entries),
                      namespace, all_namespaces, selector, podname, container_names,
                      container_ids, _split_nodes(nodes), timeout, verbose, tuple(ctx.args),
-                     dict(cluster))
+                     param_options, fail_on_lost, dict(cluster))
     ctx.exit(launch(req))
 
 

@@ -19,7 +19,7 @@ from kubectl_gadget.errors import UsageError
 from kubectl_gadget.gadget_arg import resolve_gadget
 from kubectl_gadget.image.run_flags import ImageRunFlags, precheck
 from kubectl_gadget.local import LocalNode
-from kubectl_gadget.params import parse_param_flags, runner_param_args
+from kubectl_gadget.params import parse_param_flags, parse_param_options, runner_param_args
 from kubectl_gadget.pipeline import Operators, Pipeline
 from kubectl_gadget.session import Session, expected_schema, stderr_diag
 from node_runner.gadget.spec import GadgetSpec
@@ -42,6 +42,8 @@ class RunRequest:
     timeout: float | None = None
     verbose: bool = False
     param_args: Sequence[str] = ()  # the gadget's params, as given (--name value ...)
+    param_options: Sequence[str] = ()  # --param NAME=VALUE
+    fail_on_lost: bool = False
     cluster: dict[str, Any] = field(default_factory=dict)
 
 
@@ -63,6 +65,7 @@ def launch(req: RunRequest) -> int:
     resolved = resolve_gadget(req.gadget, cluster=not req.local)
     spec = resolved.spec or precheck(resolved.runner_gadget, img, req.local)
     params = parse_param_flags(list(req.param_args), spec)
+    params.update(parse_param_options(req.param_options, spec))
     ops = replace(req.operators, map_fetch_interval=arrays.interval)
     schemas = expected_schema(spec, cluster=not req.local) if spec is not None else {}
     if spec is not None:
@@ -78,8 +81,19 @@ def launch(req: RunRequest) -> int:
     args += arrays.runner_args()
     args += img.runner_args()  # the runner enforces image policy, even for directories
     if req.local:
-        return _run_local(req, resolved.runner_gadget, args, pipeline)
-    return _run_cluster(req, resolved.runner_gadget, args, pipeline)
+        code = _run_local(req, resolved.runner_gadget, args, pipeline)
+    else:
+        code = _run_cluster(req, resolved.runner_gadget, args, pipeline)
+    return _fail_on_lost(req, pipeline, code)
+
+
+def _fail_on_lost(req: RunRequest, pipeline: Pipeline, code: int) -> int:
+    """With --fail-on-lost, a run that lost events exits 1 (for CI scripts)."""
+    lost = sum(state.lost for state in pipeline.nodes.values())
+    if req.fail_on_lost and lost and code == 0:
+        stderr_diag(f"{lost} event(s) lost: exit code 1 (--fail-on-lost)")
+        return 1
+    return code
 
 
 def _snapshot_only(spec: GadgetSpec) -> bool:

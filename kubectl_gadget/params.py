@@ -3,7 +3,9 @@
 A gadget's params are only known once its spec is read, so `run` collects the flags it does
 not know itself and they are parsed here against the spec, before any runner starts. A typo is
 a usage error that lists the gadget's params (with the closest match), and a bad value is
-refused with the param's type. Boolean params accept `--flag`, `--flag=true|false`.
+refused with the param's type. Boolean params accept `--flag`, `--flag=true|false`. Every param
+can also be given as `--param NAME=VALUE`, the only way for one whose name a `run` flag
+already takes (a param named `timeout`).
 """
 
 from __future__ import annotations
@@ -22,13 +24,42 @@ def describe_params(spec: GadgetSpec) -> str:
     for key, p in sorted(spec.params.items()):
         value = "" if p.kind == "bool" else f"={p.kind.upper()}"
         items.append(f"--{key}{value}")
-    return f"params of gadget {spec.name}: " + ", ".join(items)
+    return (f"params of gadget {spec.name}: " + ", ".join(items)
+            + " (each also as --param NAME=VALUE)")
 
 
-def _unknown(flag: str, spec: GadgetSpec) -> UsageError:
+def _unknown(flag: str, spec: GadgetSpec, key: str | None = None) -> UsageError:
+    if key is not None:
+        close = difflib.get_close_matches(key, list(spec.params), n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        return UsageError(f"unknown gadget param {key}{hint}; {describe_params(spec)}")
     close = difflib.get_close_matches(flag, [f"--{k}" for k in spec.params], n=1)
     hint = f" (did you mean {close[0]}?)" if close else ""
     return UsageError(f"unknown flag {flag}{hint}; {describe_params(spec)}")
+
+
+def _check(flag: str, p: ParamSpec | None, value: str) -> None:
+    if p is None:
+        return
+    try:
+        encode_param(p, value)
+    except ValueError as exc:
+        raise UsageError(f"{flag}: {exc}" if flag.startswith("--param") else str(exc)) from None
+
+
+def parse_param_options(items: Sequence[str], spec: GadgetSpec | None) -> dict[str, str]:
+    """`--param NAME=VALUE` (repeatable): any param, also one whose name a `run` flag takes."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise UsageError(f"--param {item!r}: expected NAME=VALUE")
+        p: ParamSpec | None = spec.params.get(key) if spec else None
+        if spec is not None and p is None:
+            raise _unknown(f"--param {key}", spec, key)
+        _check(f"--param {key}", p, value)
+        out[key] = value
+    return out
 
 
 def parse_param_flags(args: Sequence[str], spec: GadgetSpec | None) -> dict[str, str]:
@@ -52,11 +83,7 @@ def parse_param_flags(args: Sequence[str], spec: GadgetSpec | None) -> dict[str,
                 value = "true"
             else:
                 value, i = nxt, i + 1
-        if p is not None:
-            try:
-                encode_param(p, value)
-            except ValueError as exc:
-                raise UsageError(str(exc)) from None
+        _check(f"--{key}", p, value)
         out[key] = value
         i += 1
     return out

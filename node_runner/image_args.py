@@ -83,6 +83,8 @@ def resolve_gadget_arg(ns: argparse.Namespace) -> tuple[str, str, str]:
     from node_runner.oci.registry import RegistryOptions
     from node_runner.oci.resolve import ResolveOptions, resolve
 
+    if ns.authfile and not os.path.isfile(ns.authfile):
+        raise UsageError(f"--authfile {ns.authfile}: no such file")
     opts = ResolveOptions(
         pull=ns.pull, verify=ns.verify_image is not False, public_keys=tuple(ns.public_key),
         allowed=allowed, registry=RegistryOptions(_split(ns.insecure_registries), ns.authfile))

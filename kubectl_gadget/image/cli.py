@@ -19,6 +19,7 @@ import click
 from kubectl_gadget.boolflags import BoolFlagGroup
 from kubectl_gadget.errors import GadgetError, ImageError
 from kubectl_gadget.image import archive, ops, pack
+from kubectl_gadget.image.run_flags import existing_file
 from node_runner.oci.registry import RegistryOptions
 from node_runner.oci.signing import generate_key
 from node_runner.oci.store import Store
@@ -50,7 +51,7 @@ def _store(ctx: click.Context) -> Store:
 
 
 def registry_options(fn: Any) -> Any:
-    fn = click.option("--authfile", default="", metavar="FILE",
+    fn = click.option("--authfile", default="", metavar="FILE", callback=existing_file,
                       help="Docker config file with credentials (default ~/.docker/config.json)."
                       )(fn)
     return click.option("--insecure-registries", multiple=True, metavar="LIST",

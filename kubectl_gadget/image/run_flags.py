@@ -11,6 +11,7 @@ these flags differently, or the client trusting its own check.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -68,6 +69,14 @@ class ImageRunFlags:
         return args
 
 
+def existing_file(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """Click callback: a file named on the command line must exist (an empty value: none)."""
+    if value and not os.path.isfile(value):
+        why = "is not a regular file" if os.path.exists(value) else "does not exist"
+        raise click.BadParameter(f"{value} {why}", ctx, param)
+    return value
+
+
 def image_run_options(fn: F) -> F:
     """Decorator adding the image options to a click command (use with BoolFlagCommand)."""
     options = [
@@ -82,7 +91,7 @@ def image_run_options(fn: F) -> F:
                      help="Comma-separated refs, digests or prefix/* wildcards; refuse others."),
         click.option("--insecure-registries", multiple=True, metavar="LIST",
                      help="Comma-separated registries (host:port) reached over plain http."),
-        click.option("--authfile", default="", metavar="FILE",
+        click.option("--authfile", default="", metavar="FILE", callback=existing_file,
                      help="Docker config file with registry credentials."),
     ]
     for option in reversed(options):

@@ -109,3 +109,67 @@ def test_directory_that_is_no_gadget(tmp_path: Path) -> None:
     empty.mkdir()
     proc = client("run", str(empty), "--local", tmp=tmp_path)
     assert_clean(proc, 3, "holds neither program.bpf.c nor program.bpf.o")
+
+
+@pytest.mark.parametrize("argv", [
+    ["run", "trace_open", "--local"], ["run", "trace_open"],
+    ["image", "pull", "127.0.0.1:1/g:v1"], ["image", "push", "127.0.0.1:1/g:v1"],
+], ids=["run-local", "run-cluster", "pull", "push"])
+def test_missing_authfile_is_an_error(argv: list[str], tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "no-auth.json"
+    assert main([*argv, "--authfile", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert "Invalid value for '--authfile'" in err and "does not exist" in err
+
+
+def test_runner_refuses_a_missing_authfile(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "node_runner", "run", "--gadget",
+                           "127.0.0.1:1/g:v1", "--pull", "never", "--authfile",
+                           str(tmp_path / "no-auth.json")], cwd=REPO, capture_output=True,
+                          text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 2, proc.stderr
+    assert "--authfile" in proc.stderr and "no such file" in proc.stderr
+
+
+FAKE_RUNNER = """
+import sys
+open(sys.argv[1], "w").write("\\n".join(sys.argv[2:]))
+"""
+
+
+@pytest.fixture
+def fake_runner(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """A runner stand-in that only records the arguments the client gave it."""
+    marker = tmp_path / "runner-args"
+    script = tmp_path / "fake_runner.py"
+    script.write_text(FAKE_RUNNER)
+    return {**os.environ, "KUBECTL_GADGET_RUNNER": f"{sys.executable} {script} {marker}",
+            "KUBECTL_GADGET_STORE": str(tmp_path / "store")}, marker
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a local run needs root to start its runner")
+def test_param_whose_name_is_a_run_flag_is_set_with_param(
+        trace_open_copy: Path, fake_runner: tuple[dict[str, str], Path]) -> None:
+    yaml_path = trace_open_copy / "gadget.yaml"
+    yaml_path.write_text(yaml_path.read_text().replace("key: failed", "key: timeout"))
+    env, marker = fake_runner
+    proc = subprocess.run([sys.executable, "-m", "kubectl_gadget", "run", str(trace_open_copy),
+                           "--local", "--param", "timeout=true", "--timeout", "3"],
+                          cwd=REPO, capture_output=True, text=True, timeout=120, env=env,
+                          stdin=subprocess.DEVNULL)
+    assert marker.exists(), proc.stderr
+    args = marker.read_text().splitlines()
+    assert "timeout=true" in args and args[args.index("timeout=true") - 1] == "--param"
+    assert args[args.index("--timeout") + 1] == "3.0"
+
+    bad = subprocess.run([sys.executable, "-m", "kubectl_gadget", "run", str(trace_open_copy),
+                          "--local", "--param", "timeout=maybe"], cwd=REPO,
+                         capture_output=True, text=True, timeout=120, env=env,
+                         stdin=subprocess.DEVNULL)
+    assert bad.returncode == 2 and "--param timeout" in bad.stderr, bad.stderr
+    typo = subprocess.run([sys.executable, "-m", "kubectl_gadget", "run", str(trace_open_copy),
+                           "--local", "--param", "timeuot=true"], cwd=REPO,
+                          capture_output=True, text=True, timeout=120, env=env,
+                          stdin=subprocess.DEVNULL)
+    assert typo.returncode == 2 and "did you mean timeout?" in typo.stderr, typo.stderr

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import GADGETS_SRC, needs_root_btf, needs_unshare
+from tests.conftest import GADGETS_SRC, REPO, needs_root_btf, needs_unshare
 from tests.kernel.runner_proc import RunnerProcess, python_argv, wait_exit
 from tests.workloads import sleeping_container
 
@@ -67,3 +69,38 @@ def test_tiny_ring_buffer_reports_lost_records(tiny_trace_open: Path, tmp_path: 
     # count is the workload's own startup opens).
     assert delivered + end["lost"] >= STORM_OPENS
     assert end["events"] + end["lost"] < STORM_OPENS + 1000
+
+
+TIMED_STORM = """
+import os, sys, time
+path, end = sys.argv[1], time.monotonic() + float(sys.argv[2])
+while time.monotonic() < end:
+    for _ in range(1000):
+        try:
+            os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            pass
+"""
+
+
+@pytest.mark.parametrize("fail_on_lost", [True, False])
+def test_fail_on_lost_exits_1_when_events_were_lost(tiny_trace_open: Path, tmp_path: Path,
+                                                    fail_on_lost: bool) -> None:
+    missing = str(tmp_path / "storm-target")
+    flag = ["--fail-on-lost"] if fail_on_lost else []
+    with sleeping_container() as w:
+        storm = w.popen(python_argv(TIMED_STORM) + [missing, "8"])
+        try:
+            client = subprocess.run(
+                [sys.executable, "-m", "kubectl_gadget", "run", str(tiny_trace_open), "--local",
+                 "--timeout", "4", "-o", "json", "-F", f"fname=={missing}", *flag],
+                cwd=REPO, capture_output=True, text=True, timeout=120,
+                stdin=subprocess.DEVNULL)
+        finally:
+            wait_exit(storm, timeout=60)
+    assert re.search(r"lost \d+ events", client.stderr), client.stderr
+    if fail_on_lost:
+        assert client.returncode == 1, client.stderr
+        assert "(--fail-on-lost)" in client.stderr
+    else:
+        assert client.returncode == 0, client.stderr

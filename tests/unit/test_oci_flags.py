@@ -53,7 +53,11 @@ def _cmd(gadget: str, **kwargs: object) -> None:
      "--insecure-registries h:1 --authfile c.json"),
 ])
 def test_client_flags_forward_to_the_runner(args: list[str], expected: str) -> None:
-    result = CliRunner().invoke(_cmd, args)
+    runner = CliRunner()
+    with runner.isolated_filesystem():
+        with open("c.json", "w") as fh:  # --authfile must name an existing file
+            fh.write("{}")
+        result = runner.invoke(_cmd, args)
     assert result.exit_code == 0, result.output
     assert result.output.strip() == expected
     # and the runner parses what the client forwards
