@@ -1,11 +1,11 @@
 """trace_dns on this kernel: name lookups by glibc against a DNS responder inside a container.
 
 The container has its own mount and network namespace. A tiny responder (written here, below)
-answers on 127.0.0.1:53 there: two A records and one AAAA record for one name, NXDOMAIN for
-any other. The container's /etc/resolv.conf is bind-mounted to point at it, and a client
-process resolves both names with getaddrinfo(), so real glibc queries and real responses pass
-the socket filter the runner attached in that namespace. A neighbour container in another
-network namespace resolves the same names and must not be seen.
+answers on 127.0.0.1:53 there (::1:53 in the IPv6 test): two A records and one AAAA record for
+one name, NXDOMAIN for any other. The container's /etc/resolv.conf is bind-mounted to point at
+it, and a client process resolves both names with getaddrinfo(), so real glibc queries and real
+responses pass the socket filter the runner attached in that namespace. A neighbour container
+in another network namespace resolves the same names and must not be seen.
 """
 
 from __future__ import annotations
@@ -39,9 +39,9 @@ A_RECORDS, AAAA_RECORD = ("10.1.2.3", "10.1.2.4"), "fd00:0:ab::5"
 
 RESPONDER = """
 import socket, struct, sys
-name, a_records, aaaa = sys.argv[1], sys.argv[2].split(","), sys.argv[3]
-sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-sock.bind(("127.0.0.1", 53))
+name, a_records, aaaa, server = sys.argv[1], sys.argv[2].split(","), sys.argv[3], sys.argv[4]
+sock = socket.socket(socket.AF_INET6 if ":" in server else socket.AF_INET, socket.SOCK_DGRAM)
+sock.bind((server, 53))
 print("ready", flush=True)
 while True:
     query, peer = sock.recvfrom(512)
@@ -79,7 +79,7 @@ except socket.gaierror as exc:
     err = exc.errno
 print(json.dumps({"pid": os.getpid(), "found": found, "error": err}), flush=True)
 """
-RESOLV = 'echo "nameserver 127.0.0.1" > "$0" && mount --bind "$0" /etc/resolv.conf && exec "$@"'
+RESOLV = 'echo "nameserver $1" > "$0" && mount --bind "$0" /etc/resolv.conf && shift && exec "$@"'
 
 
 @pytest.fixture(scope="module")
@@ -92,13 +92,14 @@ def resolv(tmp_path: Path) -> str:
     return str(tmp_path / "resolv.conf")
 
 
-def _lookups(w: ContainerWorkload, resolv_conf: str) -> dict[str, Any]:
+def _lookups(w: ContainerWorkload, resolv_conf: str, server: str = "127.0.0.1"
+             ) -> dict[str, Any]:
     """Start the responder in w, resolve the names from another process of w; what it saw."""
     responder = w.popen(in_netns_of(w, [*python_argv(RESPONDER), NAME, ",".join(A_RECORDS),
-                                        AAAA_RECORD]), stdout=subprocess.PIPE)
+                                        AAAA_RECORD, server]), stdout=subprocess.PIPE)
     assert responder.stdout is not None
     assert responder.stdout.readline() == b"ready\n"
-    client = w.popen(in_netns_of(w, ["sh", "-c", RESOLV, resolv_conf,
+    client = w.popen(in_netns_of(w, ["sh", "-c", RESOLV, resolv_conf, server,
                                      *python_argv(CLIENT), NAME, MISSING]),
                      stdout=subprocess.PIPE)
     out, _ = client.communicate(timeout=30)
@@ -200,3 +201,22 @@ def test_a_container_sharing_the_namespace_is_filtered_out(gadget: Path, socket_
     events = runner.events()
     assert {d["proc.pid"] for d in events} == {seen["pid"]} != {side["pid"]}
     assert len([d for d in events if d["name"] == NAME]) == 4, events
+
+
+def test_lookups_over_ipv6(gadget: Path, socket_enricher: Path, resolv: str) -> None:
+    with netns_container() as w:
+        with RunnerProcess(gadget, "--mntns", str(w.mntns_id)) as runner:
+            runner.wait_schema()
+            seen = _lookups(w, resolv, server="::1")
+            runner.wait_event(lambda d: d["name"] == MISSING and d["rcode"] == "NXDOMAIN",
+                              what="the NXDOMAIN response")
+            assert runner.stop() == 0, runner.stderr()
+    events = runner.events()
+    qaaaa = _one(events, qr="Q", qtype="AAAA", name=NAME)
+    raaaa = _one(events, qr="R", qtype="AAAA", name=NAME)
+    assert endpoint(qaaaa, "dst") == ("::1", 53, 17)
+    assert endpoint(raaaa, "src") == ("::1", 53, 17)
+    assert endpoint(raaaa, "dst") == ("::1", endpoint(qaaaa, "src")[1], 17)
+    assert raaaa["addresses"] == AAAA_RECORD and raaaa["id"] == qaaaa["id"]
+    assert raaaa["latency_ns"] > 0
+    assert {d["proc.pid"] for d in events} == {seen["pid"]}
