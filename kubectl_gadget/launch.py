@@ -111,6 +111,9 @@ def _run_local(req: RunRequest, gadget: str, args: list[str], pipeline: Pipeline
         args += ["--container-id", cid]
     if req.timeout:
         args += ["--timeout", str(req.timeout)]
+    if pipeline.can_forward():  # -o json of every field: the runner nests, the client forwards
+        pipeline.forward = True
+        args += ["--nested-data"]
     node = LocalNode(os.uname().nodename, gadget, args)
     return Session([node], pipeline, timeout=req.timeout, diag=stderr_diag).run()
 

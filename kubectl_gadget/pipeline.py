@@ -10,6 +10,11 @@ machine-readable, and each node's `hello`, `error` and `end` are kept for the en
 summary and exit code. The trap avoided: a record from one misbehaving node (garbage, a wrong
 type in a known key, an unknown datasource) stopping the view of all the others; such records
 are counted and reported for their node, never raised.
+
+Never decode what nobody reads: when the output is `-o json` of every field with no filter,
+the local runner is asked for event data already nested as `-o json` prints it
+(`--nested-data`, confirmed in its `hello`), and such events are checked as records but their
+data is written out as the runner sent it, without being turned into objects.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import msgspec
 
 from kubectl_gadget import records as R
 from kubectl_gadget.errors import GadgetError, UsageError
-from kubectl_gadget.operators import FieldSchema
+from kubectl_gadget.operators import FieldSchema, annotation
 from kubectl_gadget.operators.combine import Combiner, Table
 from kubectl_gadget.operators.fields import FieldSelection
 from kubectl_gadget.operators.filter import Condition, compile_filters
@@ -89,6 +94,7 @@ class _Datasource:
     sort: Callable[[Sequence[Any]], list[Any]]
     formatter: Formatter
     kind: str = "stream"
+    forward: bool = False  # output is the event data as nested by the runner, untouched
 
 
 class Pipeline:
@@ -102,6 +108,7 @@ class Pipeline:
         self.combiner = Combiner(ops.map_fetch_interval or 1.0)
         self.view = ArrayView(out, tty=_isatty(out), interval=ops.map_fetch_interval or 1.0)
         self._refused: set[str] = set()  # nodes whose runner speaks another protocol
+        self.forward = False  # runners were asked for nested data (see `can_forward`)
 
     def prepare(self, ds: str, fields: list[FieldSchema], kind: str = "stream",
                 annotations: Mapping[str, str] | None = None) -> None:
@@ -121,7 +128,14 @@ class Pipeline:
                      if f["name"] in hists else f for f in fields]
         formatter = make_formatter(self.ops.mode, shown, self.ops.selection, out=self.out,
                                    diag=self.diag)
-        self._ds[ds] = _Datasource(fields, predicate, sort, formatter, kind)
+        forward = (kind == "stream" and self.ops.mode == "json" and predicate is None
+                   and self.ops.selection.is_default
+                   and not any(annotation(f, "json.skip") == "true" for f in fields))
+        self._ds[ds] = _Datasource(fields, predicate, sort, formatter, kind, forward)
+
+    def can_forward(self) -> bool:
+        """True when every prepared datasource prints its events' data as it is, nested."""
+        return bool(self._ds) and self.gate is None and all(d.forward for d in self._ds.values())
 
     def node(self, name: str) -> NodeState:
         return self.nodes.setdefault(name, NodeState())
@@ -129,15 +143,16 @@ class Pipeline:
     def feed(self, node: str, blob: bytes) -> None:
         """Process a blob of complete lines from `node` (output is written, not flushed)."""
         state = self.node(node)
-        recs = R.decode(blob)
+        recs: Sequence[Any] = R.decode(blob, raw_events=self.forward)
         i, n = 0, len(recs)
+        event_types = (R.Event, R.RawEvent)
         while i < n:
             rec = recs[i]
-            if type(rec) is R.Event:
+            if type(rec) in event_types:
                 j = i + 1
-                while j < n and type(recs[j]) is R.Event and recs[j].ds == rec.ds:  # type: ignore[union-attr]
+                while j < n and type(recs[j]) in event_types and recs[j].ds == rec.ds:
                     j += 1
-                self._events(node, state, rec.ds, recs[i:j])  # type: ignore[arg-type]
+                self._events(node, state, rec.ds, recs[i:j])
                 i = j
                 continue
             self._record(node, state, rec)
@@ -155,7 +170,8 @@ class Pipeline:
         for ds in self._ds.values():
             ds.formatter.flush()
 
-    def _events(self, node: str, state: NodeState, name: str, events: Sequence[R.Event]) -> None:
+    def _events(self, node: str, state: NodeState, name: str,
+                events: Sequence[R.Event | R.RawEvent]) -> None:
         ds = self._ds.get(name)
         if ds is None:
             count = state.unannounced.get(name, 0)
@@ -165,7 +181,11 @@ class Pipeline:
             state.unannounced[name] = count + len(events)
             return
         state.events += len(events)
-        rows = [e.data for e in events]
+        nested = self.forward and state.hello is not None and state.hello.get("data") == "nested"
+        if nested and ds.forward and self.gate is None:
+            self._forward(node, state, ds, events)
+            return
+        rows = [_row(e, nested) for e in events]
         if self.gate is not None:
             admit = self.gate.admit
             rows = [d for d in rows if admit(name, d)]
@@ -173,6 +193,20 @@ class Pipeline:
             rows = list(filter(ds.predicate, rows))
         if rows:
             ds.formatter.events(rows)
+
+    def _forward(self, node: str, state: NodeState, ds: _Datasource,
+                 events: Sequence[R.Event | R.RawEvent]) -> None:
+        texts: list[Any] = []
+        for e in events:
+            if not isinstance(e, R.RawEvent):  # read leniently (non-finite numbers): re-encoded
+                texts.append(msgspec.json.encode(e.data))
+            elif memoryview(e.data)[:1] == b"{":
+                texts.append(e.data)
+            else:
+                state.events -= 1
+                self._bad(node, state, "event data is not an object", bytes(e.data)[:80])
+        if texts:
+            ds.formatter.texts(texts)
 
     def _record(self, node: str, state: NodeState, rec: R.Record | R.Bad) -> None:
         if state.error is not None and state.error.get("code") == "protocol":
@@ -294,3 +328,24 @@ def _default_sort(annotations: Mapping[str, str], fields: list[FieldSchema]) -> 
     except UsageError:
         return []
     return keys
+
+
+def _row(event: R.Event | R.RawEvent, nested: bool) -> dict[str, Any]:
+    """An event's data as the flat row the operators read (dotted names)."""
+    data = _object(event.data) if isinstance(event, R.RawEvent) else event.data
+    return _flatten(data) if nested else data
+
+
+def _object(raw: msgspec.Raw) -> dict[str, Any]:
+    value = msgspec.json.decode(raw)
+    return value if isinstance(value, dict) else {}
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out

@@ -45,6 +45,7 @@ class Hello(msgspec.Struct, tag="hello", tag_field="type", frozen=True):
     node: str = ""
     gadget: GadgetInfo = GadgetInfo()
     boot_to_wall_ns: int = 0
+    data: str = ""  # "nested": event data nested by dotted names (runner --nested-data)
 
 
 class Schema(msgspec.Struct, tag="schema", tag_field="type", frozen=True):
@@ -57,6 +58,14 @@ class Schema(msgspec.Struct, tag="schema", tag_field="type", frozen=True):
 class Event(msgspec.Struct, tag="event", tag_field="type", gc=False):
     ds: str
     data: dict[str, Any]
+
+
+class RawEvent(msgspec.Struct, tag="event", tag_field="type", gc=False):
+    """An event whose data is kept as the runner's JSON text (checked, not turned into
+    objects): for output that forwards it as it is."""
+
+    ds: str
+    data: msgspec.Raw
 
 
 class Array(msgspec.Struct, tag="array", tag_field="type"):
@@ -89,6 +98,7 @@ class End(msgspec.Struct, tag="end", tag_field="type", frozen=True):
 
 
 Record = Union[Hello, Schema, Event, Array, Lost, Warn, Error, End]  # noqa: UP007
+RawRecord = Union[Hello, Schema, RawEvent, Array, Lost, Warn, Error, End]  # noqa: UP007
 KNOWN_TYPES = frozenset({"hello", "schema", "event", "array", "lost", "warning", "error", "end"})
 
 
@@ -104,29 +114,33 @@ class _Head(msgspec.Struct):
 
 
 _decoder = msgspec.json.Decoder(Record)
+_raw_decoder = msgspec.json.Decoder(RawRecord)
 _head = msgspec.json.Decoder(_Head)
 _DecodeFailure = (msgspec.DecodeError, msgspec.ValidationError, RecursionError)
 
 
-def decode(blob: bytes) -> Sequence[Record | Bad]:
+def decode(blob: bytes, raw_events: bool = False) -> Sequence[Record | RawEvent | Bad]:
     """The records of `blob` (complete lines, `\\n`-separated), in order; never raises."""
+    decoder = _raw_decoder if raw_events else _decoder
     try:
-        return _decoder.decode_lines(blob)
+        return decoder.decode_lines(blob)
     except _DecodeFailure:
         pass
-    out: list[Record | Bad] = []
+    out: list[Record | RawEvent | Bad] = []
     for line in blob.split(b"\n"):
         if line.strip():
-            rec = decode_line(line)
+            rec = decode_line(line, decoder)
             if rec is not None:
                 out.append(rec)
     return out
 
 
-def decode_line(line: bytes) -> Record | Bad | None:
-    """One line: its record, a `Bad`, or None for a record type this client does not know."""
+def decode_line(line: bytes, decoder: msgspec.json.Decoder[Any] = _decoder
+                ) -> Record | RawEvent | Bad | None:
+    """One line: its record, a `Bad`, or None for a record type this client does not know.
+    A line read leniently (non-finite numbers) always has its event data as objects."""
     try:
-        return _decoder.decode(line)
+        return decoder.decode(line)
     except _DecodeFailure as exc:
         strict_error = exc
     try:

@@ -65,6 +65,9 @@ def _parser() -> argparse.ArgumentParser:
                    "gadget fetches once unless this is given)")
     r.add_argument("--map-fetch-count", type=int, default=0, metavar="N",
                    help="array datasources: end the run after N fetches (0: until stopped)")
+    r.add_argument("--nested-data", action="store_true",
+                   help="nest event data by dotted names as `-o json` prints it, when every "
+                   "datasource is a stream whose own fields have no dots (hello says so)")
     r.add_argument("--sampling-frequency", type=int, default=None, metavar="HZ",
                    help="perf_event sampling programs: samples per second on each CPU "
                    "(default: the gadget.yaml sampler frequency, else 49)")
@@ -116,7 +119,7 @@ def _options(ns: argparse.Namespace) -> RunOptions:
         host_root=ns.host_root,
         prepare_host=not ns.no_prepare_host, verbose=ns.verbose,
         map_fetch_interval=ns.map_fetch_interval, map_fetch_count=ns.map_fetch_count,
-        sampling_frequency=ns.sampling_frequency)
+        sampling_frequency=ns.sampling_frequency, nested_data=ns.nested_data)
 
 
 def _stop_on_stdin_eof() -> None:

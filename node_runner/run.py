@@ -82,6 +82,7 @@ class RunOptions:
     map_fetch_interval: float | None = None
     map_fetch_count: int = 0
     sampling_frequency: int | None = None  # Hz, perf_event programs (None: the gadget's)
+    nested_data: bool = False  # event data nested as `-o json` prints it, when the gadget allows
 
 
 class _Stop:
@@ -310,16 +311,18 @@ def run(opts: RunOptions, out: BinaryIO | None = None) -> int:
     counts = _Counters()
     try:
         spec, spec_error = _read_spec(opts)
+        nested = opts.nested_data and spec is not None and nestable(spec)
         writer.record({"type": "hello", "protocol": PROTOCOL_VERSION,
                        "protocol_minor": PROTOCOL_MINOR, "runner": __version__,
                        "node": opts.node, "boot_to_wall_ns": boot_to_wall_ns(),
                        "gadget": {"name": spec.name if spec else _gadget_name(opts.gadget),
                                   "ref": opts.gadget_ref or opts.gadget,
-                                  "digest": opts.gadget_digest}})
+                                  "digest": opts.gadget_digest},
+                       **({"data": "nested"} if nested else {})})
         if spec_error is not None:
             raise spec_error
         assert spec is not None
-        reason, counts = _run(opts, spec, writer, stop)
+        reason, counts = _run(opts, spec, writer, stop, nested)
         writer.record(_end(reason, counts, 0))
         return 0
     except RunnerError as exc:
@@ -336,6 +339,15 @@ def run(opts: RunOptions, out: BinaryIO | None = None) -> int:
                                          detail=detail), counts, opts.verbose)
 
 
+def nestable(spec: GadgetSpec) -> bool:
+    """Whether --nested-data can be honored: only stream datasources, whose own field names
+    have no dots (then only the enrichment fragment nests, and every event is already what
+    `-o json` prints)."""
+    return all(ds.kind == "stream" and ds.schema is not None
+               and all("." not in f.name for f in ds.schema.fields)
+               for ds in spec.datasources)
+
+
 def _gadget_name(path: str) -> str:
     return os.path.basename(os.path.normpath(path))
 
@@ -349,12 +361,12 @@ def _read_spec(opts: RunOptions) -> tuple[GadgetSpec | None, RunnerError | None]
 
 
 def _run(opts: RunOptions, spec: GadgetSpec, writer: LineWriter,
-         stop: _Stop) -> tuple[str, _Counters]:
+         stop: _Stop, nested: bool = False) -> tuple[str, _Counters]:
     if opts.prepare_host:
         system.prepare_host()
     table = ContainerTable(opts.proc_root, opts.runtime_paths, extra_metadata=opts.k8s_metadata)
     targets = _targets(opts, table)
-    enricher = Enricher(table, opts.node)
+    enricher = Enricher(table, opts.node, nested=nested)
     encoders = _encoders(spec, enricher, opts)
     with LoadedGadget(spec, opts.params, targets, opts.sampling_frequency,
                       opts.proc_root,

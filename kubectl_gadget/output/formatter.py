@@ -67,6 +67,10 @@ class Formatter(abc.ABC):
         for row in rows:
             self.event(row)
 
+    def texts(self, texts: Sequence[Any]) -> None:
+        """Write events given as their final JSON text (bytes-like, one object each)."""
+        self._out.write((b"\n".join(texts) + b"\n").decode("utf-8", "replace"))
+
     def notice(self, record: Mapping[str, Any], node: str | None = None) -> None:
         """Send a ``lost``/``warning``/``error`` record to ``diag``; ignore other types."""
         message = describe_record(record, node)
