@@ -54,7 +54,7 @@ def no_leftovers(context: str) -> None:
 def test_trace_exec_on_a_pod(kind_cluster: str, workload: str) -> None:
     events = run_gadget(kind_cluster, "trace_exec")
     mine = [e for e in events if e["k8s"]["podName"] == workload]
-    assert any(e["comm"] in ("sleep", "ls", "cat") for e in mine), events[:5]
+    assert any(e["proc"]["comm"] in ("sleep", "ls", "cat") for e in mine), events[:5]
     assert all(e["k8s"]["namespace"] == NS for e in events)
     no_leftovers(kind_cluster)
 

@@ -5,12 +5,18 @@
  * them (a successful exec replaces it). Arguments are joined with spaces into a bounded buffer:
  * at most MAX_ARGS arguments and ARGS_LEN bytes in all; `args_count` says how many were copied
  * and `args_truncated` is 1 when some were left out.
+ *
+ * Failed execs are left out unless ignore_failed is off. With `paths` on, the working directory
+ * and the path of the executable the process runs after the call are added (a walk of the
+ * dentries at exit, the cost of which is only paid when asked for).
  */
 #include <vmlinux.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 
 #include <gadget/buffer.h>
+#include <gadget/common.h>
+#include <gadget/filesystem.h>
 #include <gadget/filter.h>
 #include <gadget/macros.h>
 #include <gadget/mntns_filter.h>
@@ -24,22 +30,23 @@
 
 struct event {
 	gadget_timestamp timestamp_raw;
-	gadget_mntns_id mntns_id;
-	gadget_pid pid;
-	gadget_tid tid;
-	gadget_ppid ppid;
-	gadget_uid uid;
-	gadget_gid gid;
+	struct gadget_process proc;
 	__s32 retval;
 	gadget_errno error_raw;
 	__u32 args_count;
 	__u8 args_truncated;
 	__u8 __pad[3];
-	gadget_comm comm[GADGET_TASK_COMM_LEN];
-	gadget_comm pcomm[GADGET_TASK_COMM_LEN];
 	char file[FILE_LEN];
+	char cwd[GADGET_PATH_BUF];
+	char exepath[GADGET_PATH_BUF];
 	char args[ARGS_LEN];
 };
+
+const volatile bool ignore_failed = true;
+const volatile bool paths = false;
+
+GADGET_PARAM(ignore_failed);
+GADGET_PARAM(paths);
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -55,6 +62,14 @@ struct {
 	__type(key, __u32);
 	__type(value, struct event);
 } empty_event SEC(".maps");
+
+/* Scratch for the dentry walks of `paths`. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct gadget_path_scratch);
+} path_names SEC(".maps");
 
 GADGET_TRACER_MAP(events, 1024 * 1024);
 GADGET_TRACER(exec, events, event);
@@ -102,35 +117,44 @@ static __always_inline int enter(const char *filename, const char *const *argv)
 	return 0;
 }
 
+static __always_inline void fill_paths(struct event *event)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fs_struct *fs = BPF_CORE_READ(task, fs);
+	struct file *exe = BPF_CORE_READ(task, mm, exe_file);
+	struct gadget_path_scratch *names;
+	__u32 zero = 0;
+
+	names = bpf_map_lookup_elem(&path_names, &zero);
+	if (!names || !fs)
+		return;
+	gadget_path_str(&fs->pwd, &fs->root, event->cwd, names);
+	if (exe)
+		gadget_path_str(&exe->f_path, &fs->root, event->exepath, names);
+}
+
 static __always_inline int leave(struct trace_event_raw_sys_exit *ctx)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u64 uid_gid = bpf_get_current_uid_gid();
-	__u32 pid = pid_tgid >> 32;
-	struct task_struct *task;
+	__u32 pid = bpf_get_current_pid_tgid() >> 32;
 	struct event *args, *event;
 	long ret = ctx->ret;
 
 	args = bpf_map_lookup_elem(&execs, &pid);
 	if (!args)
 		return 0;
+	if (ignore_failed && ret < 0)
+		goto cleanup;
 	event = gadget_reserve_buf(events, sizeof(*event));
 	if (!event)
 		goto cleanup;
 	bpf_probe_read_kernel(event, sizeof(*event), args);
 
-	task = (struct task_struct *)bpf_get_current_task();
 	event->timestamp_raw = bpf_ktime_get_boot_ns();
-	event->mntns_id = gadget_get_current_mntns_id();
-	event->pid = pid;
-	event->tid = (__u32)pid_tgid;
-	event->ppid = BPF_CORE_READ(task, real_parent, tgid);
-	event->uid = (__u32)uid_gid;
-	event->gid = uid_gid >> 32;
+	gadget_process_populate(&event->proc);
 	event->retval = (__s32)ret;
 	event->error_raw = ret >= 0 ? 0 : (__u32)-ret;
-	bpf_get_current_comm(event->comm, sizeof(event->comm));
-	BPF_CORE_READ_STR_INTO(&event->pcomm, task, real_parent, comm);
+	if (paths)
+		fill_paths(event);
 	gadget_submit_buf(ctx, &events, event, sizeof(*event));
 cleanup:
 	bpf_map_delete_elem(&execs, &pid);

@@ -9,6 +9,7 @@
 #include <bpf/bpf_core_read.h>
 
 #include <gadget/buffer.h>
+#include <gadget/common.h>
 #include <gadget/filter.h>
 #include <gadget/macros.h>
 #include <gadget/mntns_filter.h>
@@ -25,12 +26,7 @@ struct args_t {
 
 struct event {
 	gadget_timestamp timestamp_raw;
-	gadget_mntns_id mntns_id;
-	gadget_pid pid;
-	gadget_tid tid;
-	gadget_uid uid;
-	gadget_gid gid;
-	gadget_comm comm[GADGET_TASK_COMM_LEN];
+	struct gadget_process proc;
 	__s32 fd;
 	gadget_errno error_raw;
 	gadget_file_flags flags_raw;
@@ -67,9 +63,7 @@ static __always_inline int enter(const char *fname, __u64 flags, __u64 mode)
 
 static __always_inline int leave(struct trace_event_raw_sys_exit *ctx)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u64 uid_gid = bpf_get_current_uid_gid();
-	__u32 tid = (__u32)pid_tgid;
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct args_t *args;
 	struct event *event;
 	long ret = ctx->ret;
@@ -85,12 +79,7 @@ static __always_inline int leave(struct trace_event_raw_sys_exit *ctx)
 		goto cleanup;
 
 	event->timestamp_raw = bpf_ktime_get_boot_ns();
-	event->mntns_id = gadget_get_current_mntns_id();
-	event->pid = pid_tgid >> 32;
-	event->tid = tid;
-	event->uid = (__u32)uid_gid;
-	event->gid = uid_gid >> 32;
-	bpf_get_current_comm(event->comm, sizeof(event->comm));
+	gadget_process_populate(&event->proc);
 	event->fd = ret >= 0 ? (__s32)ret : -1;
 	event->error_raw = ret >= 0 ? 0 : (__u32)-ret;
 	event->flags_raw = args->flags;

@@ -7,7 +7,13 @@ so the per-event work is a prebuilt closure. The trap avoided: re-parsing user i
 or discovering a typo in ``--filter`` only after runner pods were launched.
 
 This module holds what the stages share and nothing else: the wire shape of a schema field,
-the groups of field types, and the "unknown field, did you mean ..." error.
+the groups of field types, field lookup by name or alias, and the "unknown field, did you
+mean ..." error.
+
+Aliases: a field's ``cli.alias`` annotation (comma-separated) gives other names that
+``--fields``, ``--filter`` and ``--sort`` accept for it, so a gadget can rename a field
+(trace_open's ``pid`` became ``proc.pid``) without breaking the flags users already type.
+Output always uses the field's own name. A real field name wins over another field's alias.
 """
 
 from __future__ import annotations
@@ -47,9 +53,17 @@ def annotation(field: FieldSchema, key: str, default: str = "") -> str:
     return field.get("annotations", {}).get(key, default)
 
 
+ALIAS_ANNOTATION = "cli.alias"
+
+
 def index_fields(fields: Iterable[FieldSchema]) -> dict[str, FieldSchema]:
-    """Fields by name, in schema order."""
-    return {f["name"]: f for f in fields}
+    """Fields by name, in schema order, then by alias (see the module docstring)."""
+    by_name = {f["name"]: f for f in fields}
+    for field in list(by_name.values()):
+        for alias in annotation(field, ALIAS_ANNOTATION).split(","):
+            if alias.strip():
+                by_name.setdefault(alias.strip(), field)
+    return by_name
 
 
 def unknown_field(context: str, name: str, known: Iterable[str]) -> UsageError:

@@ -143,13 +143,14 @@ def select_fields(
     by_name = index_fields(fields)
     if selection.explicit is not None:
         require_fields(_CONTEXT, selection.explicit, by_name)
-        return [by_name[name] for name in dict.fromkeys(selection.explicit)]
+        chosen = {by_name[name]["name"]: by_name[name] for name in selection.explicit}
+        return list(chosen.values())
     require_fields(_CONTEXT, selection.add + selection.remove, by_name)
     keep = _default_filter(mode)
     names = [f["name"] for f in fields if keep(f)]
-    names += [name for name in selection.add if name not in names]
-    removed = set(selection.remove)
-    return [by_name[name] for name in names if name not in removed]
+    names += [by_name[name]["name"] for name in selection.add]
+    removed = {by_name[name]["name"] for name in selection.remove}
+    return [by_name[name] for name in dict.fromkeys(names) if name not in removed]
 
 
 def _int_annotation(field: FieldSchema, key: str) -> int | None:

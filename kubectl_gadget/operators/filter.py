@@ -26,7 +26,7 @@ import enum
 import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from kubectl_gadget.errors import UsageError
@@ -228,6 +228,7 @@ def _compile_condition(cond: Condition, by_name: Mapping[str, FieldSchema]) -> P
     field = by_name.get(cond.field)
     if field is None:
         raise unknown_field(f"invalid filter {cond.text!r}", cond.field, by_name)
+    cond = replace(cond, field=field["name"])  # an alias reads the field it names
     ftype = field["type"]
     if ftype in OPAQUE_TYPES:
         raise _error(cond.text, f"{cond.field} is {ftype}, which filters do not support")

@@ -99,7 +99,7 @@ def compile_sort(
             raise unknown_field(_CONTEXT, key.field, by_name)
         if field["type"] in OPAQUE_TYPES:
             raise UsageError(f"{_CONTEXT}: {key.field} is {field['type']}, which cannot be sorted")
-        passes.append((key.field, _accepted_types(field["type"]), key.descending))
+        passes.append((field["name"], _accepted_types(field["type"]), key.descending))
     # Stable sorts compose: sort by the least significant key first.
     passes.reverse()
 

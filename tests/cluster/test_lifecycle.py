@@ -33,7 +33,7 @@ pytestmark = pytest.mark.usefixtures("no_runner_leftovers")
 
 
 def echo_markers(events: list[dict[str, Any]], prefix: str) -> list[str]:
-    return [a.split()[-1] for e in events if e.get("comm") == "echo"
+    return [a.split()[-1] for e in events if e.get("proc.comm") == "echo"
             and (a := str(e.get("args", ""))).split()[-1:] and a.split()[-1].startswith(prefix)]
 
 

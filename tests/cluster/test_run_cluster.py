@@ -26,7 +26,7 @@ Event = dict[str, Any]
 def marked(events: list[Event], marker: str) -> list[Event]:
     """trace_exec events of `/bin/echo <marker>` (the exec of echo itself)."""
     return [e for e in events if str(e.get("args", "")).split()[-1:] == [marker]
-            and e.get("comm") == "echo"]
+            and e.get("proc.comm") == "echo"]
 
 
 def test_run_selects_matching_pods_across_three_nodes(make_gadget_cluster: Any) -> None:
@@ -171,7 +171,7 @@ def test_dropped_log_stream_is_resumed_without_loss_or_duplicates(
     got = _echoed(events, "seq-")
     assert sorted(got) == want, "each numbered exec exactly once"
     assert sorted(_echoed(events, "other-")) == [f"other-{i:03d}" for i in range(0, count, 10)]
-    keys = [(e["k8s.node"], e["pid"], e["timestamp_raw"]) for e in events]
+    keys = [(e["k8s.node"], e["proc.pid"], e["timestamp_raw"]) for e in events]
     assert len(keys) == len(set(keys)), "a record was delivered twice"
     assert all(e["k8s.node"] == "node-a" for e in events if e["k8s.podName"] == "cart-a")
     # The drops really happened, and the client reconnected after each one.
@@ -186,6 +186,6 @@ def _echoed(events: list[Event], prefix: str) -> list[str]:
     out = []
     for e in events:
         words = str(e.get("args", "")).split()
-        if e.get("comm") == "echo" and words and words[-1].startswith(prefix):
+        if e.get("proc.comm") == "echo" and words and words[-1].startswith(prefix):
             out.append(words[-1])
     return out

@@ -26,7 +26,7 @@ Event = dict[str, Any]
 
 def markers(events: list[Event], prefix: str) -> set[str]:
     return {a.split()[-1] for e in events if (a := str(e.get("args", ""))).split()[-1:]
-            and a.split()[-1].startswith(prefix) and e.get("comm") == "echo"}
+            and a.split()[-1].startswith(prefix) and e.get("proc.comm") == "echo"}
 
 
 def summary_line(client: GadgetClient, node: str) -> str:

@@ -73,19 +73,20 @@ def test_exec_in_own_mount_namespace_has_its_identity(built_gadgets: dict[str, P
         after = _boottime_ns()
         _check_end(runner)
 
-    assert ev["pid"] == proc.pid
-    assert ev["tid"] == proc.pid
-    assert ev["ppid"] == os.getpid()  # the workload's process is our child
-    assert ev["pcomm"] == _comm(os.getpid())
-    assert ev["comm"] == "echo"
+    assert ev["proc.pid"] == proc.pid
+    assert ev["proc.tid"] == proc.pid
+    assert ev["proc.parent.pid"] == os.getpid()  # the workload's process is our child
+    assert ev["proc.parent.comm"] == _comm(os.getpid())
+    assert ev["proc.comm"] == "echo"
     assert ev["file"] == ECHO
     assert ev["args"] == " ".join((ECHO, *args))
     assert ev["args_count"] == 4
     assert ev["args_truncated"] == 0
-    assert ev["mntns_id"] == w.mntns_id
-    assert ev["mntns_id"] != os.stat("/proc/self/ns/mnt").st_ino
+    assert ev["proc.mntns_id"] == w.mntns_id
+    assert ev["proc.mntns_id"] != os.stat("/proc/self/ns/mnt").st_ino
     assert (ev["retval"], ev["error_raw"], ev["error"]) == (0, 0, "")
-    assert (ev["uid"], ev["gid"]) == (os.getuid(), os.getgid())
+    assert (ev["proc.creds.uid"], ev["proc.creds.gid"]) == (os.getuid(), os.getgid())
+    assert (ev["cwd"], ev["exepath"]) == ("", "")  # only with --paths
     assert before <= ev["timestamp_raw"] <= after
     wall = datetime.fromisoformat(ev["timestamp"].replace("Z", "+00:00")[:26] + "+00:00")
     assert abs(wall.timestamp() - time.time()) < 60
@@ -95,26 +96,57 @@ def test_exec_in_own_mount_namespace_has_its_identity(built_gadgets: dict[str, P
     assert ev["k8s.node"] == os.uname().nodename
 
 
-def test_failed_exec_reports_enoent(built_gadgets: dict[str, Path]) -> None:
+def test_failed_exec_reports_enoent_unless_ignored(built_gadgets: dict[str, Path]) -> None:
     missing = f"/nonexistent-{secrets.token_hex(6)}/prog"
-    with sleeping_container() as w, \
-            RunnerProcess(built_gadgets["trace_exec"], "--mntns", str(w.mntns_id)) as runner:
-        runner.wait_schema()
-        # The workload's gate execs `missing`: execve fails and Python exits with 1.
-        proc = w.popen([missing, "first-arg"], stderr=subprocess.DEVNULL)
-        assert wait_exit(proc) != 0
-        ev = runner.wait_event(lambda d: d["file"] == missing, what="failed exec")
-        _check_end(runner)
+    gadget = built_gadgets["trace_exec"]
+    with sleeping_container() as w:
+        select = ["--mntns", str(w.mntns_id)]
+        with RunnerProcess(gadget, *select, "--param", "ignore-failed=false") as runner, \
+                RunnerProcess(gadget, *select) as default:
+            runner.wait_schema()
+            default.wait_schema()
+            # The workload's gate execs `missing`: execve fails and Python exits with 1.
+            proc = w.popen([missing, "first-arg"], stderr=subprocess.DEVNULL)
+            assert wait_exit(proc) != 0
+            ev = runner.wait_event(lambda d: d["file"] == missing, what="failed exec")
+            # A later exec in the same container: the default runner has seen the failure
+            # by then, had it let it through.
+            token = secrets.token_hex(6)
+            _run_echo(w, token)
+            default.wait_event(lambda d: _is_echo(d, token), what="the later echo")
+            _check_end(runner)
+            _check_end(default)
 
     assert ev["error"] == "ENOENT"
     assert ev["error_raw"] == 2
     assert ev["retval"] == -2
-    assert ev["pid"] == proc.pid
+    assert ev["proc.pid"] == proc.pid
     assert ev["args"] == f"{missing} first-arg"
     assert ev["args_count"] == 2
-    assert ev["mntns_id"] == w.mntns_id
+    assert ev["proc.mntns_id"] == w.mntns_id
     # The exec failed, so the process is still the interpreter that tried it.
-    assert ev["comm"] != "prog"
+    assert ev["proc.comm"] != "prog"
+    # ignore-failed is on by default (as in IG): failed execs are left out.
+    assert default.events(lambda d: d["file"] == missing) == []
+    assert all(d["error_raw"] == 0 for d in default.events())
+
+
+def test_paths_gives_cwd_and_exepath_across_mounts(built_gadgets: dict[str, Path]) -> None:
+    token = secrets.token_hex(6)
+    with sleeping_container() as w, \
+            RunnerProcess(built_gadgets["trace_exec"], "--mntns", str(w.mntns_id),
+                          "--param", "paths=true") as runner:
+        runner.wait_schema()
+        # /dev/shm is a tmpfs on /dev, itself a mount: the walk crosses two mount points.
+        # (nsenter starts commands in the root directory: change it in the container.)
+        proc = w.popen(["sh", "-c", f"cd /dev/shm && exec {ECHO} {token}"],
+                       stdout=subprocess.DEVNULL)
+        assert wait_exit(proc) == 0
+        ev = runner.wait_event(lambda d: _is_echo(d, token), what=f"exec of echo {token}")
+        _check_end(runner)
+
+    assert ev["cwd"] == "/dev/shm"
+    assert ev["exepath"] == os.path.realpath(ECHO)
 
 
 @pytest.mark.parametrize("selector", ["mntns", "container-id"])
@@ -143,11 +175,11 @@ def test_filter_drops_a_noisy_neighbour(built_gadgets: dict[str, Path], selector
 
     got = filtered.events()
     assert [d for d in got if noise_token in d["args"]] == []
-    assert {d["mntns_id"] for d in got} == {target.mntns_id}
+    assert {d["proc.mntns_id"] for d in got} == {target.mntns_id}
     assert len([d for d in got if _is_echo(d, target_token)]) == 1
     seen = control.events()
     assert len([d for d in seen if _is_echo(d, noise_token)]) == 2
-    assert {d["mntns_id"] for d in seen} == {target.mntns_id, neighbour.mntns_id}
+    assert {d["proc.mntns_id"] for d in seen} == {target.mntns_id, neighbour.mntns_id}
 
 
 def test_hello_names_the_gadget(built_gadgets: dict[str, Path]) -> None:

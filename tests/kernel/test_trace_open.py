@@ -101,7 +101,7 @@ def test_enoent_for_missing_and_fd_for_present(built_gadgets: dict[str, Path],
     with sleeping_container() as w:
         runner, (fd, wfd) = _trace_opener(built_gadgets["trace_open"], w, paths)
     events = runner.events()
-    assert {d["mntns_id"] for d in events} == {w.mntns_id}
+    assert {d["proc.mntns_id"] for d in events} == {w.mntns_id}
 
     ok = _one(events, present)
     assert (ok["fd"], ok["error_raw"], ok["error"]) == (fd, 0, "")
@@ -110,10 +110,11 @@ def test_enoent_for_missing_and_fd_for_present(built_gadgets: dict[str, Path],
     new = _one(events, created)
     assert (new["fd"], new["error"]) == (wfd, "")
     for ev in (ok, bad, new):
-        assert ev["pid"] == ev["tid"]
-        assert ev["comm"] == Path(sys.executable).name[:15]
+        assert ev["proc.pid"] == ev["proc.tid"]
+        assert ev["proc.comm"] == Path(sys.executable).name[:15]
+        assert ev["proc.parent.pid"] == os.getpid()
         assert ev["runtime.containerId"] == w.container_id
-    assert ok["pid"] == bad["pid"] == new["pid"]
+    assert ok["proc.pid"] == bad["proc.pid"] == new["proc.pid"]
 
 
 @pytest.mark.kernel
@@ -177,7 +178,9 @@ def test_client_failed_json_and_filter(built_gadgets: dict[str, Path], tmp_path:
         common = ["--local", "--failed", "-o", "json", "--timeout", "3",
                   "--container-id", w.container_id]
         failed = _client(gadget, *common)
-        filtered = _client(gadget, *common, "--filter", "fname~storm")
+        # The flat names of the earlier layout still work as aliases (pid is proc.pid).
+        filtered = _client(gadget, *common, "--filter", f"fname~storm,pid=={looper.pid}",
+                           "--fields", "pid,comm,fname")
         assert looper.poll() is None, "the workload stopped before the client runs ended"
         looper.kill()
         wait_exit(looper)
@@ -189,7 +192,8 @@ def test_client_failed_json_and_filter(built_gadgets: dict[str, Path], tmp_path:
     assert not [r for r in rows if r["fname"] == str(present)]
     row = next(r for r in rows if r["fname"] == storm)
     assert row["error"] == "ENOENT" and row["error_raw"] == 2
-    assert row["mntns_id"] == w.mntns_id
+    assert row["proc"]["mntns_id"] == w.mntns_id
+    assert row["proc"]["pid"] == looper.pid
     # -o json nests the dotted enrichment fields.
     assert row["runtime"]["containerId"] == w.container_id
     assert row["runtime"]["runtimeName"] == "containerd"
@@ -199,6 +203,8 @@ def test_client_failed_json_and_filter(built_gadgets: dict[str, Path], tmp_path:
     assert filtered.returncode == 0, filtered.stderr
     kept = _json_lines(filtered.stdout)
     assert kept and all("storm" in r["fname"] for r in kept)
+    assert {r["proc"]["pid"] for r in kept} == {looper.pid}
+    assert all(set(r) == {"proc", "fname"} and set(r["proc"]) == {"pid", "comm"} for r in kept)
     assert storm in {r["fname"] for r in kept}
 
 

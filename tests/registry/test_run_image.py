@@ -40,7 +40,7 @@ def test_pushed_signed_image_runs_from_the_registry(capsys: pytest.CaptureFixtur
                                   f"open of {marker}")
         runner.stop()
         hello = runner.of_type("hello")[0]
-    assert event["pid"] == os.getpid() and event["error"] == "" and event["fd"] >= 0
+    assert event["proc.pid"] == os.getpid() and event["error"] == "" and event["fd"] >= 0
     assert hello["gadget"]["ref"] == ref and hello["gadget"]["digest"] == built_store
     assert runner.end()["exit_code"] == 0
     # the pull left the image and its signature in the store

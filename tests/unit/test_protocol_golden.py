@@ -128,17 +128,21 @@ def test_trace_open_protocol_golden(built_gadgets: dict[str, Path]) -> None:
     (ds,) = spec.datasources
     enc = encoder_for(spec, "open")
     records = [
-        pack_record(ds, {"timestamp_raw": 1_000_000_123, "mntns_id": HOST_MNTNS, "pid": 4242,
-                         "tid": 4243, "uid": 1000, "gid": 1000, "comm": "cat", "fd": 3,
+        pack_record(ds, {"timestamp_raw": 1_000_000_123, "proc.mntns_id": HOST_MNTNS,
+                         "proc.pid": 4242, "proc.tid": 4243, "proc.creds.uid": 1000,
+                         "proc.creds.gid": 1000, "proc.comm": "cat", "proc.parent.pid": 4000,
+                         "proc.parent.comm": "bash", "fd": 3,
                          "error_raw": 0, "flags_raw": os.O_RDONLY | os.O_CLOEXEC, "mode_raw": 0,
                          "fname": "/etc/hosts"}),
-        pack_record(ds, {"timestamp_raw": 2_500_000_000, "mntns_id": CONTAINER_MNTNS,
-                         "pid": 77, "tid": 77, "uid": 0, "gid": 0, "comm": "python3",
+        pack_record(ds, {"timestamp_raw": 2_500_000_000, "proc.mntns_id": CONTAINER_MNTNS,
+                         "proc.pid": 77, "proc.tid": 77, "proc.creds.uid": 0,
+                         "proc.creds.gid": 0, "proc.comm": "python3",
                          "fd": -1, "error_raw": 2,
                          "flags_raw": os.O_WRONLY | os.O_CREAT | os.O_TRUNC, "mode_raw": 0o644,
                          "fname": "/tmp/missing/f\u00efchier \"quoted\"\\"}),
-        pack_record(ds, {"timestamp_raw": 2_500_000_001, "mntns_id": CONTAINER_MNTNS,
-                         "pid": 78, "tid": 79, "comm": "a" * 15, "fd": 2**31 - 1,
+        pack_record(ds, {"timestamp_raw": 2_500_000_001, "proc.mntns_id": CONTAINER_MNTNS,
+                         "proc.pid": 78, "proc.tid": 79, "proc.comm": "a" * 15,
+                         "fd": 2**31 - 1,
                          "error_raw": 13, "flags_raw": 0x80000000 | os.O_RDWR,
                          "fname": b"/tmp/\xff\xfebad\0after-nul"}),
     ]
@@ -154,14 +158,17 @@ def test_trace_exec_protocol_golden(built_gadgets: dict[str, Path]) -> None:
     (ds,) = spec.datasources
     enc = encoder_for(spec, "exec")
     records = [
-        pack_record(ds, {"timestamp_raw": 3_000_000_000, "mntns_id": CONTAINER_MNTNS, "pid": 500,
-                         "tid": 500, "ppid": 1, "uid": 0, "gid": 0, "retval": 0, "error_raw": 0,
-                         "args_count": 3, "args_truncated": 0, "comm": "sh",
-                         "pcomm": "containerd-shim", "file": "/bin/sh", "args": "/bin/sh -c true"}),
-        pack_record(ds, {"timestamp_raw": 3_000_000_500, "mntns_id": HOST_MNTNS, "pid": 501,
-                         "tid": 501, "ppid": 500, "uid": 1000, "gid": 100, "retval": -2,
+        pack_record(ds, {"timestamp_raw": 3_000_000_000, "proc.mntns_id": CONTAINER_MNTNS,
+                         "proc.pid": 500, "proc.tid": 500, "proc.parent.pid": 1,
+                         "proc.creds.uid": 0, "proc.creds.gid": 0, "retval": 0, "error_raw": 0,
+                         "args_count": 3, "args_truncated": 0, "proc.comm": "sh",
+                         "proc.parent.comm": "containerd-shim", "file": "/bin/sh",
+                         "cwd": "/srv", "exepath": "/usr/bin/dash", "args": "/bin/sh -c true"}),
+        pack_record(ds, {"timestamp_raw": 3_000_000_500, "proc.mntns_id": HOST_MNTNS,
+                         "proc.pid": 501, "proc.tid": 501, "proc.parent.pid": 500,
+                         "proc.creds.uid": 1000, "proc.creds.gid": 100, "retval": -2,
                          "error_raw": 2, "args_count": 20, "args_truncated": 1,
-                         "comm": "bash", "pcomm": "sshd", "file": "/nonexistent",
+                         "proc.comm": "bash", "proc.parent.comm": "sshd", "file": "/nonexistent",
                          "args": "/nonexistent " + "x " * 19}),
     ]
     lines, dropped = encode(enc, records)
@@ -175,15 +182,17 @@ def test_golden_values_are_what_the_record_says(built_gadgets: dict[str, Path]) 
     """The goldens are not just "whatever came out": spot-check the decoded values."""
     spec = load_spec(str(built_gadgets["trace_open"]))
     (ds,) = spec.datasources
-    rec = pack_record(ds, {"timestamp_raw": 1_000_000_123, "mntns_id": CONTAINER_MNTNS,
+    rec = pack_record(ds, {"timestamp_raw": 1_000_000_123, "proc.mntns_id": CONTAINER_MNTNS,
                            "fd": -1, "error_raw": 2, "flags_raw": os.O_RDONLY | os.O_CLOEXEC,
-                           "mode_raw": 0o640, "comm": "cat", "fname": "/x"})
+                           "mode_raw": 0o640, "proc.comm": "cat", "proc.parent.pid": 9,
+                           "fname": "/x"})
     (line,), _ = encode(encoder_for(spec, "open"), [rec])
     data = json.loads(line)["data"]
     assert data["timestamp"] == "2023-11-14T22:13:21.000000123Z"
     assert (data["fd"], data["error"], data["error_raw"]) == (-1, "ENOENT", 2)
     assert data["flags"] == "O_RDONLY|O_CLOEXEC"
     assert data["mode"] == "0640"
+    assert (data["proc.comm"], data["proc.parent.pid"], data["proc.pid"]) == ("cat", 9, 0)
     assert data["runtime.containerId"] == CONTAINER.container_id
     assert data["k8s.podLabels"] == "app=cart,tier=web"
     assert data["k8s.node"] == "node-1"
