@@ -46,11 +46,12 @@ gadgets); an unknown flag lists the gadget's params.
 
 
 class _Commands(click.Group):
-    """The top-level group: `gc`, `list` and `image` are imported when used, so `version` and
-    `run --local` never load the Kubernetes client or the registry stack."""
+    """The top-level group: `gc`, `list`, `list-gadgets` and `image` are imported when used, so
+    `version` and `run --local` never load the Kubernetes client or the registry stack."""
 
     lazy = {"gc": ("kubectl_gadget.cluster.cli", "gc"),
             "list": ("kubectl_gadget.cluster.cli", "list_sessions"),
+            "list-gadgets": ("kubectl_gadget.catalogue", "list_gadgets"),
             "image": ("kubectl_gadget.image.cli", "image")}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
