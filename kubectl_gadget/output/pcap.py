@@ -3,7 +3,7 @@
 The file (libpcap format, nanosecond timestamps, link type Ethernet) opens with its global
 header as soon as the formatter is built, so a capture with no packets is still a valid file,
 then one record per event: the event's ``timestamp`` (RFC 3339, ns), ``caplen`` bytes of
-``packet`` and the original ``len``. Only datasources with these four fields qualify (the
+``packet`` (a hex string, or a list of byte values) and the original ``len``. Only datasources with these four fields qualify (the
 ``tcpdump`` gadget's); any other is a usage error before anything starts. The trap avoided:
 writing binary data through the text layer of stdout (newline translation, encoding); records
 go to its binary buffer, and nothing else in this mode writes to stdout.
@@ -57,7 +57,9 @@ class PcapFormatter(Formatter):
                                             LINKTYPE_ETHERNET))
 
     def event(self, data: Row) -> None:
-        packet = bytes(data["packet"][: data["caplen"]])
+        raw, caplen = data["packet"], data["caplen"]
+        # an opaque byte range arrives as hex; a byte array as a list of numbers
+        packet = bytes.fromhex(raw[: 2 * caplen]) if isinstance(raw, str) else bytes(raw[:caplen])
         stamp = data["timestamp"]
         if stamp != self._last_stamp:
             self._last_stamp, self._last_wall = stamp, _wall_time(stamp)

@@ -41,7 +41,7 @@ def test_header_then_one_record_per_event_cut_at_caplen() -> None:
     fmt.event({"timestamp": "2026-11-29T15:18:21.000000042Z", "len": 1500, "caplen": 60,
                "packet": frame + [0] * 68})
     fmt.event({"timestamp": "2026-11-29T15:18:22.5Z", "len": 3, "caplen": 3,
-               "packet": [0xff, 0, 0x0a] + [0] * 125})
+               "packet": "ff000a" + "00" * 125})  # the decoder's hex form of a byte range
     fmt.flush()
     header, packets = _read_pcap(out.buffer.getvalue())  # type: ignore[attr-defined]
     assert header == (0xA1B23C4D, 2, 4, 0, 0, 65535, 1)
