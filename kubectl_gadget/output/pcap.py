@@ -3,10 +3,11 @@
 The file (libpcap format, nanosecond timestamps, link type Ethernet) opens with its global
 header as soon as the formatter is built, so a capture with no packets is still a valid file,
 then one record per event: the event's ``timestamp`` (RFC 3339, ns), ``caplen`` bytes of
-``packet`` (a hex string, or a list of byte values) and the original ``len``. Only datasources with these four fields qualify (the
-``tcpdump`` gadget's); any other is a usage error before anything starts. The trap avoided:
-writing binary data through the text layer of stdout (newline translation, encoding); records
-go to its binary buffer, and nothing else in this mode writes to stdout.
+``packet`` (a hex string, or a list of byte values) and the original ``len``. Only datasources
+with these four fields qualify (the ``tcpdump`` gadget's); any other is a usage error before
+anything starts. The trap avoided: writing binary data through the text layer of stdout
+(newline translation, encoding); records go to its binary buffer, and nothing else in this mode
+writes to stdout.
 """
 
 from __future__ import annotations
