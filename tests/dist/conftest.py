@@ -18,6 +18,11 @@ from typing import Any
 import pytest
 
 from node_runner.oci.store import Store
+from tests.cluster.conftest import (  # noqa: F401  (fixtures shared with these tests)
+    make_fake_cluster,
+    make_gadget_cluster,
+    no_runner_leftovers,
+)
 from tests.conftest import REPO
 from tests.registry.conftest import registry  # noqa: F401  (the session registry, shared here)
 

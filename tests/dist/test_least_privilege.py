@@ -24,7 +24,7 @@ import pytest
 
 from kubectl_gadget.cluster.runner_pod import CAPABILITIES, RunnerSettings, runner_pod
 from tests.cluster.fakekube import runc
-from tests.cluster.fakekube.oci_spec import TOKEN_PATH, runtime_config
+from tests.cluster.fakekube.oci_spec import TOKEN_PATH, grantable, runtime_config
 from tests.conftest import needs_root_btf
 from tests.dist.conftest import amd64_image, needs_mmdebstrap
 
@@ -32,15 +32,6 @@ pytestmark = [pytest.mark.runner_image, needs_mmdebstrap, needs_root_btf,
               pytest.mark.skipif(not shutil.which("runc"),
                                  reason="runc not installed (apt-get install runc)")]
 DOCUMENTED_EXIT_CODES = {3, 4, 5, 6, 7}
-CAP_NUMBERS = {"SYS_ADMIN": 21, "SYS_RESOURCE": 24, "SYS_PTRACE": 19, "DAC_READ_SEARCH": 2,
-               "NET_ADMIN": 12, "NET_RAW": 13, "PERFMON": 38, "BPF": 39}
-
-
-def grantable() -> set[str]:
-    """The capabilities this machine can hand to a container (its own bounding set)."""
-    with open("/proc/self/status", encoding="ascii") as status:
-        bnd = next(int(line.split()[1], 16) for line in status if line.startswith("CapBnd:"))
-    return {name for name, bit in CAP_NUMBERS.items() if bnd & (1 << bit)}
 
 
 def _pod(drop: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -28,7 +28,7 @@ from .faults import Faults
 from .injection import FaultInjection
 from .kubelet import Kubelet, NodeSpec
 from .logs import LogStore
-from .runtime import ImageEntry, ImageTable
+from .runtime import ImageEntry, ImageTable, OciImage
 from .storage import Store
 from .targets import HookLike, Owner, as_runtime, build_pod, start_target
 
@@ -199,6 +199,12 @@ class FakeCluster(FaultInjection):
         (``busybox`` = ``docker.io/library/busybox:latest``) or a tagless repository key.
         """
         self.images.add(image, ImageEntry(tuple(argv), dict(env or {}), cwd, replace_command))
+
+    def map_oci_image(self, image: str, rootfs: str, config: Mapping[str, Any]) -> None:
+        """Containers of ``image`` run as real OCI containers (runc) from an unpacked image:
+        ``rootfs`` and its image ``config`` (entry point, env), translated from the pod spec
+        by ``oci_spec.runtime_config``."""
+        self.images.add(image, ImageEntry((), {}, None, False, OciImage(rootfs, config)))
 
     def get_pod(self, namespace: str, name: str) -> Obj | None:
         return self.store.get("pods", namespace, name)

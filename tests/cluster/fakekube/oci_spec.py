@@ -12,19 +12,21 @@ node (all capabilities, a writable /sys, a token), which would hide a missing pr
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 # containerd's default capability set for containers that do not drop ALL.
 DEFAULT_CAPS = ("CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD", "NET_RAW", "SETGID",
                 "SETUID", "SETFCAP", "SETPCAP", "NET_BIND_SERVICE", "SYS_CHROOT", "KILL",
                 "AUDIT_WRITE")
-ALL_CAPS = ("CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID",
-            "SETUID", "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST",
-            "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO",
-            "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE",
-            "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE",
-            "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM",
-            "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE")
+# Capability names by number (linux/capability.h), for reading /proc/<pid>/status masks.
+CAP_ORDER = ("CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID",
+             "SETUID", "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST",
+             "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO",
+             "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE",
+             "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE",
+             "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM",
+             "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE")
 MASKED = ("/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
           "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
           "/sys/firmware")
@@ -36,16 +38,24 @@ class PodSpecError(ValueError):
     """The pod asks for something this translation does not support (named in the message)."""
 
 
+def grantable() -> set[str]:
+    """The capabilities this machine can give a container: its own bounding set (a sandboxed
+    test machine may lack some that every real node has)."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        bnd = next(int(line.split()[1], 16) for line in status if line.startswith("CapBnd:"))
+    return {name for bit, name in enumerate(CAP_ORDER) if bnd & (1 << bit)}
+
+
 def capabilities(container: dict[str, Any]) -> list[str]:
     """The capability names (without CAP_) the container runs with."""
     sc = container.get("securityContext") or {}
     if sc.get("privileged"):
-        return list(ALL_CAPS)
+        return list(CAP_ORDER)
     caps = sc.get("capabilities") or {}
     drop = {c.upper() for c in caps.get("drop") or []}
     base = [] if "ALL" in drop else [c for c in DEFAULT_CAPS if c not in drop]
     added = [c.upper() for c in caps.get("add") or []]
-    unknown = sorted(set(added) - set(ALL_CAPS))
+    unknown = sorted(set(added) - set(CAP_ORDER))
     if unknown:
         raise PodSpecError(f"unknown capabilities {unknown}")
     return sorted(set(base) | set(added))
@@ -86,22 +96,28 @@ def _base_mounts(privileged: bool) -> list[dict[str, Any]]:
     ]
 
 
-def _env(image_env: list[str], container: dict[str, Any]) -> list[str]:
+def _env(image_env: list[str], container: dict[str, Any],
+         resolved: Mapping[str, str] | None) -> list[str]:
     env = dict(kv.split("=", 1) for kv in image_env)
     for e in container.get("env") or []:
-        if "value" not in e:
-            raise PodSpecError(f"env {e.get('name')}: only literal values are supported")
-        env[e["name"]] = e["value"]
+        if resolved is not None and e["name"] in resolved:
+            env[e["name"]] = resolved[e["name"]]
+        elif "value" in e:
+            env[e["name"]] = e["value"]
+        else:
+            raise PodSpecError(f"env {e.get('name')}: valueFrom needs the kubelet's values")
     return [f"{k}={v}" for k, v in env.items()]
 
 
 def runtime_config(pod: dict[str, Any], container: dict[str, Any], image_config: dict[str, Any],
-                   rootfs: str, cgroups_path: str) -> dict[str, Any]:
-    """The config.json of `container` of `pod` run from an unpacked image at `rootfs`."""
+                   rootfs: str, cgroups_path: str,
+                   env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The config.json of `container` of `pod` run from an unpacked image at `rootfs`; `env`
+    holds the kubelet's values of the container's env entries (fieldRefs resolved)."""
     spec = pod["spec"]
     img = image_config.get("config") or {}
     argv = list(container.get("command") or img.get("Entrypoint") or [])
-    argv += list(container.get("args") if "args" in container else img.get("Cmd") or [])
+    argv += list((container.get("args") if "args" in container else img.get("Cmd")) or [])
     if not argv:
         raise PodSpecError("neither the container nor the image says what to run")
     privileged = bool((container.get("securityContext") or {}).get("privileged"))
@@ -117,7 +133,7 @@ def runtime_config(pod: dict[str, Any], container: dict[str, Any], image_config:
         "ociVersion": "1.0.2",
         "process": {
             "terminal": False, "user": {"uid": 0, "gid": 0}, "args": argv,
-            "env": _env(img.get("Env") or [], container), "cwd": img.get("WorkingDir") or "/",
+            "env": _env(img.get("Env") or [], container, env), "cwd": img.get("WorkingDir") or "/",
             "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
             "noNewPrivileges": False,
         },

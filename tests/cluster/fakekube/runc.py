@@ -32,7 +32,7 @@ class Bundle:
 
     def run(self, timeout: float) -> subprocess.CompletedProcess[str]:
         """`runc run` in the foreground; stdout/stderr captured; killed at `timeout`."""
-        cmd = [RUNC, "run", "--bundle", str(self.path), self.cid]
+        cmd = run_argv(self)
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
         try:
@@ -66,17 +66,53 @@ def _remove_cgroups(cgroups_path: str) -> None:
                 (hierarchy / Path(*parts[:depth])).rmdir()
 
 
+def prepare(cid: str, config: dict[str, Any], where: Path) -> Bundle:
+    """Write the bundle of `config` in `where` (and any missing hostPath source)."""
+    where.mkdir(parents=True, exist_ok=True)
+    (where / "config.json").write_text(json.dumps(config, indent=1))
+    return Bundle(cid, where, config, _make_sources(config))
+
+
+def runc_errors(b: Bundle) -> list[str]:
+    """The error messages runc logged for this container (why it could not start)."""
+    try:
+        lines = (b.path / "runc.log").read_text().splitlines()
+    except OSError:
+        return []
+    out = []
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if entry.get("level") in ("error", "fatal"):
+            out.append(str(entry.get("msg", "")))
+    return out
+
+
+def cleanup(b: Bundle) -> None:
+    """Remove the container (killing what is left of it), its cgroups and created sources."""
+    subprocess.run([RUNC, "delete", "--force", b.cid], capture_output=True, check=False)
+    _remove_cgroups(b.config["linux"].get("cgroupsPath", ""))
+    for path in b.created:  # deepest first
+        with contextlib.suppress(OSError):
+            os.rmdir(path)
+    shutil.rmtree(b.path, ignore_errors=True)
+
+
+def run_argv(b: Bundle) -> list[str]:
+    """The foreground `runc run` command: signals to it reach the container, its exit code is
+    the container's, and runc's own messages go to `runc.log` in the bundle (not into the
+    container's output, as with containerd)."""
+    return [RUNC, "--log", str(b.path / "runc.log"), "--log-format", "json", "run",
+            "--bundle", str(b.path), b.cid]
+
+
 @contextlib.contextmanager
 def bundle(cid: str, config: dict[str, Any], where: Path) -> Iterator[Bundle]:
     """A runc bundle for `config` in `where`; the container and its traces go at the end."""
-    where.mkdir(parents=True, exist_ok=True)
-    (where / "config.json").write_text(json.dumps(config, indent=1))
-    b = Bundle(cid, where, config, _make_sources(config))
+    b = prepare(cid, config, where)
     try:
         yield b
     finally:
-        subprocess.run([RUNC, "delete", "--force", cid], capture_output=True, check=False)
-        _remove_cgroups(config["linux"].get("cgroupsPath", ""))
-        for path in b.created:  # deepest first
-            with contextlib.suppress(OSError):
-                os.rmdir(path)
+        cleanup(b)

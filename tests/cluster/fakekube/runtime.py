@@ -47,6 +47,15 @@ class ImageEntry:
     env: Mapping[str, str] = field(default_factory=dict)
     cwd: str | None = None
     replace_command: bool = False
+    oci: OciImage | None = None  # run as a real OCI container (runc) from this unpacked image
+
+
+@dataclass(frozen=True)
+class OciImage:
+    """An image unpacked on this machine: its root filesystem and its OCI image config."""
+
+    rootfs: str
+    config: Mapping[str, Any]
 
 
 def normalize_image(image: str) -> str:
