@@ -133,7 +133,8 @@ def array_fields(ds: DatasourceSpec, fields: Sequence[SchemaField],
     """The announced fields of array datasource `ds`, from its record fields (`fields`).
 
     Stacks are strings (a kernel stack field's value; a user stack member gets a
-    `<member>.symbols` field, its numbers hidden); on a cluster every row names its node.
+    `<member>.symbols` field, its numbers hidden, annotated from gadget.yaml); on a cluster
+    every row names its node.
     """
     kernel, users = set(kernel_stack_fields(ds)), user_stack_members(ds)
     out: list[SchemaField] = []
@@ -146,8 +147,9 @@ def array_fields(ds: DatasourceSpec, fields: Sequence[SchemaField],
         out.append(f)
         if owner is not None and f.name == f"{owner}.pidns_level1" \
                 and all(g.name != f"{owner}.symbols" for g in fields):
-            out.append(SchemaField(f"{owner}.symbols", "string", (C.USER_STACK_STRUCT,),
-                                   {"description": "user stack, innermost frame first"}))
+            notes = {"description": "user stack, innermost frame first",
+                     **ds.field_annotations.get(f"{owner}.symbols", {})}
+            out.append(SchemaField(f"{owner}.symbols", "string", (C.USER_STACK_STRUCT,), notes))
     if cluster and ds.kind == "array" and all(f.name != NODE_FIELD for f in out):
         out.append(SchemaField(NODE_FIELD, "string", (), {"description": "node of the row"}))
     return out

@@ -1,0 +1,74 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * profile_cpu: samples what every CPU runs at a fixed frequency (a perf_event program on each
+ * online CPU) and counts the samples per process, kernel stack and user stack. The runner reads
+ * the counts every interval (GADGET_MAPITER) and names the frames.
+ */
+#include <vmlinux.h>
+#include <bpf/bpf_helpers.h>
+
+#include <gadget/common.h>
+#include <gadget/kernel_stack_map.h>
+#include <gadget/macros.h>
+#include <gadget/mntns_filter.h>
+#include <gadget/types.h>
+#include <gadget/user_stack_map.h>
+
+#define NO_STACK ((__u32)-1)
+
+struct sample_key {
+	struct gadget_process proc;
+	gadget_kernel_stack kernel_stack;
+	struct gadget_user_stack user_stack;
+};
+
+struct sample_value {
+	gadget_counter__u64 samples;
+};
+
+const volatile bool user_stacks_only = false;
+const volatile bool kernel_stacks_only = false;
+GADGET_PARAM(user_stacks_only);
+GADGET_PARAM(kernel_stacks_only);
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 10240);
+	__type(key, struct sample_key);
+	__type(value, struct sample_value);
+} samples SEC(".maps");
+
+GADGET_MAPITER(samples, samples);
+
+SEC("perf_event")
+int profile_sample(struct bpf_perf_event_data *ctx)
+{
+	struct sample_key key = {};
+	struct sample_value one = {1}, *v;
+	__u64 mntns_id;
+	long kstack;
+
+	if (!(__u32)bpf_get_current_pid_tgid())
+		return 0; /* the idle task */
+	mntns_id = gadget_get_current_mntns_id();
+	if (gadget_should_discard_mntns_id(mntns_id))
+		return 0;
+	gadget_process_populate(&key.proc);
+	key.kernel_stack = NO_STACK;
+	key.user_stack.stack_id = NO_STACK;
+	if (!user_stacks_only) {
+		kstack = gadget_get_kernel_stack(ctx);
+		key.kernel_stack = kstack < 0 ? NO_STACK : (__u32)kstack;
+	}
+	if (!kernel_stacks_only)
+		gadget_get_user_stack(ctx, &key.user_stack);
+
+	v = bpf_map_lookup_elem(&samples, &key);
+	if (v)
+		__sync_fetch_and_add(&v->samples, 1);
+	else
+		bpf_map_update_elem(&samples, &key, &one, BPF_NOEXIST);
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";
