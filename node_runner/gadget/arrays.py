@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from node_runner import constants as C
 from node_runner.gadget.btf import Btf, Composite, Datasec, Kind, Ptr, Var
 from node_runner.gadget.errors import GadgetFormatError
-from node_runner.gadget.layout import FlatField, flatten_struct, flatten_type
+from node_runner.gadget.layout import Record, flatten_record, flatten_type
 from node_runner.gadget.markers import Iter, IterTargetMap, MapIter
 from node_runner.gadget.schema import SchemaField
 
@@ -66,11 +66,11 @@ def _map_member_types(btf: Btf, map_name: str) -> dict[str, int]:
     raise GadgetFormatError(f"map '{map_name}' is not defined in the object's .maps section")
 
 
-def _fields_of(btf: Btf, type_id: int, name: str) -> list[FlatField]:
+def _fields_of(btf: Btf, type_id: int, name: str) -> Record:
     tid, _ = btf.resolve(type_id)
     if isinstance(btf.get(tid), Composite):
-        return flatten_struct(btf, type_id)
-    return [flatten_type(btf, type_id, name)]
+        return flatten_record(btf, type_id)
+    return Record((flatten_type(btf, type_id, name),), ())
 
 
 def user_stack_prefixes(btf: Btf, type_id: int, prefix: str = "", depth: int = 0) -> list[str]:
@@ -90,8 +90,8 @@ def user_stack_prefixes(btf: Btf, type_id: int, prefix: str = "", depth: int = 0
     return out
 
 
-def mapiter_layout(btf: Btf, mi: MapIter) -> tuple[ArraySource, list[FlatField]]:
-    """The row layout (key fields, then value fields) of map iterator `mi`."""
+def mapiter_layout(btf: Btf, mi: MapIter) -> tuple[ArraySource, Record]:
+    """The row layout (key fields, then value fields; nested groups too) of map iterator `mi`."""
     members = _map_member_types(btf, mi.map_name)
     if "key" not in members or "value" not in members:
         raise GadgetFormatError(
@@ -99,17 +99,18 @@ def mapiter_layout(btf: Btf, mi: MapIter) -> tuple[ArraySource, list[FlatField]]
             "(use __type(key, ...) and __type(value, ...), not key_size/value_size)")
     key_size, value_size = btf.size_of(members["key"]), btf.size_of(members["value"])
     key = _fields_of(btf, members["key"], "key")
-    value = [replace(f, offset=f.offset + key_size)
-             for f in _fields_of(btf, members["value"], "value")]
+    value = _fields_of(btf, members["value"], "value")
+    fields = key.fields + tuple(replace(f, offset=f.offset + key_size) for f in value.fields)
+    groups = key.groups + tuple(replace(g, offset=g.offset + key_size) for g in value.groups)
     stacks = tuple(user_stack_prefixes(btf, members["key"])
                    + user_stack_prefixes(btf, members["value"]))
     source = ArraySource("mapiter", mi.map_name, key_size, value_size, user_stacks=stacks)
-    return source, key + value
+    return source, Record(fields, groups)
 
 
 def iter_layout(btf: Btf, it: Iter,
-                targets: Sequence[IterTargetMap]) -> tuple[ArraySource, list[FlatField], int]:
-    """The row layout of iterator datasource `it`: (source, fields, row size)."""
+                targets: Sequence[IterTargetMap]) -> tuple[ArraySource, Record, int]:
+    """The row layout of iterator datasource `it`: (source, fields and groups, row size)."""
     ids = btf.find(it.struct_name, Kind.STRUCT)
     if not ids:
         raise GadgetFormatError(f"datasource {it.name}: BTF has no struct '{it.struct_name}' "
@@ -117,7 +118,7 @@ def iter_layout(btf: Btf, it: Iter,
     wanted = {t.prog: t.map_name for t in targets if t.prog in it.progs}
     source = ArraySource("iter", progs=it.progs, target_maps=wanted,
                          user_stacks=tuple(user_stack_prefixes(btf, ids[0])))
-    return source, flatten_struct(btf, ids[0]), btf.size_of(ids[0])
+    return source, flatten_record(btf, ids[0]), btf.size_of(ids[0])
 
 
 def kernel_stack_fields(ds: DatasourceSpec) -> list[str]:

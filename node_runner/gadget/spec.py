@@ -18,7 +18,7 @@ from node_runner.gadget.arrays import ArraySource, iter_layout, mapiter_layout
 from node_runner.gadget.btf import Btf, Int, Kind, load_object_btf
 from node_runner.gadget.elf import ElfFile
 from node_runner.gadget.errors import GadgetFormatError
-from node_runner.gadget.layout import FlatField, RodataVar, flatten_record, rodata_vars
+from node_runner.gadget.layout import FlatField, Record, RodataVar, flatten_record, rodata_vars
 from node_runner.gadget.markers import Markers, Tracer, find_markers
 from node_runner.gadget.metadata import MAX_METADATA_BYTES, GadgetMetadata, parse_metadata
 from node_runner.gadget.schema import DatasourceSchema, build_schema
@@ -149,24 +149,26 @@ def _array_datasources(btf: Btf, meta: GadgetMetadata,
                        markers: Markers) -> tuple[DatasourceSpec, ...]:
     out = []
     for mi in markers.mapiters:
-        source, fields = mapiter_layout(btf, mi)
-        out.append(_array_ds(meta, mi.name, mi.map_name, "", source, fields,
+        source, record = mapiter_layout(btf, mi)
+        out.append(_array_ds(meta, mi.name, mi.map_name, "", source, record,
                              source.key_size + source.value_size))
     for it in markers.iters:
-        source, fields, size = iter_layout(btf, it, markers.iter_targets)
-        out.append(_array_ds(meta, it.name, "", it.struct_name, source, fields, size))
+        source, record, size = iter_layout(btf, it, markers.iter_targets)
+        out.append(_array_ds(meta, it.name, "", it.struct_name, source, record, size))
     return tuple(out)
 
 
 def _array_ds(meta: GadgetMetadata, name: str, map_name: str, struct_name: str,
-              source: ArraySource, fields: Sequence[FlatField], size: int) -> DatasourceSpec:
+              source: ArraySource, record: Record, size: int) -> DatasourceSpec:
+    """An array datasource; nested groups (endpoints) get their readable fields as in tracers."""
+    fields = record.fields
     dmeta = meta.datasources.get(name)
     notes: dict[str, Mapping[str, str]] = {
         f.name: {"columns.hidden": "true"} for f in fields
         if f.name == "key" and source.kind == "mapiter"}
     notes.update(dict(dmeta.fields) if dmeta else {})
     annotations = dict(dmeta.annotations) if dmeta else {}
-    schema = build_schema(name, "array", fields, (), annotations, notes)
+    schema = build_schema(name, "array", fields, record.groups, annotations, notes)
     return DatasourceSpec(name, "array", map_name, struct_name, size, tuple(fields),
                           annotations, notes, source, schema)
 

@@ -23,7 +23,7 @@ from node_runner.gadget.markers import Iter, IterTargetMap, parse_marker
 from node_runner.gadget.schema import enrichment_schema
 from node_runner.gadget.spec import GadgetSpec, load_spec
 from node_runner.protocol import LineWriter
-from tests.conftest import TEST_GADGETS_SRC, compile_gadget
+from tests.conftest import GADGETS_SRC, TEST_GADGETS_SRC, compile_gadget
 from tests.unit.test_protocol_golden import (
     CONTAINER_MNTNS,
     HOST_MNTNS,
@@ -121,3 +121,15 @@ def test_array_record_golden(top_opens: GadgetSpec) -> None:
     assert json.loads(text.splitlines()[2])["data"] == []
     check_golden("top_opens_array.jsonl", text)
 
+
+
+def test_endpoints_of_array_rows_get_readable_fields(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A struct gadget_l4endpoint_t in an iterator row is formatted as in a tracer record."""
+    spec = load_spec(str(compile_gadget(GADGETS_SRC / "snapshot_socket",
+                                        tmp_path / "snapshot_socket")))
+    (ds,) = spec.datasources
+    assert ds.schema is not None
+    names = [f.name for f in ds.schema.fields]
+    at = names.index("src.version")
+    assert names[at + 1:at + 4] == ["src", "src.addr", "src.proto"]
+    assert {"dst", "dst.addr", "dst.proto"} <= set(names)
