@@ -38,6 +38,7 @@ from kubectl_gadget.output.histogram import histogram_fields
 
 SUPPORTED_PROTOCOL = 1
 REPORTED_PER_NODE = 3  # bad records described per node; the rest are counted
+LOG_LINES_PER_NODE = 20  # runner log lines (pod logs mix stderr in) shown per node
 Diag = Callable[[str], None]
 
 
@@ -71,6 +72,7 @@ class NodeState:
     events: int = 0  # well-formed events received (shown or not)
     lost: int = 0
     bad_lines: int = 0  # lines that are not valid protocol records
+    log_lines: int = 0  # lines that are not JSON objects: the runner's own log (pod logs)
     unannounced: dict[str, int] = field(default_factory=dict)  # ds -> events without a schema
 
     def problems(self) -> list[str]:
@@ -212,7 +214,10 @@ class Pipeline:
         if state.error is not None and state.error.get("code") == "protocol":
             return  # a runner this client cannot read (see _check_protocol)
         if type(rec) is R.Bad:
-            self._bad(node, state, rec.reason, rec.line)
+            if rec.line.lstrip()[:1] == b"{":
+                self._bad(node, state, rec.reason, rec.line)
+            else:
+                self._log_line(node, state, rec.line)
         elif type(rec) is R.Lost:
             state.lost += rec.count
             self._notice(msgspec.to_builtins(rec), node)
@@ -299,8 +304,18 @@ class Pipeline:
     def _bad(self, node: str, state: NodeState, reason: str, line: bytes) -> None:
         state.bad_lines += 1
         if state.bad_lines <= REPORTED_PER_NODE:
-            shown = f": {line[:80]!r}" if line else ""
+            shown = f": {printable(line[:80])}" if line else ""
             self.diag(f"node {node}: skipping a malformed record ({reason}){shown}")
+
+    def _log_line(self, node: str, state: NodeState, line: bytes) -> None:
+        """A line that is no JSON object is the runner's log (a pod's log carries its stderr
+        between the records): shown as it is, not counted as a malformed record."""
+        state.log_lines += 1
+        if state.log_lines <= LOG_LINES_PER_NODE:
+            text = printable(line.strip()[:300]).removeprefix("node-runner: ")
+            self.diag(f"node {node}: {text}")
+        elif state.log_lines == LOG_LINES_PER_NODE + 1:
+            self.diag(f"node {node}: more runner log lines not shown")
 
     def _notice(self, rec: Mapping[str, Any], node: str) -> None:
         ds = next(iter(self._ds.values()), None)
@@ -310,6 +325,13 @@ class Pipeline:
             text = describe_record(rec, node)
             if text:
                 self.diag(text)
+
+
+def printable(raw: bytes) -> str:
+    """Bytes from a runner as text for a terminal: UTF-8 (invalid bytes as U+FFFD), control
+    characters as `\\xNN` so a line cannot move the cursor or change colours."""
+    text = raw.decode("utf-8", "replace")
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
 
 
 def _isatty(out: TextIO) -> bool:

@@ -326,9 +326,9 @@ def run(opts: RunOptions, out: BinaryIO | None = None) -> int:
         writer.record(_end(reason, counts, 0))
         return 0
     except RunnerError as exc:
-        return _fail(writer, exc, counts, opts.verbose)
+        return _fail(writer, exc, counts, opts)
     except GadgetFormatError as exc:
-        return _fail(writer, GadgetInvalid(str(exc)), counts, opts.verbose)
+        return _fail(writer, GadgetInvalid(str(exc)), counts, opts)
     except StdoutClosed:
         return 0
     except KeyboardInterrupt:
@@ -336,7 +336,7 @@ def run(opts: RunOptions, out: BinaryIO | None = None) -> int:
     except Exception as exc:  # a bug: still an `error` and an `end`, never a bare traceback
         detail = "".join(traceback.format_exception(exc))
         return _fail(writer, RunnerError(f"internal error: {type(exc).__name__}: {exc}",
-                                         detail=detail), counts, opts.verbose)
+                                         detail=detail), counts, opts)
 
 
 def nestable(spec: GadgetSpec) -> bool:
@@ -397,10 +397,12 @@ def _end(reason: str, counts: _Counters, exit_code: int) -> dict[str, object]:
             "dropped": counts.dropped, "exit_code": exit_code}
 
 
-def _fail(writer: LineWriter, exc: RunnerError, counts: _Counters, verbose: bool) -> int:
-    print(f"node-runner: {exc.message}", file=sys.stderr)
-    if verbose and exc.detail:
-        print(exc.detail, file=sys.stderr)
+def _fail(writer: LineWriter, exc: RunnerError, counts: _Counters, opts: RunOptions) -> int:
+    verbose = opts.verbose
+    if not opts.cluster:  # in a pod, stderr joins the records in the log: the record says it
+        print(f"node-runner: {exc.message}", file=sys.stderr)
+        if verbose and exc.detail:
+            print(exc.detail, file=sys.stderr)
     try:
         writer.record(error_record(exc.code, exc.message, exc.detail if verbose else ""))
         writer.record(_end("error", counts, exc.exit_code))

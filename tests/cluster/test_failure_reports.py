@@ -136,3 +136,17 @@ def test_a_node_given_up_on_is_reported_at_once(gadget_cluster: GadgetCluster) -
     client.signal(signal.SIGINT)
     assert client.wait(30) == 1, client.stderr
     assert "  node-a: log stream lost" in client.stderr.split("summary:", 1)[1]
+
+
+def test_runner_stderr_in_the_pod_log_is_shown_as_the_node_speaking(
+        gadget_cluster: GadgetCluster) -> None:
+    """A pod's log carries the runner's stderr between its records: those lines are shown as
+    `node X: text`, not counted as malformed records, and no message shows a bytes repr."""
+    gc = gadget_cluster
+    gc.crash(exit_code=4, lines=["node-runner: mounted bpf on /sys/fs/bpf", "libbpf: oops"],
+             node="node-a", name_prefix="gadget-")
+    client = gc.run_gadget("-A", "--node", "node-a", "--timeout", "30")
+    assert client.wait(60) == 4, client.stderr
+    assert "node node-a: mounted bpf on /sys/fs/bpf" in client.stderr, client.stderr
+    assert "node node-a: libbpf: oops" in client.stderr, client.stderr
+    assert "malformed" not in client.stderr and "b'" not in client.stderr, client.stderr

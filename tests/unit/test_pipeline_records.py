@@ -70,3 +70,22 @@ def test_a_schema_that_cannot_be_shown_is_reported_and_the_others_go_on() -> Non
     assert sorted(json.loads(x)["comm"] for x in out) == ["a", "b"]
     assert any("schema of datasource 'x' rejected" in d and d.startswith("node n1:")
                for d in diag), diag
+
+
+def test_runner_log_lines_in_a_pod_log_are_shown_not_counted_as_malformed() -> None:
+    """A pod's log mixes the runner's stderr with its records: a line that is no JSON object
+    is the runner speaking (shown as `node X: text`, control characters escaped); a broken
+    JSON object is still a malformed record, counted and described without Python reprs."""
+    lines = M.good_stream("n1", ["a", "b"])
+    lines[1:1] = [b"node-runner: mounted bpf on /sys/fs/bpf", b"libbpf: \x1b[31mred\xff"]
+    lines[-1:-1] = [b'{"type":"event","ds":"exec","data":{"pid":', b"  "]
+    rc, out, diag = run({"n1": lines})
+    assert [json.loads(x)["comm"] for x in out] == ["a", "b"]
+    assert "node n1: mounted bpf on /sys/fs/bpf" in diag, diag
+    assert "node n1: libbpf: \\x1b[31mred\ufffd" in diag, diag
+    assert "node n1: 1 malformed record(s) skipped" in diag, diag
+    malformed = [d for d in diag if "skipping a malformed record" in d]
+    assert len(malformed) == 1 and malformed[0].endswith(': {"type":"event","ds":"exec",'
+                                                         '"data":{"pid":'), malformed
+    assert not [d for d in diag if "b'" in d or 'b"' in d], diag
+    assert rc == 0, diag  # malformed records are reported; the run itself went well
