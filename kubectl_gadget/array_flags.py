@@ -13,14 +13,16 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from kubectl_gadget.errors import UsageError
 from kubectl_gadget.operators import FieldSchema, unknown_field
 from kubectl_gadget.operators.sort import SortKey
-from node_runner.gadget.spec import GadgetSpec
+
+if TYPE_CHECKING:  # the spec module (ELF/BTF parsing) is not needed to declare the flags
+    from node_runner.gadget.spec import GadgetSpec
 
 F = TypeVar("F", bound=Callable[..., Any])
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m)?\s*$")
