@@ -23,15 +23,17 @@ WORKLOAD = (
     "import sys, time\n"
     "print('ready', flush=True)\n"
     "sys.stdin.readline()\n"
-    "for s in (0.009, 0.009, 0.009, 0.07, 0.07):\n"
-    "    time.sleep(s)\n"
-    "print('done', flush=True)\n"
+    "took = []\n"
+    "for s in SLEEPS:\n"
+    "    t0 = time.monotonic(); time.sleep(s); took.append(time.monotonic() - t0)\n"
+    "print(' '.join(str(int(t * 1e6)) for t in took), flush=True)\n"
 )
+SLEEPS = (0.009, 0.009, 0.009, 0.07, 0.07)
 
 
 def test_sleep_latencies_land_in_their_log2_slots(build_gadget) -> None:  # type: ignore[no-untyped-def]
     gadget = build_gadget(TEST_GADGETS_SRC / "hist_sleep")
-    with run_in_container(python_argv(WORKLOAD), stdin=subprocess.PIPE,
+    with run_in_container(python_argv(f"SLEEPS = {SLEEPS!r}\n" + WORKLOAD), stdin=subprocess.PIPE,
                           stdout=subprocess.PIPE) as w:
         assert w.process.stdin is not None and w.process.stdout is not None
         assert w.process.stdout.readline() == b"ready\n"
@@ -40,7 +42,7 @@ def test_sleep_latencies_land_in_their_log2_slots(build_gadget) -> None:  # type
             schema = runner.wait_schema()
             w.process.stdin.write(b"go\n")
             w.process.stdin.flush()
-            assert w.process.stdout.readline() == b"done\n"
+            took = [int(us) for us in w.process.stdout.readline().split()]
             last = max([a["fetch"] for a in runner.of_type("array")], default=0)
             runner.wait_for(lambda r: r.get("type") == "array" and r["fetch"] > last + 1,
                             what="a fetch after the sleeps")
@@ -53,6 +55,18 @@ def test_sleep_latencies_land_in_their_log2_slots(build_gadget) -> None:  # type
         for row in rec["data"]:
             assert row["mntns_id"] == w.mntns_id
             total = [a + b for a, b in zip(total, row["usecs"], strict=True)]
-    expected = [0] * 27
-    expected[13], expected[16] = 3, 2
-    assert total == expected, total
+    # The kernel sees each sleep last at least what was asked and at most what the workload
+    # measured around it; on an idle machine both give the same slot (13: 8192..16383 us for
+    # 9 ms, 16: 65536..131071 us for 70 ms), on a loaded one the wake-up delay may move it up.
+    candidates = [{_slot(int(s * 1e6)), _slot(us)} for s, us in zip(SLEEPS, took, strict=True)]
+    assert sum(total) == len(SLEEPS), total
+    assert {i for i, c in enumerate(total) if c} <= set().union(*candidates), (total, took)
+    for slot in range(27):
+        sure = sum(1 for c in candidates if c == {slot})
+        assert total[slot] >= sure, (total, took)
+    if all(len(c) == 1 for c in candidates):
+        assert total[13] == 3 and total[16] == 2, (total, took)
+
+
+def _slot(us: int) -> int:
+    return max(us, 1).bit_length() - 1
