@@ -27,12 +27,16 @@ from node_runner import syscall_table
 JsonFormatter = Callable[[int], str]
 _quote: Callable[[str], str] = json.encoder.encode_basestring_ascii
 
+# The kernel's O_LARGEFILE (set on every file of a 64-bit process, seen in f_flags), which 64-bit
+# libcs define as 0; per architecture, as the kernel's uapi headers do.
+_KERNEL_O_LARGEFILE = {"aarch64": 0o400000, "arm64": 0o400000}.get(os.uname().machine, 0o100000)
+
 _OPEN_FLAGS = [
     (os.O_WRONLY, "O_WRONLY"), (os.O_RDWR, "O_RDWR"), (os.O_CREAT, "O_CREAT"),
     (os.O_EXCL, "O_EXCL"), (os.O_NOCTTY, "O_NOCTTY"), (os.O_TRUNC, "O_TRUNC"),
     (os.O_APPEND, "O_APPEND"), (os.O_NONBLOCK, "O_NONBLOCK"), (os.O_DSYNC, "O_DSYNC"),
     (getattr(os, "O_ASYNC", 0o20000), "O_ASYNC"), (getattr(os, "O_DIRECT", 0o40000), "O_DIRECT"),
-    (getattr(os, "O_LARGEFILE", 0o100000), "O_LARGEFILE"), (os.O_DIRECTORY, "O_DIRECTORY"),
+    (getattr(os, "O_LARGEFILE", 0) or _KERNEL_O_LARGEFILE, "O_LARGEFILE"), (os.O_DIRECTORY, "O_DIRECTORY"),
     (os.O_NOFOLLOW, "O_NOFOLLOW"), (getattr(os, "O_NOATIME", 0o1000000), "O_NOATIME"),
     (os.O_CLOEXEC, "O_CLOEXEC"), (getattr(os, "O_PATH", 0o10000000), "O_PATH"),
     (getattr(os, "O_TMPFILE", 0o20200000) & ~os.O_DIRECTORY, "O_TMPFILE"),
