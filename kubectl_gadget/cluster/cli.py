@@ -2,24 +2,27 @@
 
 `gc` only deletes what is provably ours: pods carrying our managed-by label, our component
 label and a session label, whose name has our prefix. A foreign pod with a similar name or a
-copied label set is kept and reported. The trap avoided: a cleanup command that deletes by name
-pattern and takes someone else's pod with it.
+copied label set is kept and reported. Of our pods it deletes only orphans: sessions whose
+client stopped renewing them or whose deadline passed (see `liveness`); `--all` takes live
+sessions too. The trap avoided: a cleanup command that deletes by name pattern and takes
+someone else's pod, or a running session, with it.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
 import click
 
+from kubectl_gadget.cluster.liveness import age, liveness
 from kubectl_gadget.cluster.runner_pod import (
     COMPONENT,
     COMPONENT_LABEL,
-    CREATED_AT,
-    DEADLINE,
     DEFAULT_IMAGE,
     DEFAULT_NAMESPACE,
+    GADGET,
     MANAGED_BY,
     MANAGER,
     NODE_LABEL,
@@ -89,13 +92,16 @@ def is_ours(pod: dict[str, Any]) -> bool:
 Examples:
   kubectl gadget gc --dry-run      # show leftover runner pods
   kubectl gadget gc -A             # delete them in every namespace
+  kubectl gadget gc --all          # also delete the pods of sessions still running
 """)
 @click.option("--dry-run", is_flag=True, help="Only list what would be deleted.")
+@click.option("--all", "everything", is_flag=True,
+              help="Also delete pods of live sessions (still renewed by their client).")
 @click.option("--gadget-namespace", default=DEFAULT_NAMESPACE, show_default=True)
 @click.option("-A", "--all-namespaces", is_flag=True, help="Look in every namespace.")
 @kube_options
-def gc(dry_run: bool, gadget_namespace: str, all_namespaces: bool, kubeconfig: str | None,
-       context: str | None) -> None:
+def gc(dry_run: bool, everything: bool, gadget_namespace: str, all_namespaces: bool,
+       kubeconfig: str | None, context: str | None) -> None:
     """Delete runner pods left behind (by a killed client, for example)."""
     from kubectl_gadget.cluster.kube import Kube, KubeConfig  # the Kubernetes client: ~0.2 s
 
@@ -108,6 +114,11 @@ def gc(dry_run: bool, gadget_namespace: str, all_namespaces: bool, kubeconfig: s
         where = f"{meta.get('namespace')}/{meta.get('name')}"
         if not is_ours(pod):
             click.echo(f"keeping {where}: labelled like ours but not a runner pod", err=True)
+            continue
+        alive = liveness(pod)
+        if not alive.orphaned and not everything:
+            click.echo(f"keeping {where}: its session is running ({alive.why}; --all to "
+                       "delete it anyway)", err=True)
             continue
         found += 1
         if dry_run:
@@ -133,11 +144,18 @@ def list_sessions(gadget_namespace: str, all_namespaces: bool, kubeconfig: str |
     if not pods:
         click.echo("no gadget sessions", err=True)
         return
-    click.echo(f"{'SESSION':10} {'NODE':20} {'PHASE':10} {'CREATED':21} {'DEADLINE':21} POD")
+    click.echo(f"{'SESSION':10} {'NODE':20} {'PHASE':10} {'GADGET':30} {'AGE':5} "
+               f"{'RENEWED':8} {'STATE':9} POD")
+    now = time.time()
     for pod in sorted(pods, key=lambda p: (p["metadata"]["labels"][SESSION_LABEL],
                                            p["metadata"]["name"])):
         meta = pod["metadata"]
         notes = meta.get("annotations") or {}
+        alive = liveness(pod, now)
+        renewed = age(now - alive.renewed) + " ago" if alive.renewed is not None else "never"
+        gadget = notes.get(GADGET, "") or "?"
         click.echo(f"{meta['labels'][SESSION_LABEL]:10} {meta['labels'].get(NODE_LABEL, ''):20} "
-                   f"{pod.get('status', {}).get('phase', ''):10} {notes.get(CREATED_AT, ''):21} "
-                   f"{notes.get(DEADLINE, ''):21} {meta['namespace']}/{meta['name']}")
+                   f"{pod.get('status', {}).get('phase', ''):10} {gadget:30} "
+                   f"{age(now - alive.created if alive.created else None):5} {renewed:8} "
+                   f"{'orphaned' if alive.orphaned else 'live':9} "
+                   f"{meta['namespace']}/{meta['name']}")

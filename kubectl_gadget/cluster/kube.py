@@ -127,6 +127,15 @@ class Kube:
         except NotFound:
             return None
 
+    def annotate_pod(self, namespace: str, name: str, annotations: Mapping[str, str]) -> bool:
+        """Merge `annotations` into a pod's; False when the pod is gone."""
+        try:
+            self._call(f"annotating pod {namespace}/{name}", self.core.patch_namespaced_pod,
+                       name, namespace, {"metadata": {"annotations": dict(annotations)}})
+            return True
+        except NotFound:
+            return False
+
     def delete_pod(self, namespace: str, name: str, grace_seconds: int | None = None) -> bool:
         kwargs = {} if grace_seconds is None else {"grace_period_seconds": grace_seconds}
         try:

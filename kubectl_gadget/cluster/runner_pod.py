@@ -41,6 +41,7 @@ COMPONENT_LABEL = "app.kubernetes.io/component"
 COMPONENT = "runner"
 CREATED_AT = "kubectl-gadget.io/created-at"
 DEADLINE = "kubectl-gadget.io/deadline"
+RENEWED_AT = "kubectl-gadget.io/renewed-at"  # the client's liveness signal (cluster/liveness.py)
 CLIENT_VERSION = "kubectl-gadget.io/client-version"
 GADGET = "kubectl-gadget.io/gadget"
 DEFAULT_IMAGE = f"ghcr.io/kubectl-gadget/node-runner:{__version__}"
@@ -93,7 +94,7 @@ def runner_margin(deadline_seconds: int) -> int:
     return min(30, max(1, deadline_seconds // 10))
 
 
-def _rfc3339(ts: float) -> str:
+def rfc3339(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
@@ -149,8 +150,9 @@ def runner_pod(settings: RunnerSettings, session: str, node: str, args: list[str
             "name": pod_name(session, node),
             "namespace": settings.namespace,
             "labels": labels,
-            "annotations": {CREATED_AT: _rfc3339(now), DEADLINE: _rfc3339(deadline),
-                            CLIENT_VERSION: __version__, GADGET: gadget},
+            "annotations": {CREATED_AT: rfc3339(now), DEADLINE: rfc3339(deadline),
+                            RENEWED_AT: rfc3339(now), CLIENT_VERSION: __version__,
+                            GADGET: gadget},
         },
         "spec": spec,
     }

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from kubectl_gadget.cluster.follow import Follower, TargetGate
 from kubectl_gadget.cluster.kube import Forbidden, Kube
+from kubectl_gadget.cluster.liveness import Renewer
 from kubectl_gadget.cluster.pods import PodNode, SessionWatch
 from kubectl_gadget.cluster.runner_pod import RunnerSettings, metadata_arg, runner_pod
 from kubectl_gadget.cluster.targets import NodePlan, Selection, TargetPlan, resolve_targets
@@ -122,9 +123,12 @@ def run_cluster(kube: Kube, run: ClusterRun, pipeline: Pipeline, diag=stderr_dia
         follower = Follower(kube, run.selection, gate, plan.eligible,
                             [p.node for p in plan.nodes], new_runner, diag)
         follower.start()
+    renewer = Renewer(kube, lambda: [n for n in session.nodes if isinstance(n, PodNode)], diag)
+    renewer.start()
     try:
         code = session.run()
     finally:
+        renewer.stop()
         if follower is not None:
             follower.stop()
         watch.stop()
