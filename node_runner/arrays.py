@@ -146,14 +146,14 @@ Reader = MapIterReader | IterReader
 RowHook = Callable[[dict[str, object]], None]
 
 
-class _BatchEncoder(Protocol):
+class RowEncoder(Protocol):
     encode_batch: Callable[[object, list[int], list[int], list[str]], int]
 
 
 class ArrayEncoder:
     """Rows of one fetch -> one `array` protocol line (filter, decode, optional row hook)."""
 
-    def __init__(self, ds: DatasourceSpec, encoder: _BatchEncoder, node: str,
+    def __init__(self, ds: DatasourceSpec, encoder: RowEncoder, node: str,
                  hook: RowHook | None = None, node_field: bool = False) -> None:
         self.ds, self.encoder, self.hook = ds, encoder, hook
         # A cluster row without container enrichment still names its node (k8s.node).

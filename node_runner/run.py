@@ -24,7 +24,7 @@ from typing import BinaryIO
 
 from node_runner import __version__, system, wasm
 from node_runner import constants as C
-from node_runner.arrays import ArrayEncoder, IterReader
+from node_runner.array_fetch import ArrayFetcher
 from node_runner.containers import ContainerMetadata, ContainerSelectorError, ContainerTable
 from node_runner.decoder import DatasourceEncoder
 from node_runner.enrich import Enricher
@@ -49,7 +49,6 @@ from node_runner.runtime_state import RuntimePaths
 from node_runner.stacks import StackResolver
 
 BATCH = 8192
-FLUSH_ON_STOP = "ebpf.map.flush-on-stop"  # datasource annotation: a last fetch at the stop
 TICK = 1.0
 TABLE_REFRESH = 5.0
 
@@ -142,23 +141,6 @@ def _encoders(spec: GadgetSpec, enricher: Enricher, opts: RunOptions,
     return out
 
 
-def _array_encoders(spec: GadgetSpec, encoders: dict[str, DatasourceEncoder], opts: RunOptions,
-                    stacks: StackResolver) -> dict[str, ArrayEncoder]:
-    return {ds.name: ArrayEncoder(ds, encoders[ds.name], opts.node, stacks.hook(ds),
-                                  node_field=opts.cluster and not ds.has_mntns)
-            for ds in spec.datasources if ds.kind == "array"}
-
-
-def _fetch_plan(opts: RunOptions, spec: GadgetSpec) -> tuple[float, int]:
-    """(seconds between fetches, fetches before the run ends; 0: until stopped)."""
-    interval = opts.map_fetch_interval or 1.0
-    snapshot_only = all(ds.source is not None and ds.source.kind == "iter"
-                        for ds in spec.datasources)
-    if snapshot_only and opts.map_fetch_interval is None and not opts.map_fetch_count:
-        return interval, 1
-    return interval, opts.map_fetch_count
-
-
 def _schema(spec: GadgetSpec, enc: DatasourceEncoder, cluster: bool = False) -> dict[str, object]:
     ds = next(d for d in spec.datasources if d.name == enc.ds)
     record = enc.schema.to_wire()
@@ -176,10 +158,7 @@ class _Loop:
         self.counts = _Counters()
         self.dropped_reported = 0
         self.seen = {c.container_id for c in table.containers()}
-        self.arrays: dict[str, ArrayEncoder] = {}
-        self.stacks: StackResolver | None = None
-        self.fetch_interval, self.fetch_count = 1.0, 0
-        self.fetches = 0
+        self.arrays: ArrayFetcher | None = None
         start = time.monotonic()
         self.last_refresh = start
         self.end_at = start + opts.timeout if opts.timeout else None
@@ -202,23 +181,12 @@ class _Loop:
                 return
 
     def fetch(self, final: bool = False) -> None:
-        """Read every array datasource once and write one `array` record for each; `final`:
-        the run stops, only datasources annotated `ebpf.map.flush-on-stop` get a last one."""
-        flush = {ds.name for ds in self.g.spec.datasources
-                 if ds.annotations.get(FLUSH_ON_STOP) == "true"}
-        if final and not flush:
-            return
-        self.fetches += 1
-        if self.stacks is not None:
-            self.stacks.user.forget_processes()
-        for ds, reader in self.g.arrays.items():
-            if final and ds not in flush:
-                continue
-            rows = reader.fetch()
-            line, dropped = self.arrays[ds].encode(rows, self.fetches, self.targets)
-            self.counts.events += self.arrays[ds].last_rows
-            self.counts.dropped += dropped
-            self.writer.lines([line])
+        """One `array` record per array datasource (array_fetch.py)."""
+        assert self.arrays is not None
+        lines, rows, dropped = self.arrays.fetch(self.targets, final)
+        self.counts.events += rows
+        self.counts.dropped += dropped
+        self.writer.lines(lines)
 
     def tick(self) -> None:
         self.g.maintain()
@@ -269,33 +237,30 @@ class _Loop:
         for reader in self.g.readers.values():
             outer.register(reader.fileno(), select.EPOLLIN)
         next_tick = time.monotonic() + TICK
-        next_fetch = float("inf")
-        if self.g.arrays:  # a snapshot is taken at once, a top's first interval must pass
-            snapshots = all(isinstance(r, IterReader) for r in self.g.arrays.values())
-            next_fetch = time.monotonic() + (0.0 if snapshots else self.fetch_interval)
+        fetcher = self.arrays
+        next_fetch = time.monotonic() + fetcher.first_delay if fetcher else float("inf")
         try:
             while True:
                 now = time.monotonic()
                 reason = self.stop.reason or (
                     "timeout" if self.end_at is not None and now >= self.end_at else
                     "deadline" if self.deadline_at is not None and now >= self.deadline_at
-                    else "finished" if self.fetch_count and self.fetches >= self.fetch_count
-                    else "")
+                    else "finished" if fetcher is not None and fetcher.done else "")
                 if reason:
                     break
                 outer.poll(max(0.0, min(0.2, next_tick - now, next_fetch - now)))
                 for ds in self.g.readers:
                     self.drain(ds)
-                if time.monotonic() >= next_fetch:
+                if fetcher is not None and time.monotonic() >= next_fetch:
                     self.fetch()
-                    next_fetch = max(next_fetch + self.fetch_interval, time.monotonic())
+                    next_fetch = max(next_fetch + fetcher.interval, time.monotonic())
                 if time.monotonic() >= next_tick:
                     self.tick()
                     next_tick = time.monotonic() + TICK
             for ds in self.g.readers:
                 self.drain(ds)
             self.tick()
-            if reason != "finished" and self.g.arrays:
+            if reason != "finished" and fetcher is not None:
                 self.fetch(final=True)
             return reason
         finally:
@@ -381,10 +346,12 @@ def _run(opts: RunOptions, spec: GadgetSpec, writer: LineWriter,
             produced = {name: {f.name for f in enc.fields} for name, enc in encoders.items()}
             writer.record(warning_record(wasm.notice(spec.name, spec.metadata, produced)))
         loop = _Loop(gadget, encoders, writer, stop, opts, table, enricher, targets)
-        loop.stacks = StackResolver(gadget.map_fd(C.KERNEL_STACK_MAP),
-                                    gadget.map_fd(C.USER_STACK_MAP), opts.proc_root)
-        loop.arrays = _array_encoders(spec, encoders, opts, loop.stacks)
-        loop.fetch_interval, loop.fetch_count = _fetch_plan(opts, spec)
+        if gadget.arrays:
+            stacks = StackResolver(gadget.map_fd(C.KERNEL_STACK_MAP),
+                                   gadget.map_fd(C.USER_STACK_MAP), opts.proc_root)
+            loop.arrays = ArrayFetcher(spec, gadget.arrays, encoders, stacks, node=opts.node,
+                                       cluster=opts.cluster, interval=opts.map_fetch_interval,
+                                       count=opts.map_fetch_count)
         try:
             reason = loop.run()
         except KeyboardInterrupt:

@@ -56,7 +56,9 @@ def test_top_json_arrays_per_interval(build_gadget, busy_opener: int) -> None:  
     arrays = _arrays(done.stdout)
     assert len(arrays) == 3 * 4  # 3 intervals x 4 datasources
     mine = [r for a in arrays for r in a if r.get("comm") == "arropener"]
-    assert len(mine) >= 3 * 3 and all(r["last_pid"] == busy_opener for r in mine)
+    # it opens every 10 ms: each interval of each of the three hash maps has its row
+    # (allowing a loaded machine to starve it for one whole interval once)
+    assert len(mine) >= 3 * 3 - 3 and all(r["last_pid"] == busy_opener for r in mine)
     assert all(isinstance(r["k8s"], dict) for r in mine)  # enrichment nested in JSON
 
 
