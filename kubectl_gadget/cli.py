@@ -17,6 +17,15 @@ from kubectl_gadget import __version__
 from kubectl_gadget.array_flags import array_options
 from kubectl_gadget.boolflags import BoolFlagCommand
 from kubectl_gadget.cluster.cli import cluster_options
+from kubectl_gadget.completion import (
+    complete_gadgets,
+    complete_namespaces,
+    complete_nodes,
+    complete_output,
+    complete_pods,
+    kubectl_complete,
+    started_as_plugin_completer,
+)
 from kubectl_gadget.errors import GadgetError
 from kubectl_gadget.image.run_flags import image_run_options
 from kubectl_gadget.numflags import SECONDS, Count
@@ -52,6 +61,7 @@ class _Commands(click.Group):
     lazy = {"gc": ("kubectl_gadget.cluster.cli", "gc"),
             "list": ("kubectl_gadget.cluster.cli", "list_sessions"),
             "list-gadgets": ("kubectl_gadget.catalogue", "list_gadgets"),
+            "completion": ("kubectl_gadget.completion", "completion"),
             "image": ("kubectl_gadget.image.cli", "image")}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -97,19 +107,22 @@ def _operators(output: str, fields: str | None, filter_expr: str | None, sort: s
 @cli.command(cls=BoolFlagCommand,
              context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
              epilog=RUN_EXAMPLES)
-@click.argument("gadget")
+@click.argument("gadget", shell_complete=complete_gadgets)
 @click.option("--local", is_flag=True, help="Run on this host instead of a cluster.")
-@click.option("-n", "--namespace", default=None,
+@click.option("-n", "--namespace", default=None, shell_complete=complete_namespaces,
               help="Namespace of the target pods (default: the context's).")
 @click.option("-A", "--all-namespaces", is_flag=True, help="Target pods of every namespace.")
 @click.option("-l", "--selector", default="", help="Label selector of the target pods.")
-@click.option("-p", "--podname", default="", help="Name of the target pod.")
+@click.option("-p", "--podname", default="", shell_complete=complete_pods,
+              help="Name of the target pod.")
 @click.option("-c", "--containername", "container_names", multiple=True,
               help="Only trace containers with this name.")
 @click.option("--container-id", "container_ids", multiple=True,
               help="Local: only trace this container (full id or unique prefix of 12+ chars).")
-@click.option("--node", "nodes", multiple=True, help="Only these nodes (a,b or repeated).")
+@click.option("--node", "nodes", multiple=True, shell_complete=complete_nodes,
+              help="Only these nodes (a,b or repeated).")
 @click.option("-o", "--output", "output", default="columns", show_default=True,
+              shell_complete=complete_output,
               help="columns, json, jsonpretty, yaml, or pcap (packets of tcpdump).")
 @click.option("--fields", default=None, help="Columns to show: a,b (exactly) or +a,-b.")
 @click.option("-F", "--filter", "filter_expr", default=None,
@@ -145,6 +158,8 @@ def run(ctx: click.Context, gadget: str, local: bool, namespace: str | None,
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None and started_as_plugin_completer():
+        return kubectl_complete()
     try:
         rv = cli.main(args=argv, prog_name="kubectl-gadget", standalone_mode=False)
     except GadgetError as exc:

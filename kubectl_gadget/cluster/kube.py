@@ -106,6 +106,9 @@ class Kube:
     def list_nodes(self) -> list[dict[str, Any]]:
         return list(self._call("listing nodes", self.core.list_node).get("items") or [])
 
+    def list_namespaces(self) -> list[dict[str, Any]]:
+        return list(self._call("listing namespaces", self.core.list_namespace).get("items") or [])
+
     def get_namespace(self, name: str) -> dict[str, Any] | None:
         try:
             return dict(self._call(f"reading namespace {name}", self.core.read_namespace, name))
