@@ -57,10 +57,11 @@ dist: wheel
 dist-test:
 	$(PYTHON) -m pytest -q -m dist tests/dist
 
-# Longer fuzzing than `make test` does (FUZZ_SECONDS per fuzz test).
+# Longer fuzzing than `make test` does (FUZZ_SECONDS per client stream fuzz test, and split
+# among the decoder's fuzz tests in tests/fuzz).
 FUZZ_SECONDS ?= 600
 fuzz:
-	KUBECTL_GADGET_FUZZ_SECONDS=$(FUZZ_SECONDS) $(PYTHON) -m pytest -q tests/unit/test_stream_fuzz.py
+	KUBECTL_GADGET_FUZZ_SECONDS=$(FUZZ_SECONDS) $(PYTHON) -m pytest -q tests/unit/test_stream_fuzz.py tests/fuzz
 
 RUNNER_IMAGE ?= ghcr.io/kubectl-gadget/node-runner:$(shell $(PYTHON) -c 'import node_runner; print(node_runner.__version__)')
 KIND_CLUSTER ?= kubectl-gadget

@@ -125,17 +125,12 @@ def _datasources(btf: Btf, meta: GadgetMetadata,
         dmeta = meta.datasources.get(tr.name)
         size = btf.size_of(type_id)
         where = f"datasource {tr.name} (struct {tr.struct_name})"
-        if not 0 < size <= MAX_RECORD_SIZE:
-            raise GadgetFormatError(f"{where}: record size {size} is not in 1..{MAX_RECORD_SIZE}")
+        _check_size(where, size)
         try:
             record = flatten_record(btf, type_id)
         except GadgetFormatError as exc:
             raise GadgetFormatError(f"{where}: {exc}") from None
-        for f in record.fields:
-            if f.offset + f.size > size:
-                raise GadgetFormatError(
-                    f"{where}: field {f.name!r} ({f.size} bytes at offset {f.offset}) lies "
-                    f"outside the {size}-byte record")
+        _check_inside(where, record.fields, size)
         annotations = dict(dmeta.annotations) if dmeta else {}
         field_notes = dict(dmeta.fields) if dmeta else {}
         schema = build_schema(tr.name, "stream", record.fields, record.groups, annotations,
@@ -158,10 +153,25 @@ def _array_datasources(btf: Btf, meta: GadgetMetadata,
     return tuple(out)
 
 
+def _check_size(where: str, size: int) -> None:
+    if not 0 < size <= MAX_RECORD_SIZE:
+        raise GadgetFormatError(f"{where}: record size {size} is not in 1..{MAX_RECORD_SIZE}")
+
+
+def _check_inside(where: str, fields: Sequence[FlatField], size: int) -> None:
+    for f in fields:
+        if f.offset + f.size > size:
+            raise GadgetFormatError(
+                f"{where}: field {f.name!r} ({f.size} bytes at offset {f.offset}) lies "
+                f"outside the {size}-byte record")
+
+
 def _array_ds(meta: GadgetMetadata, name: str, map_name: str, struct_name: str,
               source: ArraySource, record: Record, size: int) -> DatasourceSpec:
     """An array datasource; nested groups (endpoints) get their readable fields as in tracers."""
     fields = record.fields
+    _check_size(f"datasource {name}", size)
+    _check_inside(f"datasource {name}", fields, size)
     dmeta = meta.datasources.get(name)
     notes: dict[str, Mapping[str, str]] = {
         f.name: {"columns.hidden": "true"} for f in fields
