@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * top_file: reads and writes per file and process, per interval, from the read(2), write(2),
- * pread64(2), pwrite64(2), readv(2) and writev(2) syscall tracepoints. The fd is remembered at
+ * pread64(2), pwrite64(2), readv(2), writev(2), preadv(2), pwritev(2), preadv2(2) and
+ * pwritev2(2) syscall tracepoints. The fd is remembered at
  * entry; at exit the bytes the call returned are added to the (process, file) row of a map the
  * runner reads and empties every interval (GADGET_MAPITER). The file is found through the
  * task's fd table, and its path is rebuilt from the dentries (gadget/filesystem.h) only when a
@@ -203,5 +204,9 @@ TRACE_CALL(pread64, 0)
 TRACE_CALL(pwrite64, 1)
 TRACE_CALL(readv, 0)
 TRACE_CALL(writev, 1)
+TRACE_CALL(preadv, 0)
+TRACE_CALL(pwritev, 1)
+TRACE_CALL(preadv2, 0)
+TRACE_CALL(pwritev2, 1)
 
 char LICENSE[] SEC("license") = "GPL";

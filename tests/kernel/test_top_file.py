@@ -15,12 +15,15 @@ from tests.workloads import ContainerWorkload, sleeping_container
 
 pytestmark = [pytest.mark.kernel, needs_root_btf, needs_unshare]
 
-# Three writes of 1000 bytes, one read of 3000 bytes back, then one write to a pipe (stdout).
+# Three writes of 1000 bytes and one vectored write of 500, one read of 3000 bytes back and
+# one vectored read of 500, then one write to a pipe (stdout).
 IO = ("import os, sys\n"
       "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)\n"
       "for _ in range(3):\n"
       "    os.write(fd, b'x' * 1000)\n"
+      "assert os.pwritev(fd, [b'y' * 200, b'z' * 300], 3000) == 500\n"
       "assert len(os.pread(fd, 3000, 0)) == 3000\n"
+      "assert os.preadv(fd, [bytearray(500)], 3000) == 500\n"
       "os.write(1, b'done')\n")
 
 
@@ -59,7 +62,7 @@ def test_bytes_and_calls_per_file(built_gadgets: dict[str, Path], tmp_path: Path
     rows = [d for d in _rows(runner, pid) if d["path"] == str(mine)]
     assert rows, _rows(runner, pid)
     totals = {k: sum(d[k] for d in rows) for k in ("reads", "writes", "rbytes", "wbytes")}
-    assert totals == {"reads": 1, "writes": 3, "rbytes": 3000, "wbytes": 3000}
+    assert totals == {"reads": 2, "writes": 4, "rbytes": 3500, "wbytes": 3500}
     assert rows[0]["type"] == "REGULAR" and rows[0]["ino"] == rows[0]["ino"] > 0
     assert rows[0]["proc.mntns_id"] == w.mntns_id
     assert rows[0]["runtime.containerId"] == w.container_id
