@@ -3,12 +3,15 @@
 A process in a selected pod holds a TCP listener and moves a known number of bytes over a
 connection to it; a pod that is not selected does the same. snapshot_socket must list the
 selected pod's listener with its owner and pod metadata in one combined table, and top_tcp
-must add up exactly the bytes moved, both without a row of the unselected pod.
+must add up exactly the bytes moved, both without a row of the unselected pod. top_blockio
+counts exactly the O_DIRECT reads a selected pod's process makes of a file on the root block
+device, while an unselected pod reads the same file.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -108,3 +111,62 @@ def test_top_tcp_counts_the_pods_bytes(make_gadget_cluster: Any) -> None:
     client.signal(signal.SIGINT)
     assert client.wait(60) == 0, client.stderr
     assert totals == want
+
+
+BLOCK, READS = 65536, 17
+# Reads a file on the root block device with O_DIRECT: one warm-up read at start, then READS
+# reads (one request each) per stdin line.
+READER = f"""
+import mmap, os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECT)
+buf = mmap.mmap(-1, {BLOCK}); os.preadv(fd, [buf], 0)
+print("ready", flush=True)
+for _ in sys.stdin:
+    for i in range({READS}): os.preadv(fd, [buf], i * {BLOCK})
+    print("ok", flush=True)
+"""
+
+
+def test_top_blockio_counts_the_pods_requests(make_gadget_cluster: Any, tmp_path: Any) -> None:
+    path = tmp_path / "blocks"
+    with open(path, "wb") as fh:
+        fh.write(os.urandom(BLOCK * READS))
+        fh.flush()
+        os.fsync(fh.fileno())
+    dev = os.stat(path).st_dev
+    if os.major(dev) == 0:
+        pytest.skip(f"{tmp_path} is not on a block device here")
+    gc: GadgetCluster = make_gadget_cluster(nodes=("node-a", "node-b"))
+    gc.target("cart-a", node="node-a")
+    gc.target("web-b", node="node-b", labels={"app": "web"})
+    readers = {}
+    for pod in ("cart-a", "web-b"):
+        proc = gc.workloads.container("shop", pod).popen(
+            [sys.executable, "-c", READER, str(path)], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE)
+        assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+        readers[pod] = proc
+    client = gc.run_gadget("-n", "shop", "-l", "app=cart", "--map-fetch-interval", "1s",
+                           "--timeout", "60", gadget=_gadget("top_blockio"))
+    gc.wait_runners_streaming(client.session, ["node-a"])
+    time.sleep(1)  # the first interval has started on the node
+    for proc in readers.values():
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(b"go\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline() == b"ok\n"
+    want = [READS, READS * BLOCK]
+    deadline = time.monotonic() + 20
+    got = [0, 0]
+    while time.monotonic() < deadline and got != want:
+        time.sleep(0.5)
+        rows = [r for line in list(client.stdout_lines) if line.strip()
+                for r in json.loads(line)]
+        assert {r["k8s"]["podName"] for r in rows} <= {"cart-a"}, rows
+        mine = [r for r in rows if r["proc"]["pid"] == readers["cart-a"].pid]
+        got = [sum(r["io"] for r in mine), sum(r["bytes"] for r in mine)]
+    client.signal(signal.SIGINT)
+    assert client.wait(60) == 0, client.stderr
+    assert got == want
+    assert {(r["major"], r["minor"], r["rw"]) for r in mine} == \
+        {(os.major(dev), os.minor(dev), "READ")}
