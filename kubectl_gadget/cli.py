@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import importlib
 import sys
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -26,11 +27,12 @@ from kubectl_gadget.completion import (
     kubectl_complete,
     started_as_plugin_completer,
 )
-from kubectl_gadget.errors import GadgetError
+from kubectl_gadget.errors import GadgetError, UsageError
 from kubectl_gadget.image.run_flags import image_run_options
 from kubectl_gadget.numflags import SECONDS, Count
 
 if TYPE_CHECKING:
+    from kubectl_gadget.launch import RunRequest
     from kubectl_gadget.pipeline import Operators
 
 RUN_EXAMPLES = """
@@ -140,20 +142,36 @@ def _operators(output: str, fields: str | None, filter_expr: str | None, sort: s
 @image_run_options
 @array_options
 @click.pass_context
-def run(ctx: click.Context, gadget: str, local: bool, namespace: str | None,
-        all_namespaces: bool, selector: str, podname: str, container_names: tuple[str, ...],
-        container_ids: tuple[str, ...], nodes: tuple[str, ...], output: str,
-        fields: str | None, filter_expr: str | None, sort: str | None,
-        max_entries: int | None, timeout: float | None, verbose: bool,
-        param_options: tuple[str, ...], fail_on_lost: bool, **cluster: object) -> None:
+def run(ctx: click.Context, **flags: Any) -> None:
     """Run GADGET and show its events until Ctrl-C or --timeout."""
-    from kubectl_gadget.launch import RunRequest, launch  # the run machinery, only for `run`
+    from kubectl_gadget.launch import launch  # the run machinery, only for `run`
 
-    req = RunRequest(gadget, local, _operators(output, fields, filter_expr, sort, max_entries),
-                     namespace, all_namespaces, selector, podname, container_names,
-                     container_ids, _split_nodes(nodes), timeout, verbose, tuple(ctx.args),
-                     param_options, fail_on_lost, dict(cluster))
-    ctx.exit(launch(req))
+    ctx.exit(launch(_request(ctx, **flags)))
+
+
+def run_request(argv: Sequence[str]) -> RunRequest:
+    """The request `run ARGV` makes, parsed and checked as on the command line (the Python
+    API's way in); UsageError for anything the command line would refuse."""
+    try:
+        with run.make_context("run", list(argv)) as ctx:
+            return _request(ctx, **ctx.params)
+    except click.ClickException as exc:
+        raise UsageError(exc.format_message()) from None
+
+
+def _request(ctx: click.Context, gadget: str, local: bool, namespace: str | None,
+             all_namespaces: bool, selector: str, podname: str,
+             container_names: tuple[str, ...], container_ids: tuple[str, ...],
+             nodes: tuple[str, ...], output: str, fields: str | None,
+             filter_expr: str | None, sort: str | None, max_entries: int | None,
+             timeout: float | None, verbose: bool, param_options: tuple[str, ...],
+             fail_on_lost: bool, **cluster: object) -> RunRequest:
+    from kubectl_gadget.launch import RunRequest
+
+    return RunRequest(gadget, local, _operators(output, fields, filter_expr, sort, max_entries),
+                      namespace, all_namespaces, selector, podname, container_names,
+                      container_ids, _split_nodes(nodes), timeout, verbose, tuple(ctx.args),
+                      param_options, fail_on_lost, dict(cluster))
 
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -57,8 +57,9 @@ def check_request(req: RunRequest) -> None:
                          "use -c/--containername or --container-id")
 
 
-def launch(req: RunRequest) -> int:
-    """Run the gadget as requested; the exit code (README, "Exit codes")."""
+def launch(req: RunRequest, make_pipeline: Callable[[Operators], Pipeline] | None = None) -> int:
+    """Run the gadget as requested; the exit code (README, "Exit codes"). The pipeline prints
+    to stdout and stderr, unless `make_pipeline` builds another (the Python API's)."""
     check_request(req)
     img = ImageRunFlags.pop(req.cluster)
     arrays = ArrayFlags.pop(req.cluster)
@@ -71,7 +72,8 @@ def launch(req: RunRequest) -> int:
     if spec is not None:
         check_array_flags(spec, _array_only(req.operators) + arrays.given)
         ops = replace(ops, sort_fields=check_sort_fields(ops.sort, spec, schemas))
-    pipeline = Pipeline(ops, sys.stdout, stderr_diag)
+    pipeline = Pipeline(ops, sys.stdout, stderr_diag) if make_pipeline is None else \
+        make_pipeline(ops)
     if spec is not None and arrays.interval is None and _snapshot_only(spec):
         pipeline.view.interval = None  # one table, then the run ends: no interval to show
     if spec is not None:
@@ -91,7 +93,7 @@ def _fail_on_lost(req: RunRequest, pipeline: Pipeline, code: int) -> int:
     """With --fail-on-lost, a run that lost events exits 1 (for CI scripts)."""
     lost = sum(state.lost for state in pipeline.nodes.values())
     if req.fail_on_lost and lost and code == 0:
-        stderr_diag(f"{lost} event(s) lost: exit code 1 (--fail-on-lost)")
+        pipeline.diag(f"{lost} event(s) lost: exit code 1 (--fail-on-lost)")
         return 1
     return code
 
@@ -115,7 +117,7 @@ def _run_local(req: RunRequest, gadget: str, args: list[str], pipeline: Pipeline
         pipeline.forward = True
         args += ["--nested-data"]
     node = LocalNode(os.uname().nodename, gadget, args)
-    return Session([node], pipeline, timeout=req.timeout, diag=stderr_diag).run()
+    return Session([node], pipeline, timeout=req.timeout, diag=pipeline.diag).run()
 
 
 def _run_cluster(req: RunRequest, gadget: str, args: list[str], pipeline: Pipeline) -> int:
@@ -123,7 +125,7 @@ def _run_cluster(req: RunRequest, gadget: str, args: list[str], pipeline: Pipeli
         raise UsageError("--container-id is for --local; on a cluster select pods with "
                          "-n/-l/-p and containers with -c")
     if os.path.isdir(gadget):
-        stderr_diag(f"note: runner pods will read the gadget from {gadget} on "
+        pipeline.diag(f"note: runner pods will read the gadget from {gadget} on "
                     "their node; for a real cluster build and push it as an image "
                     "(kubectl gadget image build/push)")
     # Cluster runs only: the Kubernetes client costs ~0.2 s of start-up that --local never pays.
@@ -138,4 +140,4 @@ def _run_cluster(req: RunRequest, gadget: str, args: list[str], pipeline: Pipeli
                     req.selector, req.podname, req.container_names, req.nodes)
     plan = ClusterRun(sel, runner_settings(cluster, req.timeout), gadget, tuple(args),
                       req.timeout, float(cluster["startup_timeout"]))
-    return run_cluster(kube, plan, pipeline)
+    return run_cluster(kube, plan, pipeline, diag=pipeline.diag)

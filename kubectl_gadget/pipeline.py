@@ -111,6 +111,9 @@ class Pipeline:
         self.view = ArrayView(out, tty=_isatty(out), interval=ops.map_fetch_interval or 1.0)
         self._refused: set[str] = set()  # nodes whose runner speaks another protocol
         self.forward = False  # runners were asked for nested data (see `can_forward`)
+        self.cancelled = False  # set from another thread: the session stops its runners
+        # Formatter of a datasource (the Python API hands events over instead of printing).
+        self.formatters: Callable[[str, list[FieldSchema], FieldSelection], Formatter] | None = None
 
     def prepare(self, ds: str, fields: list[FieldSchema], kind: str = "stream",
                 annotations: Mapping[str, str] | None = None) -> None:
@@ -129,7 +132,8 @@ class Pipeline:
             shown = [{**f, "annotations": {**f.get("annotations", {}), "columns.hidden": "true"}}
                      if f["name"] in hists else f for f in fields]
         formatter = make_formatter(self.ops.mode, shown, self.ops.selection, out=self.out,
-                                   diag=self.diag)
+                                   diag=self.diag) if self.formatters is None else \
+            self.formatters(ds, shown, self.ops.selection)
         forward = (kind == "stream" and self.ops.mode == "json" and predicate is None
                    and self.ops.selection.is_default
                    and not any(annotation(f, "json.skip") == "true" for f in fields))

@@ -101,9 +101,13 @@ class Session:
             self._merger.add(node.name, node.chunks)
 
     def run(self) -> int:
-        _quiet_gc()
         sig = _Signals()
-        previous = {s: signal.signal(s, sig.handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        previous = {}
+        # Run from another thread (the Python API), the caller stops it (`pipeline.cancelled`)
+        # and its process keeps its own signal handlers and collector settings.
+        if threading.current_thread() is threading.main_thread():
+            _quiet_gc()
+            previous = {s: signal.signal(s, sig.handler) for s in (signal.SIGINT, signal.SIGTERM)}
         # Nodes start concurrently (one API round trip each on a cluster) and their output is
         # shown as soon as the first one streams.
         pool = ThreadPoolExecutor(max_workers=START_CONCURRENCY, thread_name_prefix="start")
@@ -145,6 +149,10 @@ class Session:
                 for node in self.nodes:
                     node.stop(True)
                 deadline = None
+            if self.pipeline.cancelled and sig.count == 0:  # like one Ctrl-C, without words
+                sig.count = handled = 1
+                for node in self.nodes:
+                    node.stop(True)
             if self.pipeline.fatal:
                 for node in self.nodes:
                     node.stop(True)
