@@ -27,7 +27,7 @@ def _echoed(events: list[Event], prefix: str) -> list[str]:
     out = []
     for e in events:
         words = str(e.get("args", "")).split()
-        if e.get("comm") == "echo" and words and words[-1].startswith(prefix):
+        if e.get("proc.comm") == "echo" and words and words[-1].startswith(prefix):
             out.append(words[-1])
     return out
 
