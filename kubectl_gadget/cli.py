@@ -92,8 +92,18 @@ def _split_nodes(values: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(n.strip() for v in values for n in v.split(",") if n.strip())
 
 
+def _terminal_width() -> int | None:
+    """Columns fit `COLUMNS` when set, else the terminal's width; piped output is not cut."""
+    import os
+    import shutil
+
+    if os.environ.get("COLUMNS", "").isdigit():
+        return int(os.environ["COLUMNS"])
+    return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+
+
 def _operators(output: str, fields: str | None, filter_expr: str | None, sort: str | None,
-               max_entries: int | None) -> Operators:
+               max_entries: int | None, headers: bool = True) -> Operators:
     from kubectl_gadget.operators.fields import parse_fields
     from kubectl_gadget.operators.filter import parse_filters
     from kubectl_gadget.operators.sort import check_max_entries, parse_sort
@@ -103,7 +113,8 @@ def _operators(output: str, fields: str | None, filter_expr: str | None, sort: s
     return Operators(
         filters=parse_filters(filter_expr) if filter_expr else (),
         selection=parse_fields(fields), mode=parse_output_mode(output),
-        sort=parse_sort(sort) if sort else (), max_entries=check_max_entries(max_entries))
+        sort=parse_sort(sort) if sort else (), max_entries=check_max_entries(max_entries),
+        headers=headers, width=_terminal_width() if output == "columns" else None)
 
 
 @cli.command(cls=BoolFlagCommand,
@@ -125,7 +136,9 @@ def _operators(output: str, fields: str | None, filter_expr: str | None, sort: s
               help="Only these nodes (a,b or repeated).")
 @click.option("-o", "--output", "output", default="columns", show_default=True,
               shell_complete=complete_output,
-              help="columns, json, jsonpretty, yaml, or pcap (packets of tcpdump).")
+              help="columns, json, jsonpretty, yaml, pcap (packets of tcpdump), or none "
+              "(nothing on stdout: diagnostics and the exit code only).")
+@click.option("--no-headers", is_flag=True, help="Columns without the header line.")
 @click.option("--fields", default=None, help="Columns to show: a,b (exactly) or +a,-b.")
 @click.option("-F", "--filter", "filter_expr", default=None,
               help="Keep events matching all of: f==v, !=, <, <=, >, >=, ~ regex; comma = and.")
@@ -165,10 +178,11 @@ def _request(ctx: click.Context, gadget: str, local: bool, namespace: str | None
              nodes: tuple[str, ...], output: str, fields: str | None,
              filter_expr: str | None, sort: str | None, max_entries: int | None,
              timeout: float | None, verbose: bool, param_options: tuple[str, ...],
-             fail_on_lost: bool, **cluster: object) -> RunRequest:
+             fail_on_lost: bool, no_headers: bool, **cluster: object) -> RunRequest:
     from kubectl_gadget.launch import RunRequest
 
-    return RunRequest(gadget, local, _operators(output, fields, filter_expr, sort, max_entries),
+    ops = _operators(output, fields, filter_expr, sort, max_entries, headers=not no_headers)
+    return RunRequest(gadget, local, ops,
                       namespace, all_namespaces, selector, podname, container_names,
                       container_ids, _split_nodes(nodes), timeout, verbose, tuple(ctx.args),
                       param_options, fail_on_lost, dict(cluster))

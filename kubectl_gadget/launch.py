@@ -84,6 +84,8 @@ def launch(req: RunRequest, make_pipeline: Callable[[Operators], Pipeline] | Non
     args += img.runner_args()  # the runner enforces image policy, even for directories
     if req.local:
         code = _run_local(req, resolved.runner_gadget, args, pipeline)
+        if req.operators.mode == "none":  # nothing on stdout: say what was seen (cluster
+            _local_summary(pipeline)       # runs end with their summary anyway)
     else:
         code = _run_cluster(req, resolved.runner_gadget, args, pipeline)
     return _fail_on_lost(req, pipeline, code)
@@ -96,6 +98,12 @@ def _fail_on_lost(req: RunRequest, pipeline: Pipeline, code: int) -> int:
         pipeline.diag(f"{lost} event(s) lost: exit code 1 (--fail-on-lost)")
         return 1
     return code
+
+
+def _local_summary(pipeline: Pipeline) -> None:
+    for name, state in pipeline.nodes.items():
+        lost = f", {state.lost} lost" if state.lost else ""
+        pipeline.diag(f"node {name}: {state.events} event(s){lost}")
 
 
 def _snapshot_only(spec: GadgetSpec) -> bool:

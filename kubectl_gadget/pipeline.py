@@ -62,6 +62,8 @@ class Operators:
     # A gadget with several array datasources: --sort keys were checked against all of them
     # (each must name a field of one), and each datasource sorts by the keys it has.
     sort_fields: frozenset[str] = frozenset()
+    headers: bool = True  # --no-headers: columns without their header line
+    width: int | None = None  # columns fitted to this many characters (the terminal's)
 
 
 @dataclass
@@ -132,7 +134,8 @@ class Pipeline:
             shown = [{**f, "annotations": {**f.get("annotations", {}), "columns.hidden": "true"}}
                      if f["name"] in hists else f for f in fields]
         formatter = make_formatter(self.ops.mode, shown, self.ops.selection, out=self.out,
-                                   diag=self.diag) if self.formatters is None else \
+                                   diag=self.diag, headers=self.ops.headers,
+                                   width=self.ops.width) if self.formatters is None else \
             self.formatters(ds, shown, self.ops.selection)
         forward = (kind == "stream" and self.ops.mode == "json" and predicate is None
                    and self.ops.selection.is_default

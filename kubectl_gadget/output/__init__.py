@@ -36,7 +36,14 @@ from typing import TextIO
 
 from kubectl_gadget.operators import FieldSchema
 from kubectl_gadget.operators.fields import FieldSelection, column_spec, select_fields
-from kubectl_gadget.output.columns import ColumnsFormatter, cell_renderer, fit
+from kubectl_gadget.output.columns import (
+    ColumnsFormatter,
+    NoneFormatter,
+    cell_renderer,
+    fit,
+    fit_widths,
+    k8s_first,
+)
 from kubectl_gadget.output.formatter import (
     OUTPUT_MODES,
     Diag,
@@ -62,6 +69,8 @@ def make_formatter(
     *,
     out: TextIO,
     diag: Diag,
+    headers: bool = True,
+    width: int | None = None,
 ) -> Formatter:
     """Build the formatter for one datasource (see the module docstring for each mode).
 
@@ -72,7 +81,12 @@ def make_formatter(
     selection = selection or FieldSelection()
     if checked == "columns":
         selected = select_fields(selection, fields, "columns")
-        return ColumnsFormatter([column_spec(f) for f in selected], out, diag)
+        if selection.explicit is None:  # the default order: Kubernetes columns first, as IG
+            selected = k8s_first(selected)
+        columns = fit_widths([column_spec(f) for f in selected], width)
+        return ColumnsFormatter(columns, out, diag, headers=headers)
+    if checked == "none":
+        return NoneFormatter(out, diag)
     if checked == "pcap":
         return PcapFormatter(fields, out, diag)
     names = [f["name"] for f in select_fields(selection, fields, "json")]

@@ -6,11 +6,18 @@ Strings longer than the column are cut with ``…`` per the column's ellipsis ru
 never cut (a cut number is a wrong number) and overflow instead. Control characters in strings
 are escaped (``\\n``, ``\\x1b``) so a file name cannot forge lines. A missing key prints empty.
 Array batches print a header and rows, each table followed by a blank line.
+By default (no explicit ``--fields``) the Kubernetes columns come first, as IG prints them; with
+a width (the terminal's, or ``COLUMNS``) the widest text columns shrink until a line fits;
+``--no-headers`` drops the header line; an RFC 3339 timestamp shows as the local time of day
+(``15:04:05.000``) when it falls on the day the run started, else with its date too.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import datetime
 from typing import Any, TextIO
 
 from kubectl_gadget.operators import INTEGER_TYPES
@@ -21,6 +28,53 @@ SEPARATOR = "  "
 ELLIPSIS = "…"
 _ESCAPES = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F]}
 _ESCAPES.update({ord("\n"): "\\n", ord("\t"): "\\t", ord("\r"): "\\r"})
+K8S_COLUMNS = ("k8s.node", "k8s.namespace", "k8s.podName", "k8s.containerName")
+MIN_FIT_WIDTH = 8  # a text column is not shrunk below this width (its header is cut)
+TIME_OF_DAY_WIDTH = 12  # 15:04:05.000
+
+
+def k8s_first(fields: Sequence[Any]) -> list[Any]:
+    """Fields (schema dicts) with the Kubernetes ones first, in IG's order."""
+    rank = {name: i for i, name in enumerate(K8S_COLUMNS)}
+    k8s = sorted((f for f in fields if f["name"] in rank), key=lambda f: rank[f["name"]])
+    return k8s + [f for f in fields if f["name"] not in rank]
+
+
+def fit_widths(columns: Sequence[Column], width: int | None) -> list[Column]:
+    """Shrink the widest text columns, one character at a time, until a line fits `width`
+    (numbers are never cut; a line that cannot fit stays as wide as it must)."""
+    cols = [replace(c, width=TIME_OF_DAY_WIDTH) if _is_timestamp(c) else c for c in columns]
+    if width is None:
+        return cols
+    over = sum(c.width for c in cols) + len(SEPARATOR) * (len(cols) - 1) - width
+    while over > 0:
+        text = [i for i, c in enumerate(cols) if c.type not in INTEGER_TYPES and
+                c.ellipsis != "none" and c.width > MIN_FIT_WIDTH]
+        if not text:
+            break
+        widest = max(text, key=lambda i: cols[i].width)
+        cols[widest] = replace(cols[widest], width=cols[widest].width - 1)
+        over -= 1
+    return cols
+
+
+def _is_timestamp(column: Column) -> bool:
+    return column.type == "string" and column.name.rsplit(".", 1)[-1] == "timestamp"
+
+
+def _time_of_day(today: str) -> Callable[[Any], Any]:
+    """RFC 3339 text (as the runner writes it) -> local time of day, date too when not today."""
+    def text(value: Any) -> Any:
+        if not isinstance(value, str) or len(value) < 20:
+            return value
+        try:
+            stamp = datetime.fromisoformat(value[:26].rstrip("Z") + "+00:00").astimezone()
+        except ValueError:
+            return value
+        day = stamp.strftime("%Y-%m-%d")
+        shown = stamp.strftime("%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}"
+        return shown if day == today else f"{day} {shown}"
+    return text
 
 
 def _text_function(column: Column) -> Callable[[Any], str]:
@@ -83,11 +137,14 @@ def cell_renderer(column: Column) -> Callable[[Any], str]:
 class ColumnsFormatter(Formatter):
     """``-o columns``: fixed-width text columns under a header."""
 
-    def __init__(self, columns: Sequence[Column], out: TextIO, diag: Diag) -> None:
+    def __init__(self, columns: Sequence[Column], out: TextIO, diag: Diag,
+                 headers: bool = True) -> None:
         super().__init__(out, diag)
         self.columns = tuple(columns)
-        self._cells = [(c.name, cell_renderer(c)) for c in self.columns]
-        self._header = self._header_line()
+        today = time.strftime("%Y-%m-%d")
+        self._cells = [(c.name, _timestamped(c, today) if _is_timestamp(c) else cell_renderer(c))
+                       for c in self.columns]
+        self._header = self._header_line() if headers else ""
         self._header_written = False
 
     @staticmethod
@@ -131,3 +188,25 @@ class ColumnsFormatter(Formatter):
     def array(self, rows: Sequence[Row]) -> None:
         self._out.write(self.table(rows) + "\n")
         self._header_written = True
+
+
+def _timestamped(column: Column, today: str) -> Callable[[Any], str]:
+    render, text = cell_renderer(column), _time_of_day(today)
+
+    def cell(value: Any) -> str:
+        shown = text(value)
+        return shown if isinstance(shown, str) and len(shown) > column.width else render(shown)
+    return cell
+
+
+class NoneFormatter(Formatter):
+    """``-o none``: nothing on stdout (events are still counted; diagnostics still shown)."""
+
+    def event(self, data: Row) -> None:
+        pass
+
+    def array(self, rows: Sequence[Row]) -> None:
+        pass
+
+    def texts(self, texts: Sequence[Any]) -> None:
+        pass

@@ -14,8 +14,8 @@ from typing import Any, Literal, TextIO
 
 from kubectl_gadget.errors import UsageError
 
-OutputMode = Literal["columns", "json", "jsonpretty", "yaml", "pcap"]
-OUTPUT_MODES: tuple[OutputMode, ...] = ("columns", "json", "jsonpretty", "yaml", "pcap")
+OutputMode = Literal["columns", "json", "jsonpretty", "yaml", "pcap", "none"]
+OUTPUT_MODES: tuple[OutputMode, ...] = ("columns", "json", "jsonpretty", "yaml", "pcap", "none")
 Diag = Callable[[str], None]
 Row = Mapping[str, Any]
 

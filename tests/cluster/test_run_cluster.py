@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.cluster.product_fixtures import GadgetCluster
+from tests.cluster.product_fixtures import TRACE_EXEC, GadgetCluster
 
 pytestmark = pytest.mark.usefixtures("no_runner_leftovers")
 
@@ -189,3 +189,20 @@ def _echoed(events: list[Event], prefix: str) -> list[str]:
         if e.get("proc.comm") == "echo" and words and words[-1].startswith(prefix):
             out.append(words[-1])
     return out
+
+
+def test_columns_put_kubernetes_columns_first(gadget_cluster: GadgetCluster) -> None:
+    """`-o columns` on a cluster: K8S.NODE, K8S.NAMESPACE, K8S.PODNAME, K8S.CONTAINERNAME lead,
+    as IG prints them (a `--fields` modifier keeps that order; an explicit list is obeyed)."""
+    gc = gadget_cluster
+    gc.target("cart-a", node="node-a")
+    client = gc.start("run", TRACE_EXEC, "-n", "shop", "-l", "app=cart", "--timeout", "6",
+                      "-F", "proc.comm==echo", "--fields", "-proc.pid,-proc.parent.pid")
+    gc.wait_runners_streaming(client.session, ["node-a"])
+    gc.workloads.exec("shop", "cart-a", ["/bin/echo", "cols"])
+    assert client.wait() == 0, client.stderr
+    lines = client.stdout.splitlines()
+    assert lines[0].split()[:5] == ["K8S.NODE", "K8S.NAMESPACE", "K8S.PODNAME",
+                                    "K8S.CONTAINERNAME", "PROC.COMM"], lines
+    assert any(ln.split()[:5] == ["node-a", "shop", "cart-a", "app", "echo"]
+               for ln in lines[1:]), lines
