@@ -78,6 +78,8 @@ class _Commands(click.Group):
 
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="kubectl-gadget",
+                      message="%(prog)s %(version)s")
 def cli() -> None:
     """Inspect Kubernetes clusters and Linux hosts with eBPF gadgets, installing nothing."""
 
@@ -86,6 +88,11 @@ def cli() -> None:
 def version() -> None:
     """Print the client version."""
     click.echo(f"kubectl-gadget {__version__}")
+
+
+def _run_flags(ctx: click.Context) -> tuple[str, ...]:
+    return tuple(o for p in ctx.command.params for o in (*p.opts, *p.secondary_opts)
+                 if o.startswith("--"))
 
 
 def _split_nodes(values: tuple[str, ...]) -> tuple[str, ...]:
@@ -185,7 +192,7 @@ def _request(ctx: click.Context, gadget: str, local: bool, namespace: str | None
     return RunRequest(gadget, local, ops,
                       namespace, all_namespaces, selector, podname, container_names,
                       container_ids, _split_nodes(nodes), timeout, verbose, tuple(ctx.args),
-                      param_options, fail_on_lost, dict(cluster))
+                      param_options, fail_on_lost, _run_flags(ctx), dict(cluster))
 
 
 

@@ -44,6 +44,7 @@ class RunRequest:
     param_args: Sequence[str] = ()  # the gadget's params, as given (--name value ...)
     param_options: Sequence[str] = ()  # --param NAME=VALUE
     fail_on_lost: bool = False
+    run_flags: Sequence[str] = ()  # the flags `run` itself knows, for "did you mean"
     cluster: dict[str, Any] = field(default_factory=dict)
 
 
@@ -65,7 +66,7 @@ def launch(req: RunRequest, make_pipeline: Callable[[Operators], Pipeline] | Non
     arrays = ArrayFlags.pop(req.cluster)
     resolved = resolve_gadget(req.gadget, cluster=not req.local)
     spec = resolved.spec or precheck(resolved.runner_gadget, img, req.local)
-    params = parse_param_flags(list(req.param_args), spec)
+    params = parse_param_flags(list(req.param_args), spec, req.run_flags)
     params.update(parse_param_options(req.param_options, spec))
     ops = replace(req.operators, map_fetch_interval=arrays.interval)
     schemas = expected_schema(spec, cluster=not req.local) if spec is not None else {}
@@ -143,7 +144,7 @@ def _run_cluster(req: RunRequest, gadget: str, args: list[str], pipeline: Pipeli
     from kubectl_gadget.cluster.targets import Selection
 
     cluster = req.cluster
-    kube = Kube(KubeConfig(cluster.pop("kubeconfig"), cluster.pop("context")))
+    kube = Kube(KubeConfig.pop(cluster))
     sel = Selection(None if req.all_namespaces else (req.namespace or kube.namespace),
                     req.selector, req.podname, req.container_names, req.nodes)
     plan = ClusterRun(sel, runner_settings(cluster, req.timeout), gadget, tuple(args),

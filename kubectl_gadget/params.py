@@ -28,12 +28,16 @@ def describe_params(spec: GadgetSpec) -> str:
             + " (each also as --param NAME=VALUE)")
 
 
-def _unknown(flag: str, spec: GadgetSpec, key: str | None = None) -> UsageError:
+def _unknown(flag: str, spec: GadgetSpec, key: str | None = None,
+             run_flags: Sequence[str] = ()) -> UsageError:
     if key is not None:
         close = difflib.get_close_matches(key, list(spec.params), n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
         return UsageError(f"unknown gadget param {key}{hint}; {describe_params(spec)}")
-    close = difflib.get_close_matches(flag, [f"--{k}" for k in spec.params], n=1)
+    params = [f"--{k}" for k in spec.params]
+    close = difflib.get_close_matches(flag, [*params, *run_flags], n=1)
+    if close and close[0] not in params:  # a typo of a flag of `run`, not of a gadget param
+        return UsageError(f"unknown flag {flag} (did you mean {close[0]}?)")
     hint = f" (did you mean {close[0]}?)" if close else ""
     return UsageError(f"unknown flag {flag}{hint}; {describe_params(spec)}")
 
@@ -62,8 +66,10 @@ def parse_param_options(items: Sequence[str], spec: GadgetSpec | None) -> dict[s
     return out
 
 
-def parse_param_flags(args: Sequence[str], spec: GadgetSpec | None) -> dict[str, str]:
-    """Turn leftover CLI args into {param key: value}; validate against `spec` when given."""
+def parse_param_flags(args: Sequence[str], spec: GadgetSpec | None,
+                      run_flags: Sequence[str] = ()) -> dict[str, str]:
+    """Turn leftover CLI args into {param key: value}; validate against `spec` when given.
+    `run_flags` (the command's own flags) are offered for typos that look like one of them."""
     out: dict[str, str] = {}
     i = 0
     while i < len(args):
@@ -73,7 +79,7 @@ def parse_param_flags(args: Sequence[str], spec: GadgetSpec | None) -> dict[str,
         key, eq, value = arg[2:].partition("=")
         p: ParamSpec | None = spec.params.get(key) if spec else None
         if spec is not None and p is None:
-            raise _unknown(f"--{key}", spec)
+            raise _unknown(f"--{key}", spec, run_flags=run_flags)
         if not eq:
             is_bool = p is not None and p.kind == "bool"
             nxt = args[i + 1] if i + 1 < len(args) else None

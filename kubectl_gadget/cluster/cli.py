@@ -10,6 +10,7 @@ someone else's pod, or a running session, with it.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -34,10 +35,42 @@ from kubectl_gadget.numflags import MAX_SECONDS, SECONDS, Count
 OUR_SELECTOR = f"{MANAGED_BY}={MANAGER},{COMPONENT_LABEL}={COMPONENT}"
 
 
+def request_timeout(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    """kubectl's --request-timeout: `0` (none), `30`, `30s`, `2m`, `1h`; None if not given."""
+    if value is None:
+        return None
+    units = {"s": 1, "m": 60, "h": 3600}
+    number, unit = (value[:-1], units[value[-1]]) if value[-1:] in units else (value, 1)
+    try:
+        seconds = float(number) * unit
+    except ValueError:
+        seconds = float("nan")
+    if not math.isfinite(seconds) or not 0 <= seconds <= MAX_SECONDS:
+        raise click.BadParameter(f"{value!r} is not a duration (0, 30, 30s, 2m, 1h)", ctx, param)
+    return seconds
+
+
 def kube_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    fn = click.option("--context", default=None, help="kubeconfig context to use.")(fn)
-    return click.option("--kubeconfig", default=None, envvar="KUBECONFIG",
-                        help="Path to the kubeconfig (default: $KUBECONFIG, ~/.kube/config).")(fn)
+    """kubectl's connection flags; they override the kubeconfig as they do for kubectl."""
+    options = [
+        click.option("--kubeconfig", default=None, envvar="KUBECONFIG",
+                     help="Path to the kubeconfig (default: $KUBECONFIG, ~/.kube/config)."),
+        click.option("--context", default=None, help="kubeconfig context to use."),
+        click.option("--server", "-s", "server", default=None,
+                     help="Address of the API server (overrides the kubeconfig)."),
+        click.option("--token", default=None, help="Bearer token for the API server."),
+        click.option("--as", "as_user", default=None, metavar="USER",
+                     help="User to impersonate."),
+        click.option("--as-group", "as_group", multiple=True, metavar="GROUP",
+                     help="Group to impersonate (with --as)."),
+        click.option("--request-timeout", default=None, callback=request_timeout,
+                     help="Timeout of a single API request (0: none; 30s, 2m; default 30s)."),
+        click.option("--insecure-skip-tls-verify", is_flag=True,
+                     help="Do not check the API server's certificate (insecure)."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
 
 
 def cluster_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -101,11 +134,11 @@ Examples:
 @click.option("-A", "--all-namespaces", is_flag=True, help="Look in every namespace.")
 @kube_options
 def gc(dry_run: bool, everything: bool, gadget_namespace: str, all_namespaces: bool,
-       kubeconfig: str | None, context: str | None) -> None:
+       **kube_flags: Any) -> None:
     """Delete runner pods left behind (by a killed client, for example)."""
     from kubectl_gadget.cluster.kube import Kube, KubeConfig  # the Kubernetes client: ~0.2 s
 
-    kube = Kube(KubeConfig(kubeconfig, context))
+    kube = Kube(KubeConfig.pop(kube_flags))
     pods = kube.list_pods(None if all_namespaces else gadget_namespace,
                           label_selector=f"{MANAGED_BY}={MANAGER}")
     found = 0
@@ -133,12 +166,11 @@ def gc(dry_run: bool, everything: bool, gadget_namespace: str, all_namespaces: b
 @click.option("--gadget-namespace", default=DEFAULT_NAMESPACE, show_default=True)
 @click.option("-A", "--all-namespaces", is_flag=True, help="Look in every namespace.")
 @kube_options
-def list_sessions(gadget_namespace: str, all_namespaces: bool, kubeconfig: str | None,
-                  context: str | None) -> None:
+def list_sessions(gadget_namespace: str, all_namespaces: bool, **kube_flags: Any) -> None:
     """List running gadget sessions and their runner pods."""
     from kubectl_gadget.cluster.kube import Kube, KubeConfig  # the Kubernetes client: ~0.2 s
 
-    kube = Kube(KubeConfig(kubeconfig, context))
+    kube = Kube(KubeConfig.pop(kube_flags))
     pods = [p for p in kube.list_pods(None if all_namespaces else gadget_namespace,
                                       label_selector=OUR_SELECTOR) if is_ours(p)]
     if not pods:

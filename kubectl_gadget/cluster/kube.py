@@ -19,7 +19,7 @@ from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from kubectl_gadget.errors import GadgetError
+from kubectl_gadget.errors import GadgetError, UsageError
 
 # A followed log may stay silent for long (a quiet gadget); a read timeout ends it anyway.
 FOLLOW_READ_TIMEOUT = 24 * 3600
@@ -44,8 +44,28 @@ class NotFound(KubeError):
 
 @dataclass(frozen=True)
 class KubeConfig:
+    """Where and as whom to talk to the API server: the kubeconfig plus kubectl's global
+    flags (`--server`, `--token`, `--as`, `--as-group`, `--request-timeout`,
+    `--insecure-skip-tls-verify`), which override it as they do for kubectl."""
+
     kubeconfig: str | None = None
     context: str | None = None
+    server: str | None = None
+    token: str | None = None
+    impersonate: str | None = None
+    impersonate_groups: tuple[str, ...] = ()
+    request_timeout: float | None = 30.0  # None: no timeout (kubectl's "0")
+    insecure_skip_tls_verify: bool = False
+
+    @classmethod
+    def pop(cls, flags: dict[str, Any]) -> KubeConfig:
+        """Take the kube flags (see `cluster.cli.kube_options`) out of a command's kwargs."""
+        timeout = flags.pop("request_timeout", None)
+        return cls(flags.pop("kubeconfig", None), flags.pop("context", None),
+                   flags.pop("server", None) or None, flags.pop("token", None) or None,
+                   flags.pop("as_user", None) or None, tuple(flags.pop("as_group", ()) or ()),
+                   30.0 if timeout is None else (timeout or None),
+                   bool(flags.pop("insecure_skip_tls_verify", False)))
 
 
 def _status_message(exc: ApiException) -> tuple[str, str]:
@@ -67,26 +87,50 @@ def _translate(exc: Exception, doing: str) -> KubeError:
     return KubeError(f"{doing}: {exc}")
 
 
+def _override(conf: client.Configuration, cfg: KubeConfig) -> None:
+    conf.retries = 0
+    if cfg.server:
+        conf.host = cfg.server
+    if cfg.token:
+        conf.api_key = {"authorization": f"Bearer {cfg.token}"}
+        conf.api_key_prefix = {}
+        conf.cert_file = conf.key_file = None  # kubectl: a token replaces client certificates
+    if cfg.insecure_skip_tls_verify:
+        conf.verify_ssl = False
+        conf.ssl_ca_cert = None
+
+
 class Kube:
     """A connection to one cluster (kubeconfig + context)."""
 
     def __init__(self, cfg: KubeConfig) -> None:
+        conf = client.Configuration()
+        current: dict[str, Any] | None = None
         try:
-            api_client = config.new_client_from_config(config_file=cfg.kubeconfig,
-                                                       context=cfg.context)
+            config.load_kube_config(config_file=cfg.kubeconfig, context=cfg.context,
+                                    client_configuration=conf)
             _contexts, current = config.list_kube_config_contexts(config_file=cfg.kubeconfig)
             if cfg.context:
                 current = next((c for c in _contexts if c["name"] == cfg.context), current)
         except (ConfigException, OSError, TypeError) as exc:
-            raise KubeError(f"loading kubeconfig: {exc}") from None
-        api_client.configuration.retries = 0
+            if not (cfg.server and cfg.token):  # kubectl --server --token needs no kubeconfig
+                raise KubeError(f"loading kubeconfig: {exc}") from None
+        _override(conf, cfg)
+        api_client = client.ApiClient(conf)
+        if cfg.impersonate:
+            api_client.set_default_header("Impersonate-User", cfg.impersonate)
+        if cfg.impersonate_groups:
+            if len(cfg.impersonate_groups) > 1:  # the client library sends each header once
+                raise UsageError("--as-group: only one group is supported")
+            api_client.set_default_header("Impersonate-Group", cfg.impersonate_groups[0])
+        self.timeout = cfg.request_timeout
         self.core = client.CoreV1Api(api_client)
         self.namespace = str((current or {}).get("context", {}).get("namespace") or "default")
         self.server = api_client.configuration.host
 
     def _call(self, doing: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
-            resp = fn(*args, _preload_content=False, _request_timeout=30, **kwargs)
+            resp = fn(*args, _preload_content=False, _request_timeout=self.timeout, **kwargs)
             return json.loads(resp.data or b"{}")
         except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
             raise _translate(exc, doing) from None

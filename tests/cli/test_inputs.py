@@ -173,3 +173,23 @@ def test_param_whose_name_is_a_run_flag_is_set_with_param(
                           capture_output=True, text=True, timeout=120, env=env,
                           stdin=subprocess.DEVNULL)
     assert typo.returncode == 2 and "did you mean timeout?" in typo.stderr, typo.stderr
+
+
+def test_version_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("kubectl-gadget ") and out.split()[1][0].isdigit()
+
+
+@pytest.mark.parametrize(("typo", "meant", "blames_params"), [
+    ("--timout", "--timeout", False), ("--max-entrys", "--max-entries", False),
+    ("--faild", "--failed", True),
+])
+def test_unknown_flag_names_the_closest_real_flag(
+        typo: str, meant: str, blames_params: bool, built_gadgets: dict[str, Path],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["run", str(built_gadgets["trace_open"]), "--local", typo, "3"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert f"unknown flag {typo} (did you mean {meant}?)" in err
+    assert ("params of gadget" in err) == blames_params, err
