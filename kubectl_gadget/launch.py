@@ -148,5 +148,5 @@ def _run_cluster(req: RunRequest, gadget: str, args: list[str], pipeline: Pipeli
     sel = Selection(None if req.all_namespaces else (req.namespace or kube.namespace),
                     req.selector, req.podname, req.container_names, req.nodes)
     plan = ClusterRun(sel, runner_settings(cluster, req.timeout), gadget, tuple(args),
-                      req.timeout, float(cluster["startup_timeout"]))
+                      req.timeout, float(cluster["startup_timeout"]), verbose=req.verbose)
     return run_cluster(kube, plan, pipeline, diag=pipeline.diag)

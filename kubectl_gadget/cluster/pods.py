@@ -101,14 +101,31 @@ class SessionWatch:
                 self.cond.wait(min(left, 1.0))
 
     def _report(self) -> None:
+        """Every 2 s while nodes are not streaming: the line when it changed, else every 10 s."""
+        last, shown_at = "", 0.0
         while not self._stop.wait(2.0):
             waiting = dict(self.waiting)
-            if waiting:
-                reasons = sorted(set(waiting.values()))
-                self.diag(f"waiting on {len(waiting)} node(s): " + "; ".join(reasons[:3]))
+            line = waiting_line(waiting) if waiting else ""
+            if line and (line != last or time.monotonic() - shown_at >= 10.0):
+                self.diag(line)
+                shown_at = time.monotonic()
+            last = line
 
     def stop(self) -> None:
         self._stop.set()
+
+
+def waiting_line(waiting: dict[str, str], names_per_reason: int = 4) -> str:
+    """`waiting on 3 node(s): unschedulable (node-a, node-b); pulling image (node-c)`."""
+    by_reason: dict[str, list[str]] = {}
+    for node, why in sorted(waiting.items()):
+        by_reason.setdefault(why, []).append(node)
+    parts = []
+    for why, nodes in sorted(by_reason.items()):
+        more = len(nodes) - names_per_reason
+        names = ", ".join(nodes[:names_per_reason]) + (f", +{more} more" if more > 0 else "")
+        parts.append(f"{why} ({names})")
+    return f"waiting on {len(waiting)} node(s): " + "; ".join(parts)
 
 
 def _terminated(pod: dict[str, Any] | None) -> dict[str, Any] | None:

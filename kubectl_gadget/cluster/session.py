@@ -19,7 +19,13 @@ from kubectl_gadget.cluster.kube import Forbidden, Kube
 from kubectl_gadget.cluster.liveness import Renewer
 from kubectl_gadget.cluster.pods import PodNode, SessionWatch
 from kubectl_gadget.cluster.runner_pod import RunnerSettings, metadata_arg, runner_pod
-from kubectl_gadget.cluster.targets import NodePlan, Selection, TargetPlan, resolve_targets
+from kubectl_gadget.cluster.targets import (
+    NO_TARGETS,
+    NodePlan,
+    Selection,
+    TargetPlan,
+    resolve_targets,
+)
 from kubectl_gadget.errors import GadgetError
 from kubectl_gadget.pipeline import Pipeline
 from kubectl_gadget.session import Session, stderr_diag
@@ -36,6 +42,7 @@ class ClusterRun:
     timeout: float | None = None
     startup_timeout: float = 120.0
     session: str = field(default_factory=lambda: secrets.token_hex(4))
+    verbose: bool = False  # -v: every node without a runner on its own line
 
 
 def namespace_help(ns: str) -> str:
@@ -84,20 +91,26 @@ def _node_args(plan: NodePlan, run: ClusterRun) -> list[str]:
     return [*args, "--k8s-metadata", metadata_arg(meta)]
 
 
-def describe_plan(plan: TargetPlan, diag=stderr_diag) -> None:
+def describe_plan(plan: TargetPlan, diag=stderr_diag, verbose: bool = False) -> None:
+    """Which nodes get a runner and why not the others; nodes that merely have no target
+    pods (most of a big cluster) are one line unless `verbose`."""
     for node in plan.nodes:
         what = "whole host" if node.whole_host else \
             ", ".join(sorted({f"{c.namespace}/{c.pod}" for c in node.containers}))
         diag(f"node {node.node}: runner for {what}")
+    idle = [name for name, why in plan.skipped if why == NO_TARGETS]
     for name, why in plan.skipped:
-        diag(f"node {name}: no runner ({why})")
+        if verbose or why != NO_TARGETS:
+            diag(f"node {name}: no runner ({why})")
+    if idle and not verbose:
+        diag(f"{len(idle)} node(s) without target pods get no runner (-v lists them)")
     for note in plan.notes:
         diag(note)
 
 
 def run_cluster(kube: Kube, run: ClusterRun, pipeline: Pipeline, diag=stderr_diag) -> int:
     plan = resolve_targets(kube, run.selection)
-    describe_plan(plan, diag)
+    describe_plan(plan, diag, run.verbose)
     if not plan.nodes:
         raise GadgetError("no node to run on: " + "; ".join(f"{n}: {w}" for n, w in plan.skipped))
     now = time.time()

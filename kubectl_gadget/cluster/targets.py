@@ -15,6 +15,8 @@ from typing import Any, Protocol
 
 from kubectl_gadget.errors import GadgetError, UsageError
 
+NO_TARGETS = "no target pods on this node"  # why most nodes of a big cluster get no runner
+
 LINUX = "linux"
 
 
@@ -153,6 +155,6 @@ def resolve_targets(kube: PodLister, sel: Selection) -> TargetPlan:
                           + (f" named {sel.pod!r}" if sel.pod else ""))
     for node in usable:
         if node not in by_node:
-            skipped.append((node, "no target pods on this node"))
+            skipped.append((node, NO_TARGETS))
     plans = tuple(NodePlan(n, tuple(by_node[n])) for n in sorted(by_node))
     return TargetPlan(plans, tuple(skipped), tuple(notes), tuple(usable))

@@ -96,7 +96,7 @@ def test_ctrl_c_before_runner_pods_are_scheduled_is_a_normal_stop(
     gc = gadget_cluster
     gc.fail_scheduling("Insufficient cpu")
     client = gc.run_gadget("-A", "--node", "node-a,node-b", "--timeout", "60")
-    client.wait_stderr(r"waiting on 2 node\(s\): unschedulable", timeout=20)
+    client.wait_stderr(r"waiting on 2 node\(s\): unschedulable.*\(node-a, node-b\)$", timeout=20)
     client.signal(signal.SIGINT)
     assert client.wait(60) == 0, client.stderr
     assert client.stderr.split("summary:", 1)[1].count("stopped before it started") == 2
@@ -150,3 +150,17 @@ def test_runner_stderr_in_the_pod_log_is_shown_as_the_node_speaking(
     assert "node node-a: mounted bpf on /sys/fs/bpf" in client.stderr, client.stderr
     assert "node node-a: libbpf: oops" in client.stderr, client.stderr
     assert "malformed" not in client.stderr and "b'" not in client.stderr, client.stderr
+
+
+def test_nodes_without_targets_are_one_line_and_listed_with_v(
+        gadget_cluster: GadgetCluster) -> None:
+    gc = gadget_cluster
+    gc.target("cart-a", node="node-a")
+    quiet = gc.run_gadget("-n", "shop", "-l", "app=cart", "--timeout", "2")
+    verbose = gc.run_gadget("-n", "shop", "-l", "app=cart", "--timeout", "2", "-v")
+    assert quiet.wait(60) == 0 and verbose.wait(60) == 0, (quiet.stderr, verbose.stderr)
+    assert "2 node(s) without target pods get no runner (-v lists them)" in quiet.stderr
+    assert ": no runner (" not in quiet.stderr, quiet.stderr
+    for node in ("node-b", "node-c"):
+        assert f"node {node}: no runner (no target pods on this node)" in verbose.stderr
+    assert "without target pods get no runner" not in verbose.stderr
