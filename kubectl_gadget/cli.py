@@ -16,7 +16,6 @@ import click
 
 from kubectl_gadget import __version__
 from kubectl_gadget.array_flags import array_options
-from kubectl_gadget.boolflags import BoolFlagCommand
 from kubectl_gadget.cluster.cli import cluster_options
 from kubectl_gadget.completion import (
     complete_gadgets,
@@ -28,6 +27,7 @@ from kubectl_gadget.completion import (
     started_as_plugin_completer,
 )
 from kubectl_gadget.errors import GadgetError, UsageError
+from kubectl_gadget.gadget_help import GadgetHelpCommand
 from kubectl_gadget.image.run_flags import image_run_options
 from kubectl_gadget.numflags import SECONDS, Count
 
@@ -124,7 +124,7 @@ def _operators(output: str, fields: str | None, filter_expr: str | None, sort: s
         headers=headers, width=_terminal_width() if output == "columns" else None)
 
 
-@cli.command(cls=BoolFlagCommand,
+@cli.command(cls=GadgetHelpCommand,
              context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
              epilog=RUN_EXAMPLES)
 @click.argument("gadget", shell_complete=complete_gadgets)

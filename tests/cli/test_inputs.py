@@ -193,3 +193,20 @@ def test_unknown_flag_names_the_closest_real_flag(
     assert code == 2, err
     assert f"unknown flag {typo} (did you mean {meant}?)" in err
     assert ("params of gadget" in err) == blames_params, err
+
+
+def test_run_gadget_help_lists_its_params_and_fields(built_gadgets: dict[str, Path],
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", str(built_gadgets["trace_open"]), "--local", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "Usage: kubectl-gadget run [OPTIONS] GADGET" in out  # the command's own help first
+    assert "Params of gadget trace_open" in out
+    assert "--failed (default false)  only show failed opens" in out
+    assert "Fields of datasource open" in out
+    fname = next(line for line in out.splitlines() if line.split()[:1] == ["fname"])
+    assert "string" in fname and "path" in fname
+
+    assert main(["run", "--help"]) == 0
+    assert "Params of gadget" not in capsys.readouterr().out
+    assert main(["run", "ghcr.io/example/gadget:v1", "--help"]) == 0
+    assert "known once it is pulled" in capsys.readouterr().out
