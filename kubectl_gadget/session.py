@@ -40,6 +40,11 @@ def _map_threads(fn: Callable[[Node], tuple[int, str]],
         return list(pool.map(fn, nodes))
 
 
+class _Status(Protocol):
+    def clear(self) -> None: ...
+    def redraw(self) -> None: ...
+
+
 class Node(Protocol):
     name: str
 
@@ -84,6 +89,7 @@ class Session:
         self._merger = Merger()
         self._started: list[Node] = []
         self._closing = False
+        self.status: _Status | None = None  # a terminal status line to keep out of the output
 
     def add_node(self, node: Node) -> None:
         """Start one more node while the session runs (thread-safe)."""
@@ -157,7 +163,10 @@ class Session:
                 for node in self.nodes:
                     node.stop(True)
                 return
-            for batch in merger.get(0.2):
+            batches = merger.get(0.2)
+            if self.status is not None and batches:
+                self.status.clear()
+            for batch in batches:
                 if batch.data:
                     self.pipeline.feed(batch.node, batch.data)
                 if batch.error:
@@ -165,6 +174,8 @@ class Session:
                 if batch.done:
                     self.pipeline.node_gone(batch.node)
             self.pipeline.flush()
+            if self.status is not None and batches:
+                self.status.redraw()
 
     def _exit_code(self) -> int:
         codes = []

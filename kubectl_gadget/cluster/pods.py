@@ -48,6 +48,7 @@ class SessionWatch:
         self._thread = threading.Thread(target=self._run, name="session-watch", daemon=True)
         self._reporter = threading.Thread(target=self._report, name="progress", daemon=True)
         self.waiting: dict[str, str] = {}  # node -> why it is not streaming yet
+        self.status: Callable[[str], None] | None = None  # a terminal's status line, if any
 
     def start(self) -> None:
         self._thread.start()
@@ -103,9 +104,12 @@ class SessionWatch:
     def _report(self) -> None:
         """Every 2 s while nodes are not streaming: the line when it changed, else every 10 s."""
         last, shown_at = "", 0.0
-        while not self._stop.wait(2.0):
+        while not self._stop.wait(1.0 if self.status else 2.0):
             waiting = dict(self.waiting)
             line = waiting_line(waiting) if waiting else ""
+            if self.status is not None:
+                self.status(line)  # updated in place; gone when every node streams
+                continue
             if line and (line != last or time.monotonic() - shown_at >= 10.0):
                 self.diag(line)
                 shown_at = time.monotonic()
@@ -113,6 +117,8 @@ class SessionWatch:
 
     def stop(self) -> None:
         self._stop.set()
+        if self.status is not None:
+            self.status("")
 
 
 def waiting_line(waiting: dict[str, str], names_per_reason: int = 4) -> str:

@@ -11,6 +11,7 @@ deleted before returning (the session watch confirms they are gone).
 from __future__ import annotations
 
 import secrets
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -18,6 +19,7 @@ from kubectl_gadget.cluster.follow import Follower, TargetGate
 from kubectl_gadget.cluster.kube import Forbidden, Kube
 from kubectl_gadget.cluster.liveness import Renewer
 from kubectl_gadget.cluster.pods import PodNode, SessionWatch
+from kubectl_gadget.cluster.progress import StatusLine
 from kubectl_gadget.cluster.runner_pod import RunnerSettings, metadata_arg, runner_pod
 from kubectl_gadget.cluster.targets import (
     NO_TARGETS,
@@ -109,6 +111,9 @@ def describe_plan(plan: TargetPlan, diag=stderr_diag, verbose: bool = False) -> 
 
 
 def run_cluster(kube: Kube, run: ClusterRun, pipeline: Pipeline, diag=stderr_diag) -> int:
+    status = StatusLine(sys.stderr) if diag is stderr_diag and _isatty(sys.stderr) else None
+    if status is not None:
+        diag = status.around(diag)
     plan = resolve_targets(kube, run.selection)
     describe_plan(plan, diag, run.verbose)
     if not plan.nodes:
@@ -118,11 +123,13 @@ def run_cluster(kube: Kube, run: ClusterRun, pipeline: Pipeline, diag=stderr_dia
                                 run.gadget, now)) for p in plan.nodes]
     preflight(kube, run, manifests[0][1])
     watch = SessionWatch(kube, run.settings.namespace, run.session, diag)
+    watch.status = status.set if status is not None else None
     watch.start()
     nodes = [PodNode(kube, watch, m, p.node, run.startup_timeout) for p, m in manifests]
     diag(f"session {run.session}: starting {len(nodes)} runner pod(s) in namespace "
          f"{run.settings.namespace}")
     session = Session(nodes, pipeline, timeout=run.timeout, diag=diag)
+    session.status = status
     follower = None
     if run.selection.narrows:
         gate = TargetGate(c for p in plan.nodes for c in p.containers)
@@ -147,6 +154,13 @@ def run_cluster(kube: Kube, run: ClusterRun, pipeline: Pipeline, diag=stderr_dia
         watch.stop()
     _summary(nodes, session, pipeline, diag)
     return code
+
+
+def _isatty(stream: object) -> bool:
+    try:
+        return bool(stream.isatty())  # type: ignore[attr-defined]
+    except (AttributeError, ValueError):
+        return False
 
 
 def _summary(nodes: list[PodNode], session: Session, pipeline: Pipeline, diag) -> None:

@@ -10,13 +10,18 @@ each time after some progress, are followed to the end: the reconnect budget is 
 from __future__ import annotations
 
 import os
+import pty
+import re
+import select
 import signal
+import subprocess
+import time
 from typing import Any
 
 import pytest
 
 from kubectl_gadget.cluster.runner_pod import NODE_LABEL
-from tests.cluster.product_fixtures import RUNNER_NAMESPACE, GadgetCluster
+from tests.cluster.product_fixtures import ROOT, RUNNER_NAMESPACE, TRACE_EXEC, GadgetCluster
 
 pytestmark = pytest.mark.usefixtures("no_runner_leftovers")
 
@@ -164,3 +169,46 @@ def test_nodes_without_targets_are_one_line_and_listed_with_v(
     for node in ("node-b", "node-c"):
         assert f"node {node}: no runner (no target pods on this node)" in verbose.stderr
     assert "without target pods get no runner" not in verbose.stderr
+
+
+def test_on_a_terminal_the_waiting_nodes_are_one_updating_line(
+        gadget_cluster: GadgetCluster) -> None:
+    """stderr on a pty: the status line is redrawn in place (`\\r` + erase line), never printed
+    as plain lines, and every other message clears it first so nothing shares its row."""
+    gc = gadget_cluster
+    gc.fail_scheduling("Insufficient cpu")
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(gc.client_argv("run", TRACE_EXEC, "-A", "--node", "node-a,node-b",
+                                           "--timeout", "60"),
+                            cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=slave)
+    os.close(slave)
+    seen = bytearray()
+    try:
+        deadline = time.monotonic() + 30
+        while seen.count(b"\x1b[Kwaiting on 2 node(s)") < 2 and time.monotonic() < deadline:
+            if select.select([master], [], [], 0.5)[0]:
+                seen += os.read(master, 65536)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 0
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the client and its children closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+        assert proc.stdout is not None
+        proc.stdout.close()
+    text = seen.decode(errors="replace")
+    assert "\r\x1b[Kwaiting on 2 node(s): unschedulable" in text, text
+    assert not re.search(r"(^|\n)waiting on", text), "no plain waiting lines on a terminal"
+    last = text.rindex("waiting on")
+    assert "\r\x1b[K" in text[last:] and "summary:" in text[last:], text[last:]
+    assert "b'" not in text and "Traceback" not in text
