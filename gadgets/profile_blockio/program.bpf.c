@@ -44,8 +44,10 @@ struct req_times {
 const volatile bool targ_queued = false;
 GADGET_PARAM(targ_queued);
 
+/* LRU: a request whose completion is never seen (a passthrough or failed request) ages out
+ * instead of filling the map. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 10240);
 	__type(key, struct req_key);
 	__type(value, struct req_times);

@@ -61,8 +61,10 @@ struct {
 	__type(value, struct io_stats);
 } blockio SEC(".maps");
 
+/* LRU: a request whose completion is never seen (a passthrough or failed request) ages out
+ * instead of filling the map. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 10240);
 	__type(key, struct inflight_key);
 	__type(value, struct inflight);
