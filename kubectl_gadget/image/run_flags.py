@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from kubectl_gadget.errors import ImageError
+from kubectl_gadget.errors import GadgetInvalid, ImageError
 from node_runner.constants import PULL_POLICIES
 from node_runner.errors import RunnerError
 from node_runner.gadget.errors import GadgetFormatError
@@ -119,5 +119,5 @@ def precheck(ref: str, flags: ImageRunFlags, local: bool) -> GadgetSpec | None:
         return load_spec(resolved.path, parsed.repository.rsplit("/", 1)[-1])
     except RunnerError as exc:
         raise ImageError(exc.message) from None
-    except GadgetFormatError as exc:
-        raise ImageError(f"reading gadget image {ref}: {exc}") from None
+    except GadgetFormatError as exc:  # the image is fine, the gadget in it is not
+        raise GadgetInvalid(f"reading gadget image {ref}: {exc}") from None

@@ -210,3 +210,14 @@ def test_run_gadget_help_lists_its_params_and_fields(built_gadgets: dict[str, Pa
     assert "Params of gadget" not in capsys.readouterr().out
     assert main(["run", "ghcr.io/example/gadget:v1", "--help"]) == 0
     assert "known once it is pulled" in capsys.readouterr().out
+
+
+def test_invalid_gadget_inside_an_image_exits_3(trace_open_copy: Path, tmp_path: Path) -> None:
+    yaml_path = trace_open_copy / "gadget.yaml"
+    yaml_path.write_text(yaml_path.read_text().replace('defaultValue: "false"',
+                                                       'defaultValue: "maybe"'))
+    built = client("image", "build", str(trace_open_copy), "-t", "bad-default", tmp=tmp_path)
+    assert built.returncode == 0, built.stderr
+    proc = client("run", "bad-default", "--local", "--pull", "never", "--verify-image=false",
+                  tmp=tmp_path)
+    assert_clean(proc, 3, "default of param targ_failed")
