@@ -10,6 +10,8 @@ Messages say what was being done, then the cause, on one line:
 
 from __future__ import annotations
 
+import signal
+
 
 class GadgetError(Exception):
     """Base of every error the client raises on purpose; the CLI exits with ``exit_code``."""
@@ -55,3 +57,16 @@ class PermissionDenied(GadgetError):
     """Not allowed to load eBPF programs here (not root): exit code 6."""
 
     exit_code = 6
+
+
+def crash_signal(code: int) -> str | None:
+    """The signal that killed a runner, by name, or None: a local runner's return code is
+    minus the signal; a container's exit code is 128 plus the signal. Our runner's own exit
+    codes are small (README, "Exit codes"), and SIGTERM/SIGINT/SIGKILL are stops, not crashes."""
+    number = -code if code < 0 else code - 128 if 128 < code < 160 else 0
+    if number in (0, signal.SIGTERM, signal.SIGINT, signal.SIGKILL):
+        return None
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"

@@ -76,6 +76,7 @@ class NodeState:
     bad_lines: int = 0  # lines that are not valid protocol records
     log_lines: int = 0  # lines that are not JSON objects: the runner's own log (pod logs)
     unannounced: dict[str, int] = field(default_factory=dict)  # ds -> events without a schema
+    phase: str = ""  # what the runner said it was doing last (names a crash during it)
 
     def problems(self) -> list[str]:
         """What went wrong with this node's stream, one phrase each (empty when nothing)."""
@@ -242,6 +243,7 @@ class Pipeline:
             rows = rec.data if ds.predicate is None else list(filter(ds.predicate, rec.data))
             self._show(self.combiner.add(rec.ds, node, rows))
         elif type(rec) is R.Schema:
+            state.phase = "running the gadget"  # a schema comes once every program is attached
             self._schema(node, state, rec)
         elif type(rec) is R.Hello:
             if state.hello is not None:  # the first hello decides; another is a broken record
@@ -249,6 +251,8 @@ class Pipeline:
                 return
             state.hello = msgspec.to_builtins(rec)
             self._check_protocol(node, state, rec.protocol)
+        elif type(rec) is R.Phase:
+            state.phase = rec.phase
         elif type(rec) is R.End:
             state.end = msgspec.to_builtins(rec)
             self._show(self.combiner.node_ended(node))

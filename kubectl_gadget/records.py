@@ -89,6 +89,10 @@ class Error(msgspec.Struct, tag="error", tag_field="type", frozen=True):
     detail: str = ""
 
 
+class Phase(msgspec.Struct, tag="phase", tag_field="type", frozen=True):
+    phase: str = ""
+
+
 class End(msgspec.Struct, tag="end", tag_field="type", frozen=True):
     reason: str = ""
     events: Count = 0
@@ -97,9 +101,10 @@ class End(msgspec.Struct, tag="end", tag_field="type", frozen=True):
     exit_code: int = 0
 
 
-Record = Union[Hello, Schema, Event, Array, Lost, Warn, Error, End]  # noqa: UP007
-RawRecord = Union[Hello, Schema, RawEvent, Array, Lost, Warn, Error, End]  # noqa: UP007
-KNOWN_TYPES = frozenset({"hello", "schema", "event", "array", "lost", "warning", "error", "end"})
+Record = Union[Hello, Schema, Event, Array, Lost, Warn, Error, Phase, End]  # noqa: UP007
+RawRecord = Union[Hello, Schema, RawEvent, Array, Lost, Warn, Error, Phase, End]  # noqa: UP007
+KNOWN_TYPES = frozenset({"hello", "schema", "event", "array", "lost", "warning", "error", "phase",
+                         "end"})
 
 
 class Bad(msgspec.Struct, frozen=True):

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Protocol
 
+from kubectl_gadget.errors import crash_signal
 from kubectl_gadget.operators import FieldSchema
 from kubectl_gadget.pipeline import NodeState, Pipeline
 from kubectl_gadget.streams import Merger
@@ -187,7 +188,13 @@ class Session:
             for problem in state.problems():
                 self.diag(f"node {name}: {problem}")
             code = int(state.end.get("exit_code", rc)) if state.end else rc
-            if code != 0 and state.error is None:
+            crash = crash_signal(code) if state.end is None else None
+            if crash is not None:
+                during = f" while {state.phase}" if state.phase else ""
+                detail = f": {tail}" if tail else ""
+                self.diag(f"node {name}: runner crashed: {crash}{during}{detail}")
+                code = 1
+            elif code != 0 and state.error is None:
                 detail = f": {tail}" if tail else ""
                 self.diag(f"node {name}: runner exited with code {code}{detail}")
             if state.end is None and code == 0:

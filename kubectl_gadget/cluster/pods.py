@@ -19,6 +19,7 @@ from typing import Any
 
 from kubectl_gadget.cluster.kube import Forbidden, Kube, KubeError
 from kubectl_gadget.cluster.runner_pod import SESSION_LABEL
+from kubectl_gadget.errors import crash_signal
 
 Diag = Callable[[str], None]
 _RUNNER_CODES = {3: "gadget invalid", 4: "kernel not supported", 5: "verifier rejected",
@@ -172,6 +173,9 @@ def classify_end(pod: dict[str, Any] | None, code: int | None) -> str:
         return "runner killed: out of memory"
     if code in _RUNNER_CODES:
         return _RUNNER_CODES[code]
+    crash = crash_signal(code) if code is not None else None
+    if crash is not None:
+        return f"runner crashed: {crash}"
     return "ok" if code == 0 else f"gadget failed (exit code {code})"
 
 
