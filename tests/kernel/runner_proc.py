@@ -80,8 +80,11 @@ class RunnerProcess:
             self.returncode = self.proc.wait()
             raise RunnerFailed(f"runner ignored SIGTERM for {timeout}s\n{self.stderr()}") from None
         finally:
+            # The runner has exited, so its stdout ends: let the reader parse every line that
+            # is still in the pipe (a loaded machine can take a while for thousands of
+            # records; closing the pipe earlier would lose them and miscount the events).
             if self._thread is not None:
-                self._thread.join(10)
+                self._thread.join(120)
             if self.proc.stdout is not None:
                 self.proc.stdout.close()
         return self.returncode
