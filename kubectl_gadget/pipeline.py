@@ -35,6 +35,8 @@ from kubectl_gadget.operators.sort import SortKey, compile_sort, parse_sort
 from kubectl_gadget.output import ColumnsFormatter, Formatter, describe_record, make_formatter
 from kubectl_gadget.output.arrays import ArrayView
 from kubectl_gadget.output.histogram import histogram_fields
+from node_runner.gadget.nesting import nests_cleanly
+from node_runner.gadget.schema import ENRICHMENT_FIELDS
 
 SUPPORTED_PROTOCOL = 1
 REPORTED_PER_NODE = 3  # bad records described per node; the rest are counted
@@ -140,7 +142,8 @@ class Pipeline:
             self.formatters(ds, shown, self.ops.selection)
         forward = (kind == "stream" and self.ops.mode == "json" and predicate is None
                    and self.ops.selection.is_default
-                   and not any(annotation(f, "json.skip") == "true" for f in fields))
+                   and not any(annotation(f, "json.skip") == "true" for f in fields)
+                   and _runner_nests(fields))
         self._ds[ds] = _Datasource(fields, predicate, sort, formatter, kind, forward)
 
     def can_forward(self) -> bool:
@@ -361,6 +364,16 @@ def _default_sort(annotations: Mapping[str, str], fields: list[FieldSchema]) -> 
     except UsageError:
         return []
     return keys
+
+
+def _runner_nests(fields: list[FieldSchema]) -> bool:
+    """Whether the runner's nesting of these fields is exactly what `-o json` prints: the
+    gadget's own names group cleanly, and the enrichment names, if any, come last in the
+    runner's order."""
+    names = [f["name"] for f in fields]
+    own = [n for n in names if n not in ENRICHMENT_FIELDS]
+    tail = names[len(own):]
+    return nests_cleanly(own) and tail == [n for n in ENRICHMENT_FIELDS if n in tail]
 
 
 def _row(event: R.Event | R.RawEvent, nested: bool) -> dict[str, Any]:

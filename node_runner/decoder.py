@@ -19,6 +19,7 @@ from node_runner import constants as C
 from node_runner.formatters import FormatContext, formatter
 from node_runner.gadget.errors import GadgetFormatError
 from node_runner.gadget.layout import FlatField
+from node_runner.gadget.nesting import Tree, nesting_tree
 from node_runner.gadget.schema import DatasourceSchema, SchemaField
 
 _quote: Callable[[str], str] = json.encoder.encode_basestring_ascii
@@ -34,7 +35,7 @@ class _Codegen:
     """Collects the template pieces, value expressions and the names they reference."""
 
     def __init__(self) -> None:
-        self.parts: list[str] = []
+        self.entries: list[tuple[str, str, bool]] = []  # (field name, expression, numeric)
         self.exprs: list[str] = []
         self.env: dict[str, object] = {"_q": _quote}
 
@@ -44,10 +45,34 @@ class _Codegen:
         return name
 
     def add(self, name: str, expr: str, numeric: bool = False) -> None:
-        sep = "," if self.parts else ""
-        key = _quote(name).replace("%", "%%")
-        self.parts.append(f"{sep}{key}:{'%d' if numeric else '%s'}")
-        self.exprs.append(expr)
+        self.entries.append((name, expr, numeric))
+
+    def body(self, nested: bool) -> str:
+        """The object members' template (flat, or nested by dotted names); sets `exprs` to the
+        value expressions in the template's order."""
+        if not nested:
+            self.exprs = [expr for _, expr, _ in self.entries]
+            return ",".join(_member(name, numeric) for name, _, numeric in self.entries)
+        tree = nesting_tree([name for name, _, _ in self.entries])
+        if tree is None:
+            raise GadgetFormatError("field names cannot be nested as -o json prints them")
+        self.exprs = []
+        return self._nested(tree)
+
+    def _nested(self, tree: Tree) -> str:
+        out = []
+        for key, child in tree:
+            if isinstance(child, int):
+                _, expr, numeric = self.entries[child]
+                self.exprs.append(expr)
+                out.append(_member(key, numeric))
+            else:
+                out.append(_quote(key).replace("%", "%%") + ":{" + self._nested(child) + "}")
+        return ",".join(out)
+
+
+def _member(key: str, numeric: bool) -> str:
+    return f"{_quote(key).replace('%', '%%')}:{'%d' if numeric else '%s'}"
 
 
 def _array_converter(f: FlatField) -> Callable[[bytes], str]:
@@ -187,7 +212,7 @@ class DatasourceEncoder:
     def __init__(self, schema: DatasourceSchema, record_size: int, *,
                  context: FormatContext | None = None, enricher: Enricher | None = None,
                  enrichment: Sequence[SchemaField] = (), skip_pid: int | None = None,
-                 row_only: bool = False) -> None:
+                 row_only: bool = False, nested: bool = False) -> None:
         self.ds = schema.name
         self.record_size = record_size
         ctx = context or FormatContext()
@@ -207,6 +232,7 @@ class DatasourceEncoder:
             else:
                 expr, numeric = _computed_expr(cg, f, raws, members, ctx), False
             cg.add(f.name, expr, numeric)
+        body = cg.body(nested)
         mntns = next((m for m in members.values() if C.TAG_MNTNS_ID in m.tags
                       and m.kind == "int"), None)
         tail = ""
@@ -224,7 +250,7 @@ class DatasourceEncoder:
         # An array datasource's rows are bare objects: the `array` record wraps them (arrays.py).
         head = '{"type":"event","ds":' + _quote(self.ds).replace("%", "%%") + ',"data":{'
         head = "{" if row_only else head
-        template = head + "".join(cg.parts) + tail + ("}" if row_only else "}}")
+        template = head + body + tail + ("}" if row_only else "}}")
         self.encode_batch: BatchEncoder = self._compile(cg, layout, template)
 
     def _compile(self, cg: _Codegen, layout: struct.Struct, template: str) -> BatchEncoder:

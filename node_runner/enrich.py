@@ -26,6 +26,7 @@ class Enricher:
     def __init__(self, table: ContainerTable, node: str, nested: bool = False) -> None:
         self.table = table
         self.node = node
+        self.nested = nested
         self._render = _nested_fragment if nested else _flat_fragment
         self._cache: dict[int, str] = {}
         self.unknown_seen = False

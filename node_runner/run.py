@@ -32,6 +32,7 @@ from node_runner.errors import GadgetInvalid, RunnerError, UsageError
 from node_runner.formatters import FormatContext, boot_to_wall_ns
 from node_runner.gadget.arrays import array_fields
 from node_runner.gadget.errors import GadgetFormatError
+from node_runner.gadget.nesting import nests_cleanly
 from node_runner.gadget.schema import enrichment_schema
 from node_runner.gadget.spec import GadgetSpec, load_spec
 from node_runner.loader import LoadedGadget
@@ -137,7 +138,7 @@ def _encoders(spec: GadgetSpec, enricher: Enricher, opts: RunOptions,
         out[ds.name] = DatasourceEncoder(ds.schema, ds.record_size, context=ctx,
                                          enricher=enricher if ds.has_mntns else None,
                                          enrichment=extra, skip_pid=os.getpid(),
-                                         row_only=ds.kind == "array")
+                                         row_only=ds.kind == "array", nested=enricher.nested)
     return out
 
 
@@ -305,11 +306,10 @@ def run(opts: RunOptions, out: BinaryIO | None = None) -> int:
 
 
 def nestable(spec: GadgetSpec) -> bool:
-    """Whether --nested-data can be honored: only stream datasources, whose own field names
-    have no dots (then only the enrichment fragment nests, and every event is already what
-    `-o json` prints)."""
+    """Whether --nested-data can be honored: only stream datasources, whose field names nest
+    exactly as `-o json` prints them (gadget/nesting.py; the enrichment nests on its own)."""
     return all(ds.kind == "stream" and ds.schema is not None
-               and all("." not in f.name for f in ds.schema.fields)
+               and nests_cleanly([f.name for f in ds.schema.fields])
                for ds in spec.datasources)
 
 

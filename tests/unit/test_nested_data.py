@@ -9,13 +9,20 @@ import json
 import struct
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from kubectl_gadget.operators.fields import parse_fields
 from kubectl_gadget.operators.filter import parse_filters
+from kubectl_gadget.output import StructuredFormatter
 from kubectl_gadget.pipeline import Operators, Pipeline
 from kubectl_gadget.session import Session, expected_schema
+from node_runner.decoder import DatasourceEncoder
 from node_runner.enrich import Enricher
 from node_runner.gadget.layout import FlatField
+from node_runner.gadget.nesting import nesting_tree, nests_cleanly
+from node_runner.gadget.schema import build_schema, enrichment_schema
 from node_runner.gadget.spec import GadgetSpec, load_spec
 from node_runner.run import nestable
 from tests import stream_mutations as M
@@ -49,8 +56,52 @@ def test_nested_data_is_offered_for_plain_stream_gadgets(
         built_gadgets: dict[str, Path], build_gadget: Callable[[Path], Path]) -> None:
     plain = build_gadget(TEST_GADGETS_SRC / "perf_array")
     assert nestable(load_spec(str(plain), "perf_array"))
-    # Dotted fields of the gadget itself (proc.pid, ...) go through the decoding path.
-    assert not nestable(_spec(built_gadgets, "trace_open"))
+    # Dotted fields of the gadget itself (proc.pid, ...) nest too.
+    assert nestable(_spec(built_gadgets, "trace_open"))
+    assert nestable(_spec(built_gadgets, "trace_exec"))
+    # An endpoint `src` is a value and the parent of `src.addr`: the decoding path.
+    assert not nestable(_spec(built_gadgets, "trace_tcp"))
+
+
+def test_fields_group_by_prefix_in_first_appearance_order() -> None:
+    names = ["a", "proc.comm", "b", "proc.pid", "proc.parent.pid", "c", "proc.parent.comm"]
+    assert nesting_tree(names) == [
+        ("a", 0),
+        ("proc", [("comm", 1), ("pid", 3), ("parent", [("pid", 4), ("comm", 6)])]),
+        ("b", 2), ("c", 5)]
+    assert nesting_tree(["pid", "comm"]) == [("pid", 0), ("comm", 1)]
+
+
+@pytest.mark.parametrize("names", [
+    ["src", "src.addr"], ["src.addr", "src"], ["a.b", "a.b.c"], ["a.b.c", "a.b"],
+    ["k8s"], ["k8s.extra"], ["runtime.containerName"], ["pid", "pid"], ["a..b"], ["a."],
+    [".a"]])
+def test_doubtful_names_are_not_nested(names: list[str]) -> None:
+    assert nesting_tree(names) is None
+    assert not nests_cleanly(names)
+
+
+def test_the_runner_nests_dotted_fields_as_json_output_does() -> None:
+    fields = [FlatField("mntns_id", 0, 8, "int", tags=("gadget_mntns_id", "__u64")),
+              FlatField("proc.pid", 8, 4, "int", tags=("gadget_pid", "__u32")),
+              FlatField("size", 12, 4, "int", tags=("__u32",)),
+              FlatField("proc.comm", 16, 8, "string", tags=("char",)),
+              FlatField("proc.parent.pid", 24, 4, "int", tags=("__u32",))]
+    record = struct.pack("<QII8sI4x", CONTAINER_MNTNS, 7, 9, b"cat", 1)
+    flat = _encoder(fields, 32, Enricher(FixedTable(), "n1"))  # type: ignore[arg-type]
+    table: Any = FixedTable()
+    nested = DatasourceEncoder(build_schema("t", "stream", fields, ()), 32, nested=True,
+                               enricher=Enricher(table, "n1", nested=True),
+                               enrichment=enrichment_schema(cluster=False))
+    (flat_line,), _ = encode(flat, [record])
+    (nested_line,), _ = encode(nested, [record])
+    names = [f.name for f in flat.fields]
+    printed = StructuredFormatter(names, print, io.StringIO(), print).nest(
+        json.loads(flat_line)["data"])
+    got = json.loads(nested_line)["data"]
+    assert json.dumps(got) == json.dumps(printed)
+    assert list(got) == ["mntns_id", "proc", "size", "k8s", "runtime"]
+    assert got["proc"] == {"pid": 7, "comm": "cat", "parent": {"pid": 1}}
 
 
 def _run(lines: list[bytes], forward: bool) -> tuple[list[str], list[str]]:
@@ -114,3 +165,8 @@ def test_only_json_of_every_field_is_forwarded(built_gadgets: dict[str, Path]) -
         for ds, fields in schema.items():
             pipeline.prepare(ds, fields)
         assert pipeline.can_forward() is forward, ops
+    # `src` and `src.addr`: the runner would refuse to nest, so the client does not ask.
+    pipeline = Pipeline(Operators(mode="json"), io.StringIO(), print)
+    for ds, fields in expected_schema(_spec(built_gadgets, "trace_tcp"), cluster=False).items():
+        pipeline.prepare(ds, fields)
+    assert not pipeline.can_forward()
