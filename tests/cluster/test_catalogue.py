@@ -135,7 +135,7 @@ def test_runs_in_the_cluster(name: str,
     kinds = [rec.get("type") for rec in records]
     assert "schema" in kinds, f"{name}'s runner never reached tracing: {records[-5:]}"
     assert "error" not in kinds, [rec for rec in records if rec.get("type") == "error"]
-    assert re.search(r"node-a: ok \(\d+ events\)", client.stderr), client.stderr
+    assert re.search(r"node-a: ok \(\d+ events[,)]", client.stderr), client.stderr
     for rec in _output(client.stdout):  # every line is JSON; each row is of the target pod
         pod = rec.get("k8s", {}).get("podName") if isinstance(rec, dict) else None
         assert pod in (None, "cart-a"), (rec, _mntns(gc))
