@@ -70,8 +70,8 @@ static __always_inline __u64 mm_counter(struct mm_struct *mm, int member)
 	return count > 0 ? count : 0;
 }
 
-SEC("tracepoint/sched/sched_switch")
-int trace_sched_switch(struct trace_event_raw_sched_switch *ctx)
+/* Charge the time since the last switch on this CPU to the current task's process. */
+static __always_inline int charge_current(void)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct top_value *value, zero_value = {};
@@ -109,6 +109,24 @@ int trace_sched_switch(struct trace_event_raw_sched_switch *ctx)
 	}
 	value->threads = BPF_CORE_READ(task, signal, nr_threads);
 	return 0;
+}
+
+SEC("tracepoint/sched/sched_switch")
+int trace_sched_switch(struct trace_event_raw_sched_switch *ctx)
+{
+	return charge_current();
+}
+
+/*
+ * A task's last switch comes after it has left its namespaces, when its container can no
+ * longer be told, so the time it ran since its previous switch is charged here, at exit, while
+ * its mount namespace is still known. Without this, a CPU-bound process that is rarely
+ * switched out (an idle machine) would lose most of its CPU time.
+ */
+SEC("tracepoint/sched/sched_process_exit")
+int trace_sched_process_exit(void *ctx)
+{
+	return charge_current();
 }
 
 char LICENSE[] SEC("license") = "GPL";
