@@ -215,6 +215,9 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
+    # socketserver's default listen backlog is 5; a real API server takes many clients at once
+    # (dozens of `kubectl gadget` runs starting together overflowed it: connection resets).
+    request_queue_size = 128
 
     def __init__(self, owner: FakeApiServer, address: tuple[str, int]) -> None:
         self.owner = owner
