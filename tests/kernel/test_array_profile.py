@@ -98,7 +98,9 @@ def test_flush_on_stop_gives_the_last_interval(build_gadget) -> None:  # type: i
     gadget = build_gadget(TEST_GADGETS_SRC / "profile_test")
     with RunnerProcess(gadget, "--map-fetch-interval", "3600") as runner:
         runner.wait_schema()
-        time.sleep(1)  # let it sample (this test's own process is busy enough)
+        end = time.monotonic() + 1  # keep a CPU busy so there is something to sample,
+        while time.monotonic() < end:  # even on an idle machine
+            pass
         assert runner.stop() == 0, runner.stderr()
     (array,) = runner.of_type("array")
     assert array["fetch"] == 1 and array["data"]
