@@ -41,23 +41,24 @@ def test_cpu_time_adds_up_and_the_filter_holds(built_gadgets: dict[str, Path]) -
             runner.wait_for(lambda r: r.get("type") == "array", 30, "a first interval")
             noisy, _ = _burn(neighbour)
             pid, used = _burn(w)
-            def has_pid(r: dict[str, object], want: bool) -> bool:
-                rows = r["data"] if r.get("type") == "array" else None
-                return isinstance(rows, list) and any(d["proc.pid"] == pid for d in rows) is want
-
-            first = runner.wait_for(lambda r: has_pid(r, True), 15, "the burner's first row")
-            last = runner.wait_for(lambda r: r["fetch"] > first["fetch"] and has_pid(r, False)
-                                   if r.get("type") == "array" else False,
-                                   15, "an interval after the burner ended")
+            # The burner has exited: its last stretch was charged at exit; the next fetch
+            # after this one holds it.
+            done = max(a["fetch"] for a in runner.of_type("array"))
+            runner.wait_for(lambda r: r.get("type") == "array" and r["fetch"] > done + 1,
+                            15, "two intervals after the burner ended")
             assert runner.stop() == 0, runner.stderr()
     assert (runner.end()["reason"], runner.end()["exit_code"]) == ("signal", 0)
 
-    rows = [d for a in runner.of_type("array") if a["fetch"] < last["fetch"]
-            for d in a["data"] if d["proc.pid"] == pid]
-    assert len(rows) >= 2, "0.6 s of CPU spans several 0.3 s intervals"
+    # Time is charged at context switches and at exit, so an interval in which the burner
+    # kept its CPU has no row; the rows together hold all of its time.
+    rows = [d for a in runner.of_type("array") for d in a["data"] if d["proc.pid"] == pid]
+    assert rows, "the burner has rows"
     total = sum(d["cpu_time"] for d in rows)
     assert 0.8 * used < total < 1.3 * used + 0.1e9, (total, used)
-    assert max(d["cpu_time"] for d in rows) <= 0.3e9 * 1.5  # one CPU at most per interval
+    # Time is charged at context switches: on an idle CPU a spinning process may not be
+    # switched out for longer than an interval, so one row can hold more than 0.3 s; but no
+    # row holds more than the process used in all (per-CPU values are not counted twice).
+    assert max(d["cpu_time"] for d in rows) <= 1.1 * used + 0.05e9, (rows, used)
     assert all(d["proc.comm"] == Path(sys.executable).name[:15] for d in rows)
     assert all(d["proc.mntns_id"] == w.mntns_id and d["threads"] == 1 for d in rows)
     assert all(d["rss_pages"] > 0 and d["vm_pages"] >= d["rss_pages"] for d in rows)
