@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from . import validation
+from . import services, validation
 from .admission import ENFORCE_LABEL, Admission
 from .apiserver import FakeApiServer, RecordedRequest
 from .context import ApiContext
@@ -50,10 +50,12 @@ class FakeCluster(FaultInjection):
                  workdir: str | os.PathLike[str] | None = None,
                  extra_env: Mapping[str, str] | None = None,
                  target_runtime: HookLike | None = None, tls: bool = False,
+                 service_cidr: str = services.DEFAULT_SERVICE_CIDR,
                  **kubelet_options: Any) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="fakekube-")
         self.workdir = Path(workdir) if workdir else Path(self._tmp.name)
-        self.ctx = ApiContext(Store(), LogStore(), Admission(), Faults())
+        self.ctx = ApiContext(Store(), LogStore(), Admission(), Faults(),
+                              service_cidr=service_cidr)
         self.images = ImageTable(images)
         self.api = FakeApiServer(self.ctx, tls=tls)
         self.kubelet = Kubelet(self.ctx, nodes, self.images, extra_env=extra_env,
@@ -68,6 +70,10 @@ class FakeCluster(FaultInjection):
         self.api.start()
         for name in SYSTEM_NAMESPACES:
             self.create_namespace(name)
+        # The API server's own service, first address of the service range.
+        self.create_service("kubernetes", "default", [{"name": "https", "port": 443,
+                                                       "targetPort": 6443}],
+                            labels={"component": "apiserver", "provider": "kubernetes"})
         self.kubelet.start()
         self.add_user("admin")
         self.write_kubeconfig(self.kubeconfig_path)
@@ -174,8 +180,11 @@ class FakeCluster(FaultInjection):
                           owner: Owner | None = None,
                           annotations: Mapping[str, str] | None = None,
                           runtime: HookLike | None = None,
-                          run_as_process: bool = False) -> Obj:
-        """A Running workload pod on ``node`` (round-robin by default); see targets.py."""
+                          run_as_process: bool = False, pod_ip: str | None = None,
+                          host_network: bool = False) -> Obj:
+        """A Running workload pod on ``node`` (round-robin by default); see targets.py.
+        ``pod_ip``: the address the network plugin gives it (default: the node's next one);
+        ``host_network``: a hostNetwork pod, whose pod IP is the node's."""
         if node is None:
             node = self.nodes[self._next_node % len(self.nodes)]
             self._next_node += 1
@@ -183,12 +192,34 @@ class FakeCluster(FaultInjection):
         pod = build_pod(name, namespace, node, labels=labels, containers=containers,
                         image=image, owner=owner, annotations=annotations,
                         target=not run_as_process)
+        if host_network:
+            pod["spec"]["hostNetwork"] = True
         stored = self.store.create("pods", pod)
         if run_as_process:
             return self.wait_for_pod(namespace, name,
                                      lambda p: p["status"].get("phase") != "Pending")
         hook = as_runtime(runtime) if runtime is not None else self.target_runtime
-        return start_target(self.kubelet, stored, hook)
+        return start_target(self.kubelet, stored, hook, pod_ip)
+
+    def create_service(self, name: str, namespace: str = "default",
+                       ports: Sequence[Obj] = ({"port": 80},), *,
+                       cluster_ip: str | None = None, labels: Mapping[str, str] | None = None,
+                       selector: Mapping[str, str] | None = None) -> Obj:
+        """A ClusterIP service, allocated and checked as a create through the API would be."""
+        self.create_namespace(namespace)
+        svc: Obj = {"apiVersion": "v1", "kind": "Service",
+                    "metadata": {"name": name, "namespace": namespace,
+                                 "labels": dict(labels or {})},
+                    "spec": {"ports": [dict(p) for p in ports], "selector": dict(selector or {})}}
+        if cluster_ip is not None:
+            svc["spec"]["clusterIP"] = cluster_ip
+        validation.validate_generic("Service", svc)
+        services.default_service(svc)
+        services.validate_service(svc)
+        with self.store.lock:
+            services.allocate_cluster_ip(svc, self.ctx.service_cidr,
+                                         services.taken_ips(self.store.list("services")[0]))
+            return self.store.create("services", svc)
 
     def map_image(self, image: str, argv: Sequence[str], env: Mapping[str, str] | None = None,
                   cwd: str | None = None, replace_command: bool = False) -> None:

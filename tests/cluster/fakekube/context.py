@@ -17,6 +17,7 @@ from .admission import Admission
 from .errors import ApiError, bad_request
 from .faults import Faults
 from .logs import Abort, LogStore
+from .services import DEFAULT_SERVICE_CIDR
 from .storage import Store
 
 Obj = dict[str, Any]
@@ -96,3 +97,4 @@ class ApiContext:
     watch_expired_as_event: bool = False
     default_watch_timeout: float = 300.0
     bookmark_interval: float = 1.0
+    service_cidr: str = DEFAULT_SERVICE_CIDR  # the range ClusterIPs are allocated from

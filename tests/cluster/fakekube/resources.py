@@ -77,6 +77,16 @@ CORE: dict[str, Resource] = {
         {"log": ("get",), "status": ("get", "patch", "update")},
         singular="pod",
     ),
+    "services": Resource(
+        "services",
+        "Service",
+        True,
+        _RW,
+        _fields("metadata.name", "metadata.namespace", "spec.clusterIP", "spec.type"),
+        ("svc",),
+        {"status": ("get", "patch", "update")},
+        singular="service",
+    ),
     "nodes": Resource(
         "nodes",
         "Node",
@@ -146,7 +156,7 @@ def api_resource_list() -> dict[str, Any]:
         }
         if res.short_names:
             entry["shortNames"] = list(res.short_names)
-        if res.plural == "pods":
+        if res.plural in ("pods", "services"):
             entry["categories"] = ["all"]
         resources.append(entry)
         for sub, verbs in res.subresources.items():

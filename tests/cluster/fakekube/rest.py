@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from . import errors, protobuf, validation
+from . import errors, protobuf, services, validation
 from .admission import terminating_namespace
 from .context import ApiContext, Request, Response
 from .patching import PATCH_TYPES, apply_patch
@@ -165,11 +165,18 @@ def handle_create(ctx: ApiContext, req: Request, route: Route) -> Response:
         validation.default_namespace(obj)
     else:
         validation.validate_generic(resource.kind, obj)
+    if resource.plural == "services":
+        services.default_service(obj)
+        services.validate_service(obj)
     headers = {"Warning": ", ".join(warnings)} if warnings else {}
-    if _dry_run(req):
-        return Response(201, obj, headers=headers)
-    return Response(201, typed(resource, ctx.store.create(resource.plural, obj)),
-                    headers=headers)
+    with ctx.store.lock:  # a ClusterIP is allocated and stored at once
+        if resource.plural == "services":
+            services.allocate_cluster_ip(obj, ctx.service_cidr,
+                                         services.taken_ips(ctx.store.list("services")[0]))
+        if _dry_run(req):
+            return Response(201, obj, headers=headers)
+        return Response(201, typed(resource, ctx.store.create(resource.plural, obj)),
+                        headers=headers)
 
 
 def _merge_for_update(resource: Resource, route: Route, current: Obj, new: Obj) -> Obj:
@@ -200,6 +207,8 @@ def _merge_for_update(resource: Resource, route: Route, current: Obj, new: Obj) 
         validation.validate_pod_update(current, new)
         if new.get("spec") != current.get("spec"):
             new_meta["generation"] = cur_meta.get("generation", 1) + 1
+    if resource.plural == "services":
+        services.validate_service_update(current, new)
     validation.validate_generic(resource.kind, new)
     return new
 
@@ -321,7 +330,7 @@ def _delete_namespace(ctx: ApiContext, ns: Obj) -> Obj:
     marked = ctx.store.mutate("namespaces", "", name, terminate) or ns
     from .resources import CORE
 
-    for plural in ("pods", "events"):
+    for plural in ("pods", "events", "services"):
         items, _ = ctx.store.list(plural, name)
         for item in items:
             try:
@@ -338,7 +347,7 @@ def finalize_namespace(ctx: ApiContext, name: str) -> None:
         ns = ctx.store.get("namespaces", "", name)
         if ns is None or ns.get("status", {}).get("phase") != "Terminating":
             return
-        if ctx.store.list("pods", name)[0] or ctx.store.list("events", name)[0]:
+        if any(ctx.store.list(plural, name)[0] for plural in ("pods", "events", "services")):
             return
         ctx.store.remove("namespaces", "", name)
 

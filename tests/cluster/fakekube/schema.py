@@ -17,7 +17,7 @@ from kubernetes.client import models
 from .errors import bad_request
 from .resources import CORE
 
-MODELS = {"Pod": "V1Pod", "Namespace": "V1Namespace", "Node": "V1Node",
+MODELS = {"Pod": "V1Pod", "Service": "V1Service", "Namespace": "V1Namespace", "Node": "V1Node",
           "Event": "CoreV1Event", "SelfSubjectAccessReview": "V1SelfSubjectAccessReview"}
 MODES = ("Ignore", "Warn", "Strict")
 

@@ -80,6 +80,15 @@ def _node_row(node: Obj) -> list[Any]:
     ]
 
 
+def _service_row(svc: Obj) -> list[Any]:
+    spec = svc.get("spec") or {}
+    ports = ",".join(f"{p.get('port')}/{p.get('protocol', 'TCP')}" for p in spec.get("ports") or [])
+    selector = ",".join(f"{k}={v}" for k, v in sorted((spec.get("selector") or {}).items()))
+    return [svc["metadata"]["name"], spec.get("type", ""), spec.get("clusterIP") or "<none>",
+            spec.get("externalName") or "<none>", ports or "<none>",
+            age(svc["metadata"].get("creationTimestamp")), selector or "<none>"]
+
+
 _COLUMNS: dict[str, list[Obj]] = {
     "pods": [
         _column("Name", fmt="name"), _column("Ready"), _column("Status"),
@@ -94,6 +103,9 @@ _COLUMNS: dict[str, list[Obj]] = {
         _column("Kernel-Version", priority=1), _column("Container-Runtime", priority=1),
     ],
     "namespaces": [_column("Name", fmt="name"), _column("Status"), _column("Age")],
+    "services": [_column("Name", fmt="name"), _column("Type"), _column("Cluster-IP"),
+                 _column("External-IP"), _column("Port(s)"), _column("Age"),
+                 _column("Selector", priority=1)],
     "events": [_column("Last Seen"), _column("Type"), _column("Reason"), _column("Object"),
                _column("Message")],
 }
@@ -107,6 +119,8 @@ def _row(resource: str, obj: Obj) -> list[Any]:
     if resource == "namespaces":
         return [obj["metadata"]["name"], obj.get("status", {}).get("phase", ""),
                 age(obj["metadata"].get("creationTimestamp"))]
+    if resource == "services":
+        return _service_row(obj)
     if resource == "events":
         involved = obj.get("involvedObject") or {}
         return [age(obj.get("lastTimestamp") or obj["metadata"].get("creationTimestamp")),

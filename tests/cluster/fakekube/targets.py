@@ -78,12 +78,16 @@ def build_pod(name: str, namespace: str, node: str, *, labels: Mapping[str, str]
     return pod
 
 
-def start_target(kubelet: Kubelet, pod: Obj, runtime: TargetRuntime | None) -> Obj:
-    """Run the hook, then mark the stored pod Running with container ids."""
+def start_target(kubelet: Kubelet, pod: Obj, runtime: TargetRuntime | None,
+                 pod_ip: str | None = None) -> Obj:
+    """Run the hook, then mark the stored pod Running with container ids (and its pod IP:
+    ``pod_ip``, the node's address for a hostNetwork pod, else the node's next one)."""
     meta = pod["metadata"]
     node = kubelet.nodes[pod["spec"]["nodeName"]]
     ids = kubelet.start_target(pod, runtime)
-    pod_ip, now = kubelet.allocate_ip(node), time.time()
+    if pod["spec"].get("hostNetwork"):
+        pod_ip = node.ip
+    pod_ip, now = pod_ip or kubelet.allocate_ip(node), time.time()
     for container in pod["spec"]["containers"]:
         kubelet.ctx.logs.open(meta["uid"], container["name"])
 
