@@ -77,6 +77,8 @@ def build_binary(out: Path, scratch: Path) -> Path:
           "--workpath", str((scratch / "work").resolve()), "--specpath", str(scratch.resolve()),
           "--paths", str(stage.REPO), "--add-data", f"{share.resolve()}:{SHARE_DEST}",
           "--add-binary", f"{libbpf_path()}:.", "--collect-submodules", "node_runner",
+          # the client imports its subcommands lazily, out of sight of the analysis
+          "--collect-submodules", "kubectl_gadget",
           *(arg for mod in EXCLUDED for arg in ("--exclude-module", mod)), str(entry)],
          "building the one-file binary")
     return out / BINARY

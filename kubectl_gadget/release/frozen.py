@@ -24,7 +24,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from kubectl_gadget.cli import main as client_main
 
-    return client_main(args)
+    # None keeps the client's own look at sys.argv[0]: the binary started through a
+    # `kubectl_complete-gadget` symlink answers kubectl's plugin completion.
+    return client_main(None if argv is None else args)
 
 
 if __name__ == "__main__":

@@ -60,6 +60,18 @@ def test_binary_alone_prints_version_and_help(binary: tuple[Path, Path]) -> None
         assert f"  {command} " in proc.stdout
 
 
+def test_binary_answers_kubectl_plugin_completion_through_a_symlink(
+        binary: tuple[Path, Path]) -> None:
+    exe, root = binary
+    completer = root / "kubectl_complete-gadget"
+    completer.symlink_to(exe.name)
+    proc = run([str(completer), "run", "trace_e"], sandbox(root))
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[-1].startswith(":"), lines  # cobra's directive line ends the answer
+    assert any(line.split("\t")[0] == "trace_exec" for line in lines[:-1]), lines
+
+
 @needs_root_btf
 def test_binary_alone_runs_trace_exec_without_python_or_clang(binary: tuple[Path, Path]) -> None:
     exe, root = binary
