@@ -31,7 +31,7 @@ from node_runner.errors import (
     UsageError,
     VerifierRejected,
 )
-from node_runner.gadget.spec import GadgetSpec, encode_param
+from node_runner.gadget.spec import GadgetSpec, check_params, encode_param
 from node_runner.perfbuf import PerfBufReader
 from node_runner.ringbuf import RingBufReader
 
@@ -136,14 +136,15 @@ class LoadedGadget:
         assert self._obj is not None
         rodata = next((m for m in self._obj.maps() if m.is_internal
                        and m.name.endswith(".rodata")), None)
+        try:
+            check_params(self.spec, params)
+        except ValueError as exc:
+            raise UsageError(f"setting params of gadget {self.spec.name}: {exc}") from None
         writes: dict[int, bytes] = {}
         for key, p in self.spec.params.items():
             text = params.get(key, p.default)
-            if text is not None:
-                try:
-                    writes[p.offset] = encode_param(p, text)
-                except ValueError as exc:
-                    raise UsageError(f"setting params of gadget {self.spec.name}: {exc}") from None
+            if text is not None:  # defaults were checked when the spec was read
+                writes[p.offset] = encode_param(p, text)
         for prog in self._obj.programs():
             self._per_target.claim(prog)
         if filtering:

@@ -34,7 +34,7 @@ from node_runner.gadget.arrays import array_fields
 from node_runner.gadget.errors import GadgetFormatError
 from node_runner.gadget.nesting import nests_cleanly
 from node_runner.gadget.schema import enrichment_schema
-from node_runner.gadget.spec import GadgetSpec, load_spec
+from node_runner.gadget.spec import GadgetSpec, check_params, load_spec
 from node_runner.loader import LoadedGadget
 from node_runner.protocol import (
     PROTOCOL_MINOR,
@@ -327,6 +327,10 @@ def _read_spec(opts: RunOptions) -> tuple[GadgetSpec | None, RunnerError | None]
 
 def _run(opts: RunOptions, spec: GadgetSpec, writer: LineWriter,
          stop: _Stop, nested: bool = False) -> tuple[str, _Counters]:
+    try:  # before anything is prepared or loaded: a typo costs nothing
+        check_params(spec, opts.params)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     if opts.prepare_host:
         system.prepare_host()
     table = ContainerTable(opts.proc_root, opts.runtime_paths, extra_metadata=opts.k8s_metadata)

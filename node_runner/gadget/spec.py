@@ -9,6 +9,7 @@ the struct it declares is refused here with a clear message rather than at load 
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -247,3 +248,26 @@ def encode_param(p: ParamSpec, text: str) -> bytes:
     if not lo <= value <= hi:
         raise ValueError(f"--{p.key}: {value} is out of range [{lo}, {hi}]")
     return value.to_bytes(p.size, "little", signed=p.signed)
+
+
+def check_params(spec: GadgetSpec, params: Mapping[str, str]) -> None:
+    """Every key names a param of the gadget and every value fits it; ValueError says which.
+
+    An unknown key is named with the closest known param, so a typo is one line to fix rather
+    than a run that silently ignores it.
+    """
+    for key, value in params.items():
+        p = spec.params.get(key)
+        if p is None:
+            raise ValueError(unknown_param(spec, key))
+        encode_param(p, value)
+
+
+def unknown_param(spec: GadgetSpec, key: str) -> str:
+    known = sorted(spec.params)
+    if not known:
+        return f"unknown param {key!r}: gadget {spec.name} has no params"
+    close = difflib.get_close_matches(key, known, n=1)
+    if close:
+        return f"unknown param {key!r} of gadget {spec.name} (closest known param: {close[0]})"
+    return f"unknown param {key!r} of gadget {spec.name} (known params: {', '.join(known)})"

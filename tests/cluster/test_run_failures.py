@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from kubectl_gadget.cluster.runner_pod import NODE_LABEL
-from tests.cluster.product_fixtures import RUNNER_NAMESPACE, GadgetClient, GadgetCluster
+from tests.cluster.product_fixtures import ROOT, RUNNER_NAMESPACE, GadgetClient, GadgetCluster
 
 pytestmark = pytest.mark.usefixtures("no_runner_leftovers")
 
@@ -195,3 +198,28 @@ def test_image_pull_failure_is_reported(gadget_cluster: GadgetCluster) -> None:
     line = summary_line(client, "node-a")
     assert "image pull failed" in line and "pull access denied" in line, line
     assert took < 20, f"the run took {took:.0f}s although the image pull failed at once"
+
+
+
+def test_unknown_param_of_an_image_the_client_cannot_read_is_the_runners_usage_error(
+        gadget_cluster: GadgetCluster, tmp_path: Path) -> None:
+    """An image reference is read by the runners only, so the client passes its params on
+    unchecked: the runner refuses a key the gadget does not know (exit 2, naming the key and
+    the closest param) instead of tracing without it, and the client reports that."""
+    gc = gadget_cluster
+    store, image = tmp_path / "store", "localhost/probe/trace_exec:v1"
+    subprocess.run([sys.executable, "-m", "kubectl_gadget", "image", "build", "-t", image,
+                    str(ROOT / "gadgets" / "trace_exec")], check=True, capture_output=True,
+                   timeout=300, cwd=ROOT, env={**os.environ, "KUBECTL_GADGET_STORE": str(store)})
+    runner_image = "localhost/probe/runner-with-store:1"  # the runner pods read that store
+    gc.map_image(runner_image, [sys.executable, "-m", "node_runner"], cwd=str(ROOT),
+                 env={"KUBECTL_GADGET_STORE": str(store)})
+    client = gc.run_gadget("-A", "--node", "node-a", "--timeout", "30", "--runner-image",
+                           runner_image, "--verify-image=false", "--param", "ignore-faild=true",
+                           gadget=image)
+    rc = client.wait(60)
+    err = client.stderr
+    assert rc == 2, err  # the only runner's code: usage
+    said = "unknown param 'ignore-faild' of gadget trace_exec (closest known param: ignore-failed)"
+    assert said in summary_line(client, "node-a"), err
+    assert "Traceback" not in err

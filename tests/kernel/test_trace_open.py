@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import REPO, needs_root_btf, needs_unshare
-from tests.kernel.runner_proc import Record, RunnerProcess, python_argv, wait_exit
+from tests.kernel.runner_proc import Record, RunnerProcess, python_argv, run_to_end, wait_exit
 from tests.workloads import ContainerWorkload, sleeping_container
 
 # Opens a present file read-only, a missing one, and creates a third; prints the two fds.
@@ -151,6 +151,26 @@ def test_param_failed_shows_only_failures(built_gadgets: dict[str, Path],
     assert _one(events, missing)["error"] == "ENOENT"
     assert [d for d in events if d["fname"] in (present, created)] == []
     assert events and all(d["error"] and d["fd"] == -1 for d in events)
+
+
+@pytest.mark.parametrize(("given", "named"), [
+    ("faild=true", "(closest known param: failed)"),
+    ("zzzz=1", "(known params: comm, failed, gid, pid, tid, uid)"),
+])
+def test_runner_refuses_an_unknown_param_before_loading(built_gadgets: dict[str, Path],
+                                                        given: str, named: str) -> None:
+    """The runner itself (a cluster client that has no spec passes params unchecked) stops on
+    a key the gadget does not know: a usage error (exit 2) naming the key and the closest
+    param, after `hello` and before any phase, instead of running without the setting."""
+    key = given.partition("=")[0]
+    runner = run_to_end(built_gadgets["trace_open"], "--param", given, "--timeout", "20")
+    assert runner.returncode == 2, runner.stderr()
+    assert [r["type"] for r in runner.snapshot()] == ["hello", "error", "end"]
+    (error,) = runner.of_type("error")
+    assert error == {"type": "error", "code": "usage",
+                     "message": f"unknown param '{key}' of gadget trace_open {named}"}
+    assert (runner.end()["reason"], runner.end()["exit_code"]) == ("error", 2)
+    assert runner.stderr().strip() == f"node-runner: {error['message']}"
 
 
 def _client(*args: str, env: dict[str, str] | None = None,
