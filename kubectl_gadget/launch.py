@@ -52,6 +52,9 @@ def check_request(req: RunRequest) -> None:
     """Usage errors that need no gadget: flags that contradict each other."""
     if req.timeout is not None and req.timeout <= 0:
         raise UsageError("--timeout must be a positive number of seconds")
+    if not req.local and req.container_ids:
+        raise UsageError("--container-id is for --local; on a cluster select pods with "
+                         "-n/-l/-p and containers with -c")
     if req.local and (req.namespace or req.all_namespaces or req.selector or req.podname
                       or req.nodes):
         raise UsageError("-n, -A, -l, -p and --node select pods of a cluster; with --local "
@@ -77,18 +80,26 @@ def launch(req: RunRequest, make_pipeline: Callable[[Operators], Pipeline] | Non
         make_pipeline(ops)
     if spec is not None and arrays.interval is None and _snapshot_only(spec):
         pipeline.view.interval = None  # one table, then the run ends: no interval to show
-    if spec is not None:
-        for ds in spec.datasources:
-            pipeline.prepare(ds.name, schemas[ds.name], ds.kind, ds.annotations)
-    args = runner_param_args(params) + (["--verbose"] if req.verbose else [])
-    args += arrays.runner_args()
-    args += img.runner_args()  # the runner enforces image policy, even for directories
-    if req.local:
-        code = _run_local(req, resolved.runner_gadget, args, pipeline)
-        if req.operators.mode == "none":  # nothing on stdout: say what was seen (cluster
-            _local_summary(pipeline)       # runs end with their summary anyway)
-    else:
-        code = _run_cluster(req, resolved.runner_gadget, args, pipeline)
+    owners = None
+    if not req.local:  # endpoint addresses -> pods/services, followed once a datasource asks
+        from kubectl_gadget.cluster.owners import EndpointOwners
+        owners = pipeline.owners = EndpointOwners(pipeline.diag)
+    try:
+        if spec is not None:
+            for ds in spec.datasources:
+                pipeline.prepare(ds.name, schemas[ds.name], ds.kind, ds.annotations)
+        args = runner_param_args(params) + (["--verbose"] if req.verbose else [])
+        args += arrays.runner_args()
+        args += img.runner_args()  # the runner enforces image policy, even for directories
+        if req.local:
+            code = _run_local(req, resolved.runner_gadget, args, pipeline)
+            if req.operators.mode == "none":  # nothing on stdout: say what was seen (cluster
+                _local_summary(pipeline)       # runs end with their summary anyway)
+        else:
+            code = _run_cluster(req, resolved.runner_gadget, args, pipeline)
+    finally:
+        if owners is not None:
+            owners.stop()
     return _fail_on_lost(req, pipeline, code)
 
 
@@ -130,9 +141,6 @@ def _run_local(req: RunRequest, gadget: str, args: list[str], pipeline: Pipeline
 
 
 def _run_cluster(req: RunRequest, gadget: str, args: list[str], pipeline: Pipeline) -> int:
-    if req.container_ids:
-        raise UsageError("--container-id is for --local; on a cluster select pods with "
-                         "-n/-l/-p and containers with -c")
     if os.path.isdir(gadget):
         pipeline.diag(f"note: runner pods will read the gadget from {gadget} on "
                     "their node; for a real cluster build and push it as an image "
@@ -140,11 +148,14 @@ def _run_cluster(req: RunRequest, gadget: str, args: list[str], pipeline: Pipeli
     # Cluster runs only: the Kubernetes client costs ~0.2 s of start-up that --local never pays.
     from kubectl_gadget.cluster.cli import runner_settings
     from kubectl_gadget.cluster.kube import Kube, KubeConfig
+    from kubectl_gadget.cluster.owners import EndpointOwners
     from kubectl_gadget.cluster.session import ClusterRun, run_cluster
     from kubectl_gadget.cluster.targets import Selection
 
     cluster = req.cluster
     kube = Kube(KubeConfig.pop(cluster))
+    if isinstance(pipeline.owners, EndpointOwners):
+        pipeline.owners.connect(kube)
     sel = Selection(None if req.all_namespaces else (req.namespace or kube.namespace),
                     req.selector, req.podname, req.container_names, req.nodes)
     plan = ClusterRun(sel, runner_settings(cluster, req.timeout), gadget, tuple(args),

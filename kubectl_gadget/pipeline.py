@@ -31,6 +31,7 @@ from kubectl_gadget.operators import FieldSchema, annotation
 from kubectl_gadget.operators.combine import Combiner, Table
 from kubectl_gadget.operators.fields import FieldSelection
 from kubectl_gadget.operators.filter import Condition, compile_filters
+from kubectl_gadget.operators.kubeip import OwnerLookup, compile_owners, with_owner_fields
 from kubectl_gadget.operators.sort import SortKey, compile_sort, parse_sort
 from kubectl_gadget.output import ColumnsFormatter, Formatter, describe_record, make_formatter
 from kubectl_gadget.output.arrays import ArrayView
@@ -97,6 +98,8 @@ class NodeState:
 @dataclass
 class _Datasource:
     fields: list[FieldSchema]
+    # Per row, before it is shown: the owner step (cluster endpoints) then the filter;
+    # False drops the row.
     predicate: Callable[[Mapping[str, Any]], bool] | None
     sort: Callable[[Sequence[Any]], list[Any]]
     formatter: Formatter
@@ -117,6 +120,7 @@ class Pipeline:
         self._refused: set[str] = set()  # nodes whose runner speaks another protocol
         self.forward = False  # runners were asked for nested data (see `can_forward`)
         self.cancelled = False  # set from another thread: the session stops its runners
+        self.owners: OwnerLookup | None = None  # cluster runs: endpoint addresses -> pod/svc
         # Formatter of a datasource (the Python API hands events over instead of printing).
         self.formatters: Callable[[str, list[FieldSchema], FieldSelection], Formatter] | None = None
 
@@ -126,6 +130,10 @@ class Pipeline:
         GadgetError on fields that cannot be shown."""
         if ds in self._ds:
             return
+        owners = compile_owners(fields, self.owners) if self.owners is not None else None
+        if owners is not None and self.owners is not None:
+            fields = with_owner_fields(fields)
+            self.owners.start()
         predicate = compile_filters(self.ops.filters, fields) if self.ops.filters else None
         keys = self.ops.sort or _default_sort(annotations or {}, fields)
         if kind == "array" and self.ops.sort_fields:  # several datasources: keys of this one
@@ -143,8 +151,9 @@ class Pipeline:
         forward = (kind == "stream" and self.ops.mode == "json" and predicate is None
                    and self.ops.selection.is_default
                    and not any(annotation(f, "json.skip") == "true" for f in fields)
-                   and _runner_nests(fields))
-        self._ds[ds] = _Datasource(fields, predicate, sort, formatter, kind, forward)
+                   and _runner_nests(fields) and owners is None)
+        self._ds[ds] = _Datasource(fields, _after(owners, predicate), sort, formatter, kind,
+                                   forward)
 
     def can_forward(self) -> bool:
         """True when every prepared datasource prints its events' data as it is, nested."""
@@ -198,7 +207,7 @@ class Pipeline:
         if nested and ds.forward and self.gate is None:
             self._forward(node, state, ds, events)
             return
-        rows = [_row(e, nested) for e in events]
+        rows = [R.event_row(e, nested) for e in events]
         if self.gate is not None:
             admit = self.gate.admit
             rows = [d for d in rows if admit(name, d)]
@@ -376,22 +385,15 @@ def _runner_nests(fields: list[FieldSchema]) -> bool:
     return nests_cleanly(own) and tail == [n for n in ENRICHMENT_FIELDS if n in tail]
 
 
-def _row(event: R.Event | R.RawEvent, nested: bool) -> dict[str, Any]:
-    """An event's data as the flat row the operators read (dotted names)."""
-    data = _object(event.data) if isinstance(event, R.RawEvent) else event.data
-    return _flatten(data) if nested else data
+def _after(step: Callable[[dict[str, Any]], None] | None,
+           predicate: Callable[[Mapping[str, Any]], bool] | None
+           ) -> Callable[[Mapping[str, Any]], bool] | None:
+    """`predicate` run after `step` (which fills fields of the row in place)."""
+    if step is None:
+        return predicate
+    test = predicate or (lambda row: True)
 
-
-def _object(raw: msgspec.Raw) -> dict[str, Any]:
-    value = msgspec.json.decode(raw)
-    return value if isinstance(value, dict) else {}
-
-
-def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
+    def filled(row: Any) -> bool:
+        step(row)
+        return test(row)
+    return filled

@@ -184,3 +184,24 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, RecursionError):
         return "nested too deeply"
     return str(exc) or type(exc).__name__
+
+
+def event_row(event: Event | RawEvent, nested: bool) -> dict[str, Any]:
+    """An event's data as the flat row the operators read (dotted names)."""
+    data = _object(event.data) if isinstance(event, RawEvent) else event.data
+    return _flatten(data) if nested else data
+
+
+def _object(raw: msgspec.Raw) -> dict[str, Any]:
+    value = msgspec.json.decode(raw)
+    return value if isinstance(value, dict) else {}
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out

@@ -23,6 +23,7 @@ from typing import Protocol
 
 from kubectl_gadget.errors import crash_signal
 from kubectl_gadget.operators import FieldSchema
+from kubectl_gadget.operators.kubeip import with_owner_fields
 from kubectl_gadget.pipeline import NodeState, Pipeline
 from kubectl_gadget.streams import Merger
 from node_runner.gadget.arrays import array_fields
@@ -67,6 +68,8 @@ def expected_schema(spec: GadgetSpec, cluster: bool) -> dict[str, list[FieldSche
             out[ds.name] = [f.to_wire() for f in fields]  # type: ignore[misc]
         else:
             out[ds.name] = schema.wire_fields()  # type: ignore[assignment]
+        if cluster:  # endpoints name the pod or service owning their address
+            out[ds.name] = with_owner_fields(out[ds.name])
     return out
 
 

@@ -214,6 +214,31 @@ class Kube:
         finally:
             w.stop()
 
+    def _all_namespaces(self, resource: str) -> Any:
+        fns = {"pods": self.core.list_pod_for_all_namespaces,
+               "services": self.core.list_service_for_all_namespaces}
+        return fns[resource]
+
+    def list_all(self, resource: str) -> tuple[list[dict[str, Any]], str]:
+        """Every object of `resource` ("pods", "services") in all namespaces, and the
+        resourceVersion to watch from."""
+        data = self._call(f"listing {resource} in all namespaces", self._all_namespaces(resource))
+        return list(data.get("items") or []), str(data.get("metadata", {}).get("resourceVersion")
+                                                 or "")
+
+    def open_watch(self, resource: str, resource_version: str,
+                   timeout_seconds: int = 300) -> WatchStream:
+        """A watch of `resource` in all namespaces from `resource_version` (see WatchStream)."""
+        doing = f"watching {resource} in all namespaces"
+        try:
+            resp = self._all_namespaces(resource)(
+                watch=True, resource_version=resource_version, timeout_seconds=timeout_seconds,
+                allow_watch_bookmarks=True, _preload_content=False,
+                _request_timeout=(self.timeout, timeout_seconds + 10))
+        except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise _translate(exc, doing) from None
+        return WatchStream(resp, doing)
+
     def follow_log(self, namespace: str, name: str, follow: bool = True) -> Iterator[bytes]:
         """Raw chunks of a pod's log, following it until the container ends."""
         try:
@@ -232,3 +257,49 @@ class Kube:
             raise _translate(exc, f"following the log of pod {namespace}/{name}") from None
         finally:
             resp.release_conn()
+
+
+class WatchStream:
+    """One watch request: iterating gives (event type, object) until the server ends the
+    watch; `close`, from any thread, ends it at once (a blocked read returns). An ERROR event
+    raises KubeError (status 410 when the version is too old: list again)."""
+
+    def __init__(self, resp: Any, doing: str) -> None:
+        self._resp, self._doing, self._closed = resp, doing, False
+
+    def __iter__(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        buf = b""
+        try:
+            while not self._closed:
+                chunk = self._resp.read1(65536)
+                if not chunk:
+                    return
+                buf += chunk
+                *lines, buf = buf.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        yield self._event(line)
+        except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+            if not self._closed:
+                raise _translate(exc, self._doing) from None
+        finally:
+            self.close()
+            self._resp.release_conn()
+
+    def _event(self, line: bytes) -> tuple[str, dict[str, Any]]:
+        event = json.loads(line)
+        kind, obj = str(event.get("type")), event.get("object") or {}
+        if kind == "ERROR":
+            raise KubeError(f"{self._doing}: {obj.get('message') or obj.get('reason')}",
+                            int(obj.get("code") or 0), str(obj.get("reason") or ""))
+        return kind, obj
+
+    def close(self) -> None:
+        """End the watch (thread-safe); the iterating thread releases the connection."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._resp.shutdown()
+        except (AttributeError, OSError):
+            pass
