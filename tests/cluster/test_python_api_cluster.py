@@ -47,3 +47,7 @@ def test_events_of_selected_pods_then_an_early_break(gadget_cluster: GadgetClust
     assert (seen["cart-a"].node, seen["cart-b"].node) == ("node-a", "node-b")
     assert seen["cart-a"]["k8s.namespace"] == "shop"
     assert any(d.startswith("session ") for d in diag), diag
+    # trace_exec has no endpoints: its run follows no services (nor all pods)
+    assert not gc.cluster.requests("GET", "/api/v1/services")
+    assert not [r for r in gc.cluster.requests("GET", "/api/v1/pods")
+                if not r.param("labelSelector") and not r.param("fieldSelector")]
