@@ -19,7 +19,7 @@ from typing import TextIO
 from kubectl_gadget.operators import FieldSchema
 from kubectl_gadget.output.columns import ColumnsFormatter
 from kubectl_gadget.output.formatter import Formatter, Row
-from kubectl_gadget.output.histogram import chart, histogram_fields, with_buckets
+from kubectl_gadget.output.histogram import chart, chart_labels, histogram_fields, with_buckets
 
 CLEAR = "\x1b[H\x1b[2J"
 
@@ -38,7 +38,8 @@ class ArrayView:
         if not isinstance(formatter, ColumnsFormatter):
             formatter.array([with_buckets(r, hists) for r in rows] if hists else rows)
             return
-        text = _with_charts(formatter, rows, hists) if hists else formatter.table(rows)
+        text = (_with_charts(formatter, rows, hists, chart_labels(fields)) if hists
+                else formatter.table(rows))
         if not self.tty:
             self.out.write(text + "\n")
             return
@@ -58,8 +59,10 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
-def _with_charts(formatter: ColumnsFormatter, rows: Sequence[Row], hists: list[str]) -> str:
+def _with_charts(formatter: ColumnsFormatter, rows: Sequence[Row], hists: list[str],
+                 labels: dict[str, str]) -> str:
     if not rows:
         return formatter.table([])
     return "\n".join(formatter.table([row]) + "".join(
-        "\n" + chart(name, row.get(name) or []) for name in hists) for row in rows)
+        "\n" + chart(labels.get(name, name), row.get(name) or []) for name in hists)
+        for row in rows)

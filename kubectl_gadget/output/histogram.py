@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from kubectl_gadget.operators import FieldSchema
+from kubectl_gadget.operators import FieldSchema, annotation
 
 SLOT_TAG_PREFIX = "type:gadget_histogram_slot__"
 BAR_WIDTH = 40
@@ -24,6 +24,14 @@ def histogram_fields(fields: Sequence[FieldSchema]) -> list[str]:
     """Names of the fields that are log2 histograms."""
     return [f["name"] for f in fields
             if any(t.startswith(SLOT_TAG_PREFIX) for t in f.get("tags", []))]
+
+
+def chart_labels(fields: Sequence[FieldSchema]) -> dict[str, str]:
+    """The label of each histogram's chart: its unit (`metrics.unit`) when it has one, as bcc
+    heads its charts (`usecs`), after the field's name."""
+    return {f["name"]: f"{f['name']} ({unit})"
+            if (unit := annotation(f, "metrics.unit")) not in ("", f["name"]) else f["name"]
+            for f in fields}
 
 
 def bounds(slot: int) -> tuple[int, int]:
@@ -58,9 +66,11 @@ def chart(label: str, slots: Sequence[int]) -> str:
         return f"{label}: (no values)\n"
     top = max(used)
     width = max(len(str(bounds(len(used) - 1)[1])), 5)
-    lines = [f"{label:>{width}}".ljust(2 * width + 4) + " : count    distribution"]
+    ranges = max(2 * width + 4, len(label))  # the label never pushes the colons out of line
+    lines = [f"{label:>{width}}".ljust(ranges) + " : count    distribution"]
     for i, count in enumerate(used):
         lo, hi = bounds(i)
         stars = "*" * (count * BAR_WIDTH // top) if top else ""
-        lines.append(f"{lo:>{width}} -> {hi:<{width}} : {count:<8} |{stars:<{BAR_WIDTH}}|")
+        span = f"{lo:>{width}} -> {hi:<{width}}".ljust(ranges)
+        lines.append(f"{span} : {count:<8} |{stars:<{BAR_WIDTH}}|")
     return "\n".join(lines) + "\n"

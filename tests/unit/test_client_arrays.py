@@ -169,6 +169,19 @@ def test_columns_draw_the_histogram_chart() -> None:
     golden.check_golden(GOLDEN / "histogram.txt", text)
 
 
+def test_the_chart_is_headed_by_the_fields_unit() -> None:
+    fields = [HIST[0], {**HIST[1], "name": "latency", "annotations": {"metrics.unit": "usecs"}}]
+    out = io.StringIO()
+    p = _pipeline(out, fields=fields, ds="lat")
+    slots = [0, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]
+    _feed(p, "n", [_hello("n"), _array("n", 1, [{"disk": "sda", "latency": slots}], ds="lat")])
+    lines = out.getvalue().splitlines()
+    head = next(line for line in lines if "distribution" in line)
+    assert head.split(" : ")[0].strip() == "latency (usecs)"
+    bars = [line for line in lines if line.endswith("|")]
+    assert len(bars) == 18 and {line.index(" : ") for line in bars} == {head.index(" : ")}
+
+
 def test_histogram_shapes() -> None:
     assert buckets([0, 2, 0, 0]) == [{"le": 1, "count": 0}, {"le": 3, "count": 2}]
     assert buckets([0, 0]) == []
