@@ -73,7 +73,7 @@ def test_runner_pod_as_runc_container_traces_a_target_pod(make_gadget_cluster: o
                        what=f"the exec of echo {marker} in pod cart")
     assert client.wait() == 0, client.stderr
     (event,) = [e for e in client.events() if str(e.get("args", "")).endswith(marker)
-                and e.get("comm") == "echo"]
+                and e.get("proc.comm") == "echo"]
     assert (event["k8s.node"], event["k8s.namespace"], event["k8s.podName"]) == (
         "node-a", "shop", "cart")
     assert _container_processes(uid) == [], "the container is gone after the run"

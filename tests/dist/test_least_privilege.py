@@ -3,10 +3,12 @@
 The manifest comes from `runner_pod` (the code that makes real runner pods); the kubelet-like
 translation (tests/cluster/fakekube/oci_spec.py) gives the container exactly the capabilities
 listed, the host's PID namespace, the hostPath mounts read-only as written, a read-only /sys
-and no service-account token. The runner must trace with that; with one capability taken away
-it must either still work or stop with a clear error (a protocol `error` record, an exit code
-of the documented table, no traceback) well before its timeout. Which removals break
-trace_exec on this kernel is asserted too, so a change in what the runner needs is noticed.
+and no service-account token. The runner must trace with that: an exec the test makes on the
+host once the runner says it traces comes back as an event. With one capability taken away it
+must either still trace that exec or stop by itself with a clear error (a protocol `error`
+record, an exit code of the documented table, no traceback), never trace nothing or hang.
+Which removals break trace_exec on this kernel is asserted too, so a change in what the runner
+needs is noticed.
 Opt-in with the image build: `make runner-image-test`.
 """
 
@@ -14,9 +16,12 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
+import threading
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,28 +37,75 @@ pytestmark = [pytest.mark.runner_image, needs_mmdebstrap, needs_root_btf,
               pytest.mark.skipif(not shutil.which("runc"),
                                  reason="runc not installed (apt-get install runc)")]
 DOCUMENTED_EXIT_CODES = {3, 4, 5, 6, 7}
+WATCHDOG_SECONDS = 120  # a backstop only: a working run ends in seconds, a failing one too
 
 
-def _pod(drop: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+def _pod(drop: str | None = None,
+         timeout: int = 2) -> tuple[dict[str, Any], dict[str, Any]]:
     pod = runner_pod(RunnerSettings(), "lp", "node-1",
-                     ["--gadget", "trace_exec", "--timeout", "2"], "trace_exec", time.time())
+                     ["--gadget", "trace_exec", "--timeout", str(timeout)], "trace_exec",
+                     time.time())
     container = pod["spec"]["containers"][0]
     caps = container["securityContext"]["capabilities"]
     caps["add"] = [c for c in caps["add"] if c != drop and c in grantable()]
     return pod, container
 
 
-def _run(layout: Path, rootfs: Path, tmp_path: Path,
-         drop: str | None = None) -> tuple[subprocess.CompletedProcess[str], list[dict]]:
-    pod, container = _pod(drop)
+@dataclass
+class _Run:
+    returncode: int
+    records: list[dict[str, Any]]
+    stderr: str
+    marker_seen: bool
+
+
+def _run(layout: Path, rootfs: Path, tmp_path: Path, drop: str | None = None) -> _Run:
+    """Run the runner pod's container with runc, reading its records as they come.
+
+    Once the runner says it traces (its `schema` record), the test execs `echo MARKER` on the
+    host; once that exec comes back as an event, the container gets SIGTERM (as the kubelet
+    stops a pod), so a run that works ends as soon as it has shown it. The runner's own
+    timeout (60 s) and a watchdog that kills the container stop a run that does neither.
+    """
+    pod, container = _pod(drop, timeout=60)
     _, image_config, _ = amd64_image(layout)
     cid = f"kg-lp-{uuid.uuid4().hex[:8]}"
     config = runtime_config(pod, container, image_config, str(rootfs),
                             f"/kubepods/besteffort/pod{cid}/{cid}")
-    with runc.bundle(cid, config, tmp_path / "bundle") as bundle:
-        proc = bundle.run(timeout=60)
-    records = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
-    return proc, records
+    marker = f"lp-{uuid.uuid4().hex[:8]}"
+    records: list[dict[str, Any]] = []
+    seen = False
+    with runc.bundle(cid, config, tmp_path / "bundle") as bundle, \
+            open(tmp_path / "stderr", "w+", encoding="utf-8") as err:
+        proc = subprocess.Popen(runc.run_argv(bundle), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=err, text=True)
+        watchdog = threading.Timer(WATCHDOG_SECONDS, subprocess.run,
+                                   ([runc.RUNC, "kill", cid, "KILL"],),
+                                   {"capture_output": True, "check": False})
+        watchdog.start()
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                if not line.startswith("{"):
+                    continue
+                record = json.loads(line)
+                records.append(record)
+                if record["type"] == "schema":
+                    subprocess.run(["/bin/echo", marker], stdout=subprocess.DEVNULL, check=True)
+                elif (record["type"] == "event" and not seen
+                      and record["data"].get("proc.comm") == "echo"
+                      and str(record["data"].get("args", "")).endswith(marker)):
+                    seen = True
+                    proc.send_signal(signal.SIGTERM)
+            proc.wait()
+        finally:
+            watchdog.cancel()
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        err.seek(0)
+        stderr = err.read()
+    return _Run(proc.returncode, records, stderr, seen)
 
 
 def test_translation_is_as_strict_as_the_manifest() -> None:
@@ -76,34 +128,39 @@ def test_runner_traces_in_a_container_with_the_listed_capabilities(
         layout: Path, rootfs: Path, tmp_path: Path) -> None:
     missing = sorted(set(CAPABILITIES) - grantable())
     print(f"capabilities this machine cannot grant (left out): {missing}")
-    proc, records = _run(layout, rootfs, tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    types = [r["type"] for r in records]
-    assert types[0] == "hello" and "schema" in types and "event" in types, types
-    assert records[-1] == {**records[-1], "type": "end", "exit_code": 0}
-    assert "Traceback" not in proc.stderr
+    run = _run(layout, rootfs, tmp_path)
+    types = [r["type"] for r in run.records]
+    assert run.marker_seen, f"the exec of echo MARKER was traced: {types}\n{run.stderr}"
+    assert run.returncode == 0, run.stderr
+    assert types[0] == "hello" and "schema" in types, types
+    assert run.records[-1] == {**run.records[-1], "type": "end", "reason": "signal",
+                               "exit_code": 0}
+    assert "Traceback" not in run.stderr
 
 
 @pytest.mark.parametrize("cap", CAPABILITIES)
 def test_one_capability_less_works_or_fails_clearly(layout: Path, rootfs: Path, tmp_path: Path,
                                                      cap: str) -> None:
+    """Without `cap` the runner either still traces (the exec is seen) or stops by itself with
+    an `error` record and a documented exit code: never a run that traces nothing, a hang
+    (the watchdog's kill leaves no `end` record) or a traceback."""
     if cap not in grantable():
         pytest.skip(f"this machine cannot grant CAP_{cap} to any container (not in its "
                     "bounding set), so there is nothing to take away")
-    started = time.monotonic()
-    proc, records = _run(layout, rootfs, tmp_path, drop=cap)
-    assert time.monotonic() - started < 30, "no hang: the runner stops by itself"
-    assert "Traceback" not in proc.stderr, proc.stderr
-    assert records and records[-1]["type"] == "end", proc.stderr
-    if proc.returncode == 0:
+    run = _run(layout, rootfs, tmp_path, drop=cap)
+    records = run.records
+    assert "Traceback" not in run.stderr, run.stderr
+    assert records and records[-1]["type"] == "end", f"no end record: a hang?\n{run.stderr}"
+    if run.returncode == 0:
+        assert run.marker_seen, f"exit 0 without CAP_{cap}, but the exec was not traced"
         assert records[-1]["exit_code"] == 0
         return
     errors = [r for r in records if r["type"] == "error"]
     assert errors and errors[0]["message"], records
-    assert proc.returncode in DOCUMENTED_EXIT_CODES
-    assert records[-1]["exit_code"] == proc.returncode
+    assert run.returncode in DOCUMENTED_EXIT_CODES
+    assert records[-1]["exit_code"] == run.returncode
     if cap == "SYS_ADMIN":  # tracefs/bpffs mounts: exit 6 (permission) naming the capability
-        assert proc.returncode == 6 and "CAP_SYS_ADMIN" in errors[0]["message"], errors
+        assert run.returncode == 6 and "CAP_SYS_ADMIN" in errors[0]["message"], errors
     else:
         pytest.fail(f"trace_exec needs CAP_{cap} on this kernel now ({errors[0]['message']}); "
                     "say why in runner_pod.py and update this test")
