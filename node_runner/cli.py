@@ -71,6 +71,10 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--sampling-frequency", type=int, default=None, metavar="HZ",
                    help="perf_event sampling programs: samples per second on each CPU "
                    "(default: the gadget.yaml sampler frequency, else 49)")
+    r.add_argument("--tc-attach", choices=("auto", "tcx", "qdisc"), default="auto",
+                   help="tc programs: tcx links (Linux 6.6+, detached by the kernel when the "
+                   "runner exits), filters on clsact qdiscs, or auto: tcx where the kernel "
+                   "has it (default)")
     r.add_argument("--proc-root", default="/proc")
     r.add_argument("--host-root", default="", help="prefix of the host's runtime state dirs")
     r.add_argument("--no-prepare-host", action="store_true",
@@ -119,7 +123,8 @@ def _options(ns: argparse.Namespace) -> RunOptions:
         host_root=ns.host_root,
         prepare_host=not ns.no_prepare_host, verbose=ns.verbose,
         map_fetch_interval=ns.map_fetch_interval, map_fetch_count=ns.map_fetch_count,
-        sampling_frequency=ns.sampling_frequency, nested_data=ns.nested_data)
+        sampling_frequency=ns.sampling_frequency, nested_data=ns.nested_data,
+        tc_attach=ns.tc_attach)
 
 
 def _stop_on_stdin_eof() -> None:

@@ -98,7 +98,7 @@ class LoadedGadget:
     def __init__(self, spec: GadgetSpec, params: Mapping[str, str] | None = None,
                  mntns_filter: Iterable[int] | None = None,
                  sampling_frequency: int | None = None, proc_root: str = "/proc",
-                 on_phase: Callable[[str], None] | None = None) -> None:
+                 on_phase: Callable[[str], None] | None = None, tc_attach: str = "auto") -> None:
         phase = on_phase or (lambda _p: None)  # said before each libbpf step that may crash
         self.spec = spec
         self.warnings: list[str] = []
@@ -113,7 +113,7 @@ class LoadedGadget:
         self._attached = False
         self._inner_fds: list[int] = []  # inner map templates made here, closed after load
         self._proc_root = proc_root
-        self._per_target = TargetAttachments(spec.name, proc_root)
+        self._per_target = TargetAttachments(spec.name, proc_root, tc_attach)
         self._enricher: sockets.SocketEnricher | None = None
         phase("opening the object")
         self._obj: libbpf.BpfObject | None = _open(spec)
@@ -389,6 +389,11 @@ class LoadedGadget:
         for mntns in self._filtered - wanted:
             libbpf.map_delete(self._filter_fd, mntns.to_bytes(8, "little"))
         self._filtered = wanted
+
+    def take_notices(self) -> list[str]:
+        """Lines for the runner's log (stderr) not yet taken: what the runtime did."""
+        notices, self.notices = self.notices + self._per_target.take_notices(), []
+        return notices
 
     def maintain(self) -> None:
         """Periodic upkeep: forget sockets closed a while ago."""

@@ -83,6 +83,7 @@ class RunOptions:
     map_fetch_count: int = 0
     sampling_frequency: int | None = None  # Hz, perf_event programs (None: the gadget's)
     nested_data: bool = False  # event data nested as `-o json` prints it, when the gadget allows
+    tc_attach: str = "auto"  # tc programs: tcx links where the kernel has them, else qdiscs
 
 
 class _Stop:
@@ -150,6 +151,12 @@ def _schema(spec: GadgetSpec, enc: DatasourceEncoder, cluster: bool = False) -> 
     return record
 
 
+def _say(gadget: LoadedGadget) -> None:
+    """The runtime's notices (which mechanism ran, leftovers removed) on stderr: the log."""
+    for notice in gadget.take_notices():
+        print(f"node-runner: {notice}", file=sys.stderr, flush=True)
+
+
 class _Loop:
     def __init__(self, gadget: LoadedGadget, encoders: dict[str, DatasourceEncoder],
                  writer: LineWriter, stop: _Stop, opts: RunOptions, table: ContainerTable,
@@ -191,6 +198,7 @@ class _Loop:
 
     def tick(self) -> None:
         self.g.maintain()
+        _say(self.g)
         for ds, reader in self.g.readers.items():
             lost = reader.lost()
             if lost:
@@ -338,10 +346,9 @@ def _run(opts: RunOptions, spec: GadgetSpec, writer: LineWriter,
     enricher = Enricher(table, opts.node, nested=nested)
     encoders = _encoders(spec, enricher, opts)
     with LoadedGadget(spec, opts.params, targets, opts.sampling_frequency,
-                      opts.proc_root,
-                      on_phase=lambda p: writer.record(phase_record(p))) as gadget:
-        for notice in gadget.notices:
-            print(f"node-runner: {notice}", file=sys.stderr)
+                      opts.proc_root, on_phase=lambda p: writer.record(phase_record(p)),
+                      tc_attach=opts.tc_attach) as gadget:
+        _say(gadget)
         for enc in encoders.values():
             writer.record(_schema(spec, enc, opts.cluster))
         for warning in gadget.warnings:

@@ -19,6 +19,7 @@ from node_runner import libbpf
 _CB0_OFFSET = 48          # offsetof(struct __sk_buff, cb[0])
 _BPF_FUNC_TAIL_CALL = 12
 TC_ACT_UNSPEC = -1
+DISPATCHER_NAME = "kg_disp"  # tc leftovers of a killed runner are recognised by it (tc.py)
 
 
 def _insn(code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> bytes:
@@ -56,7 +57,7 @@ class Dispatcher:
         """The dispatcher program of namespace `netns` (loaded on first use)."""
         if netns not in self._fds:
             code = dispatcher_code(netns, self._array, self.fallback)
-            self._fds[netns] = libbpf.load_raw_program(self.prog_type, "kg_disp", code)
+            self._fds[netns] = libbpf.load_raw_program(self.prog_type, DISPATCHER_NAME, code)
         return self._fds[netns]
 
     def release(self, netns: int) -> None:

@@ -1,11 +1,12 @@
 """Socket filters and tc programs attached in every target network namespace.
 
 A socket filter runs on a raw AF_PACKET socket opened inside the namespace (it then sees every
-packet of every interface there, loopback included); a tc program is a filter on a clsact
-qdisc of each interface of the namespace but `lo`. Both run behind a dispatcher that tells
-them the namespace (dispatch.py). The set follows the targets: namespaces of new targets are
-added, those no target uses any more are released. The trap avoided: leaving qdiscs and
-filters behind; each one made here is recorded (and whether the qdisc was ours) and removed
+packet of every interface there, loopback included); a tc program runs on each interface of
+the namespace but `lo`, as a tcx link or a clsact qdisc filter (tc.py, which also removes what
+a killed runner left on an interface before anything is attached to it). Both run behind a
+dispatcher that tells them the namespace (dispatch.py). The set follows the targets:
+namespaces of new targets are added, those no target uses any more are released. The trap
+avoided: leaving qdiscs and filters behind; each attachment made here is recorded and undone
 on close, inside its namespace.
 """
 
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from node_runner import libbpf
 from node_runner.attach import netns
 from node_runner.attach.dispatch import TC_ACT_UNSPEC, Dispatcher
+from node_runner.attach.tc import TcAttacher, TcAttachment
 from node_runner.errors import NotSupported
 
 SO_ATTACH_BPF = 50
@@ -29,16 +31,18 @@ class _Namespace:
     inode: int
     fd: int
     sockets: list[socket.socket] = field(default_factory=list)
-    # (ifindex, attach point, handle, priority, the qdisc was created here)
-    filters: list[tuple[int, int, int, int, bool]] = field(default_factory=list)
+    tc: list[TcAttachment] = field(default_factory=list)
 
 
 class NetworkAttachments:
     """Socket filter and tc programs of one gadget, attached per network namespace."""
 
     def __init__(self, gadget: str, socket_progs: list[tuple[str, int]],
-                 tc_progs: list[tuple[str, int, bool]], proc_root: str = "/proc") -> None:
+                 tc_progs: list[tuple[str, int, bool]], proc_root: str = "/proc",
+                 tc_mode: str = "auto") -> None:
         self.gadget, self.proc_root = gadget, proc_root
+        self.notices: list[str] = []  # what was attached how, and leftovers removed
+        self._attacher = TcAttacher(tc_mode)
         self._sock = [Dispatcher(name, libbpf.BPF_PROG_TYPE_SOCKET_FILTER, fd, 0)
                       for name, fd in socket_progs]
         self._tc = [(Dispatcher(name, libbpf.BPF_PROG_TYPE_SCHED_CLS, fd, TC_ACT_UNSPEC), ingress)
@@ -78,35 +82,38 @@ class NetworkAttachments:
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 0)
                     sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_BPF, disp.fd_for(ns.inode))
                 if self._tc:
-                    for ifindex, name in socket.if_nameindex():
-                        if name != "lo":
-                            self._attach_tc(ns, ifindex)
+                    self._attach_tc(ns)
         except libbpf.LibbpfCallError as exc:
             raise NotSupported(f"{where}: {exc.message}", detail=exc.log) from None
         except OSError as exc:
             raise NotSupported(f"{where}: {exc.strerror or exc}") from None
 
-    def _attach_tc(self, ns: _Namespace, ifindex: int) -> None:
-        for disp, ingress in self._tc:
-            point = libbpf.TC_INGRESS if ingress else libbpf.TC_EGRESS
-            created, handle, prio = libbpf.tc_attach(ifindex, point, disp.fd_for(ns.inode))
-            ns.filters.append((ifindex, point, handle, prio, created))
+    def _attach_tc(self, ns: _Namespace) -> None:
+        interfaces = [(i, n) for i, n in socket.if_nameindex() if n != "lo"]
+        for ifindex, name in interfaces:
+            left = self._attacher.remove_leftovers(ifindex)
+            if left.filters:
+                pids = ", ".join(str(p) for p in sorted(left.pids))
+                self.notices.append(
+                    f"removed {left.filters} tc filter(s) left on {name} in netns {ns.inode} "
+                    f"by a runner that is gone (pid {pids})"
+                    + (" and the clsact qdisc it had added" if left.qdisc_removed else ""))
+            for index, (disp, ingress) in enumerate(self._tc):
+                ns.tc.append(self._attacher.attach(ifindex, ingress, disp.fd_for(ns.inode),
+                                                   index))
+        self.notices.append(f"tc programs of gadget {self.gadget} on {len(interfaces)} "
+                            f"interface(s) of netns {ns.inode}: {self._attacher.describe()}")
 
     def _release(self, ns: _Namespace) -> None:
         for sock in ns.sockets:
             sock.close()
         ns.sockets.clear()
         try:
-            if ns.filters:
+            if ns.tc:
                 with netns.entered(ns.fd):
-                    # Filters first; a qdisc made here goes after the last filter on it.
-                    for ifindex, point, handle, prio, created in reversed(ns.filters):
-                        try:
-                            libbpf.tc_detach(ifindex, point, handle, prio, created)
-                        except libbpf.LibbpfCallError:
-                            pass  # the interface went away with its filters
+                    self._attacher.detach(ns.tc)
         finally:
-            ns.filters.clear()
+            ns.tc.clear()
             os.close(ns.fd)
             for disp in self._sock:
                 disp.release(ns.inode)

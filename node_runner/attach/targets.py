@@ -15,8 +15,8 @@ from node_runner.attach.uprobes import UprobeAttachments
 
 
 class TargetAttachments:
-    def __init__(self, gadget: str, proc_root: str = "/proc") -> None:
-        self.gadget, self.proc_root = gadget, proc_root
+    def __init__(self, gadget: str, proc_root: str = "/proc", tc_mode: str = "auto") -> None:
+        self.gadget, self.proc_root, self.tc_mode = gadget, proc_root, tc_mode
         self._claimed: list[tuple[libbpf.BpfProgram, kinds.Kind]] = []
         self._net: NetworkAttachments | None = None
         self._uprobes = UprobeAttachments(gadget, proc_root)
@@ -45,11 +45,19 @@ class TargetAttachments:
     def warnings(self) -> list[str]:
         return self._uprobes.warnings
 
+    def take_notices(self) -> list[str]:
+        """What the attachments did since the last call (lines for the runner's log)."""
+        if self._net is None:
+            return []
+        notices, self._net.notices = self._net.notices, []
+        return notices
+
     def attach(self, targets: set[int] | None) -> None:
         socks = [(p.name, p.fd) for p, k in self._claimed if k.kind == kinds.SOCKET_FILTER]
         tcs = [(p.name, p.fd, k.ingress) for p, k in self._claimed if k.kind == kinds.TC]
         if socks or tcs:
-            self._net = NetworkAttachments(self.gadget, socks, tcs, self.proc_root)
+            self._net = NetworkAttachments(self.gadget, socks, tcs, self.proc_root,
+                                           self.tc_mode)
         for prog, kind in self._claimed:
             if kind.kind == kinds.UPROBE:
                 self._uprobes.add(prog, kind.library, kind.symbol, kind.retprobe)
