@@ -83,6 +83,8 @@ def _short(arg: str, limit: int = 80) -> str:
 
 
 def _compile(arg: str, src: Path) -> ResolvedGadget:
-    print(f"compiling gadget {src.name}...", file=sys.stderr, flush=True)
-    out = build.build_cached(src, os.uname().machine)
+    def say() -> None:
+        print(f"compiling gadget {src.name}...", file=sys.stderr, flush=True)
+
+    out = build.build_cached(src, os.uname().machine, on_build=say)
     return ResolvedGadget(arg, str(out), _spec(out, src.resolve().name))

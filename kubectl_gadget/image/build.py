@@ -15,6 +15,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 from kubectl_gadget.errors import BuildError
@@ -140,12 +141,16 @@ def cache_dir() -> Path:
     return Path(base) / "kubectl-gadget" / "build"
 
 
-def build_cached(src_dir: str | Path, arch: str = "x86_64") -> Path:
-    """Build a source directory on the fly, reusing an earlier build of the same sources."""
+def build_cached(src_dir: str | Path, arch: str = "x86_64",
+                 on_build: Callable[[], None] | None = None) -> Path:
+    """Build a source directory on the fly, reusing an earlier build of the same sources;
+    `on_build` is called only when it really compiles."""
     src = Path(src_dir).resolve()
     check_metadata_file(src)
     out = cache_dir() / f"{arch}-{source_digest(src)}" / src.name
     if not is_built_dir(out):
+        if on_build is not None:
+            on_build()
         build_dir(src, out, arch)
     return out
 

@@ -221,3 +221,24 @@ def test_invalid_gadget_inside_an_image_exits_3(trace_open_copy: Path, tmp_path:
     proc = client("run", "bad-default", "--local", "--pull", "never", "--verify-image=false",
                   tmp=tmp_path)
     assert_clean(proc, 3, "default of param targ_failed")
+
+
+def test_a_source_gadget_is_compiled_once_then_taken_from_the_cache(
+        trace_open_copy: Path, tmp_path: Path) -> None:
+    if not shutil.which("clang"):
+        pytest.skip("clang not installed: cannot compile a gadget")
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+
+    def help_of(gadget: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "kubectl_gadget", "run", str(gadget),
+                               "--local", "--help"], cwd=REPO, capture_output=True, text=True,
+                              timeout=120, env={**os.environ, **env})
+
+    first, second = help_of(trace_open_copy), help_of(trace_open_copy)
+    assert first.returncode == second.returncode == 0, first.stderr + second.stderr
+    assert "compiling gadget trace_open" in first.stderr
+    assert "compiling" not in second.stderr  # same sources: the cached build, said nothing
+    assert "Params of gadget trace_open" in second.stdout
+    (trace_open_copy / "program.bpf.c").write_text(
+        (trace_open_copy / "program.bpf.c").read_text() + "\n/* changed */\n")
+    assert "compiling gadget trace_open" in help_of(trace_open_copy).stderr
