@@ -74,7 +74,8 @@ RUNNER_TAG := $(lastword $(subst :, ,$(RUNNER_IMAGE)))
 runner-image:
 	$(PYTHON) -m kubectl_gadget.release runner-image --layout $(RUNNER_LAYOUT) --tag $(RUNNER_TAG)
 
-# Opt-in (minutes): build it, check its contents, push/pull it with skopeo, run its entry point.
+# Not in `make test` (minutes; CI runs it after): build it, check its contents, push/pull it
+# with skopeo, run it with runc (the runner pod as a container, least privilege).
 runner-image-test:
 	$(PYTHON) -m pytest -q -m runner_image tests/dist
 
