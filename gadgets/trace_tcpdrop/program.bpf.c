@@ -41,15 +41,7 @@ struct event {
 GADGET_TRACER_MAP(events, 1024 * 1024);
 GADGET_TRACER(tcpdrop, events, event);
 
-SEC("tracepoint/sock/inet_sock_set_state")
-int trace_inet_sock_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
-{
-	if (ctx->protocol != IPPROTO_TCP)
-		return 0;
-	gadget_tcp_owner_track(ctx);
-	gadget_tcp_owner_forget(ctx);
-	return 0;
-}
+GADGET_TCP_OWNER_PROGRAM()
 
 /* Fill the endpoints from the IP and TCP headers; false when the packet is not TCP. */
 static __always_inline bool read_headers(const struct sk_buff *skb, __u16 protocol,

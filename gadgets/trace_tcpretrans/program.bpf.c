@@ -34,15 +34,7 @@ struct event {
 GADGET_TRACER_MAP(events, 1024 * 1024);
 GADGET_TRACER(tcpretrans, events, event);
 
-SEC("tracepoint/sock/inet_sock_set_state")
-int trace_inet_sock_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
-{
-	if (ctx->protocol != IPPROTO_TCP)
-		return 0;
-	gadget_tcp_owner_track(ctx);
-	gadget_tcp_owner_forget(ctx);
-	return 0;
-}
+GADGET_TCP_OWNER_PROGRAM()
 
 SEC("tracepoint/tcp/tcp_retransmit_skb")
 int trace_tcp_retransmit_skb(struct trace_event_raw_tcp_retransmit_skb *ctx)

@@ -15,6 +15,8 @@
  * A gadget includes this header, calls gadget_tcp_owner_track() from its own
  * inet_sock_set_state program before looking anything up, gadget_tcp_owner_fill() to get an
  * owner, and gadget_tcp_owner_forget() last (it drops the entry of a socket reaching CLOSE).
+ * A gadget that wants nothing else from that tracepoint defines the program with
+ * GADGET_TCP_OWNER_PROGRAM() instead.
  */
 #ifndef __GADGET_TCP_OWNER_H
 #define __GADGET_TCP_OWNER_H
@@ -150,5 +152,20 @@ static __always_inline bool gadget_tcp_owner_discard(const struct gadget_process
 		return true;
 	return !gadget_comm_matches(p->comm);
 }
+
+/*
+ * The sock:inet_sock_set_state program of a gadget that uses the tracepoint only to keep the
+ * owners current (trace_inet_sock_set_state).
+ */
+#define GADGET_TCP_OWNER_PROGRAM()                                                          \
+	SEC("tracepoint/sock/inet_sock_set_state")                                          \
+	int trace_inet_sock_set_state(struct trace_event_raw_inet_sock_set_state *ctx)      \
+	{                                                                                   \
+		if (ctx->protocol != IPPROTO_TCP)                                           \
+			return 0;                                                           \
+		gadget_tcp_owner_track(ctx);                                                \
+		gadget_tcp_owner_forget(ctx);                                               \
+		return 0;                                                                   \
+	}
 
 #endif /* __GADGET_TCP_OWNER_H */
