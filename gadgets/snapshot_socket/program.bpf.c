@@ -12,62 +12,30 @@
 #include <vmlinux.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
-#include <bpf/bpf_endian.h>
 
 #include <gadget/macros.h>
 #include <gadget/mntns_filter.h>
 #include <gadget/types.h>
 #include <gadget/sockets-map.h>
+#include <gadget/sock_endpoints.h>
+
+/* state 0 is a UDP socket with no peer (the kernel's CLOSE), named as ss(8) names it */
+#define GADGET_TCP_STATE_ZERO UNCONN
+#include <gadget/tcp.h>
 
 #define AF_INET 2
 #define AF_INET6 10
-
-/* The kernel's socket states (include/net/tcp_states.h); UNCONN is a UDP socket with no peer
- * (the kernel's CLOSE), named as ss(8) names it. */
-enum socket_state {
-	UNCONN = 0,
-	ESTABLISHED = 1,
-	SYN_SENT = 2,
-	SYN_RECV = 3,
-	FIN_WAIT1 = 4,
-	FIN_WAIT2 = 5,
-	TIME_WAIT = 6,
-	CLOSE = 7,
-	CLOSE_WAIT = 8,
-	LAST_ACK = 9,
-	LISTEN = 10,
-	CLOSING = 11,
-	NEW_SYN_RECV = 12,
-	BOUND_INACTIVE = 13,
-};
 
 struct socket_row {
 	struct gadget_process proc;
 	gadget_netns_id netns_id;
 	struct gadget_l4endpoint_t src;
 	struct gadget_l4endpoint_t dst;
-	enum socket_state state;
+	enum gadget_tcp_state state;
 	__u64 ino;
 };
 
 GADGET_ITER(sockets, socket_row, snap_tcp, snap_udp);
-
-static __always_inline void endpoints(struct socket_row *row, struct sock_common *skc,
-				      __u16 family, __u16 proto)
-{
-	if (family == AF_INET) {
-		row->src.addr_raw.v4 = BPF_CORE_READ(skc, skc_rcv_saddr);
-		row->dst.addr_raw.v4 = BPF_CORE_READ(skc, skc_daddr);
-		row->src.version = row->dst.version = 4;
-	} else {
-		BPF_CORE_READ_INTO(&row->src.addr_raw.v6, skc, skc_v6_rcv_saddr.in6_u.u6_addr8);
-		BPF_CORE_READ_INTO(&row->dst.addr_raw.v6, skc, skc_v6_daddr.in6_u.u6_addr8);
-		row->src.version = row->dst.version = 6;
-	}
-	row->src.port = BPF_CORE_READ(skc, skc_num);
-	row->dst.port = bpf_ntohs(BPF_CORE_READ(skc, skc_dport));
-	row->src.proto_raw = row->dst.proto_raw = proto;
-}
 
 /* The owner from the sockets map; false when it is unknown. */
 static __always_inline bool owner(struct socket_row *row, __u16 family, __u16 proto)
@@ -110,7 +78,7 @@ static __always_inline void sock_out(struct seq_file *seq, void *const *slot, __
 	if (family != AF_INET && family != AF_INET6)
 		return;
 	row.netns_id = BPF_CORE_READ(skc, skc_net.net, ns.inum);
-	endpoints(&row, skc, family, proto);
+	gadget_sock_endpoints(&row.src, &row.dst, skc, family, proto);
 	if (!owner(&row, family, proto) && gadget_filter_by_mntns)
 		return;
 	if (gadget_should_discard_mntns_id(row.proc.mntns_id))

@@ -8,12 +8,12 @@
 #include <vmlinux.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
-#include <bpf/bpf_endian.h>
 
 #include <gadget/common.h>
 #include <gadget/filter.h>
 #include <gadget/macros.h>
 #include <gadget/mntns_filter.h>
+#include <gadget/sock_endpoints.h>
 #include <gadget/types.h>
 
 #define AF_INET 2
@@ -44,24 +44,6 @@ struct {
 
 GADGET_MAPITER(tcp, traffic);
 
-static __always_inline void endpoints(struct conn_key *key, const struct sock *sk, __u16 family)
-{
-	if (family == AF_INET) {
-		key->src.addr_raw.v4 = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
-		key->dst.addr_raw.v4 = BPF_CORE_READ(sk, __sk_common.skc_daddr);
-		key->src.version = key->dst.version = 4;
-	} else {
-		BPF_CORE_READ_INTO(&key->src.addr_raw.v6, sk,
-				   __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
-		BPF_CORE_READ_INTO(&key->dst.addr_raw.v6, sk,
-				   __sk_common.skc_v6_daddr.in6_u.u6_addr8);
-		key->src.version = key->dst.version = 6;
-	}
-	key->src.port = BPF_CORE_READ(sk, __sk_common.skc_num);
-	key->dst.port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	key->src.proto_raw = key->dst.proto_raw = IPPROTO_TCP;
-}
-
 static __always_inline int count(struct trace_event_raw_sock_msg_length *ctx, bool sent)
 {
 	struct conn_key key = {};
@@ -82,7 +64,8 @@ static __always_inline int count(struct trace_event_raw_sock_msg_length *ctx, bo
 
 	gadget_process_populate(&key.proc);
 	key.proc.tid = 0; /* per process, not per thread */
-	endpoints(&key, ctx->sk, family);
+	gadget_sock_endpoints(&key.src, &key.dst, (const struct sock_common *)ctx->sk, family,
+			      IPPROTO_TCP);
 	bytes = ctx->ret;
 
 	v = bpf_map_lookup_elem(&traffic, &key);

@@ -14,8 +14,15 @@
 
 #define GADGET_AF_INET 2
 
-/* Values of the kernel's TCP states (include/net/tcp_states.h). */
+/*
+ * Values of the kernel's TCP states (include/net/tcp_states.h). The kernel has no state 0; a
+ * gadget that gives 0 a meaning names it by defining GADGET_TCP_STATE_ZERO to the enumerator's
+ * name before including this header (snapshot_socket: UNCONN, a UDP socket with no peer).
+ */
 enum gadget_tcp_state {
+#ifdef GADGET_TCP_STATE_ZERO
+	GADGET_TCP_STATE_ZERO = 0,
+#endif
 	ESTABLISHED = 1,
 	SYN_SENT = 2,
 	SYN_RECV = 3,
