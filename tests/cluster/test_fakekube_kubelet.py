@@ -163,6 +163,9 @@ def test_scheduler_honours_affinity_and_taints(cluster: FakeCluster, v1: Any) ->
         "2 node(s) didn't match Pod's node affinity/selector. preemption: 0/3 nodes are "
         "available: 3 Preemption is not helpful for scheduling.")
     assert pod["status"]["phase"] == "Pending" and "nodeName" not in pod["spec"]
+    # The scheduler writes the condition, then the event: wait for the event, then check that
+    # it is the only one (retries do not repeat an unchanged FailedScheduling).
+    cluster.wait_for(lambda: cluster.events(NS, "pinned"), what="the FailedScheduling event")
     assert [e["reason"] for e in cluster.events(NS, "pinned")] == ["FailedScheduling"]
     tolerations = pod["spec"]["tolerations"] + [
         {"key": "dedicated", "operator": "Equal", "value": "gadget", "effect": "NoSchedule"}]
