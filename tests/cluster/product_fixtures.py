@@ -181,7 +181,7 @@ class GadgetClient:
                 pytest.fail(f"stdout line is not JSON: {line!r}\nstderr:\n{self.stderr}")
         return out
 
-    def wait_stderr(self, pattern: str, timeout: float = 20.0) -> re.Match[str]:
+    def wait_stderr(self, pattern: str, timeout: float = 60.0) -> re.Match[str]:
         regex = re.compile(pattern)
         deadline = time.monotonic() + timeout
         with self._cond:
@@ -196,7 +196,7 @@ class GadgetClient:
                 self._cond.wait(min(left, 0.2))
 
     def wait_events(self, predicate: Callable[[list[dict[str, Any]]], bool],
-                    timeout: float = 20.0, what: str = "events") -> list[dict[str, Any]]:
+                    timeout: float = 60.0, what: str = "events") -> list[dict[str, Any]]:
         deadline = time.monotonic() + timeout
         while True:
             events = self.events()
@@ -280,7 +280,7 @@ class GadgetCluster:
         return self.cluster.pods(RUNNER_NAMESPACE, labels)
 
     def wait_runners_streaming(self, session: str, nodes: Sequence[str],
-                               timeout: float = 30.0) -> dict[str, Obj]:
+                               timeout: float = 60.0) -> dict[str, Obj]:
         """Wait until a runner pod of `session` runs on each of `nodes` and its log shows
         the `schema` record (written after the gadget is loaded and attached)."""
         def ready() -> dict[str, Obj] | None:

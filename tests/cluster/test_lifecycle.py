@@ -54,7 +54,7 @@ def test_sigint_prints_final_records_and_deletes_every_runner(
             gc.workloads.exec("shop", f"cart-{node[-1]}", ["/bin/echo", marker])
             sent.append(marker)
     client.signal(signal.SIGINT)
-    rc = client.wait(30)
+    rc = client.wait(60)
     err = client.stderr
     assert rc == 0, err
     assert "stopping runners" in err and "Traceback" not in err
@@ -225,7 +225,7 @@ def test_list_and_kubectl_show_the_running_session(gadget_cluster: GadgetCluster
     assert all("Running" in line for line in table.stdout.splitlines()[1:])
 
     client.signal(signal.SIGINT)
-    assert client.wait(30) == 0, client.stderr
+    assert client.wait(60) == 0, client.stderr
     after = gc.kubectl("get", "pods", "-n", RUNNER_NAMESPACE, "-l", selector, "-o", "name",
                        "--as", "admin")
     assert after.returncode == 0 and after.stdout.strip() == "", after.stdout

@@ -105,7 +105,7 @@ def test_pods_started_after_the_run_began_are_traced(gadget_cluster: GadgetClust
 
     took: dict[str, float] = {}
     n = 0
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60  # node-b's runner pod starts first (slow when loaded)
     while len(took) < len(late) and time.monotonic() < deadline:
         n += 1
         for pod in late:
@@ -119,11 +119,11 @@ def test_pods_started_after_the_run_began_are_traced(gadget_cluster: GadgetClust
                     e["k8s.node"] == node and e["k8s.podName"] == pod
                     and "late-" in str(e.get("args", "")) for e in events):
                 took[pod] = time.monotonic() - created[pod]
-    assert set(took) == set(late), f"not traced within 20 s: {set(late) - set(took)}\n" \
+    assert set(took) == set(late), f"not traced within 60 s: {set(late) - set(took)}\n" \
                                    f"{client.stderr}"
     client.wait_stderr(r"node node-b: new target pod shop/cart-late-b, starting a runner")
     client.signal(signal.SIGINT)
-    assert client.wait(30) == 0, client.stderr
+    assert client.wait(60) == 0, client.stderr
     events = client.events()
     for pod in late:
         found = [e for e in events if f"late-{pod}-" in str(e.get("args", ""))]
@@ -163,10 +163,10 @@ def test_dropped_log_stream_is_resumed_without_loss_or_duplicates(
         if i % 10 == 0:
             gc.workloads.exec("shop", "cart-b", ["/bin/echo", f"other-{i:03d}"])
     want = [f"seq-{i:03d}" for i in range(count)]
-    client.wait_events(lambda ev: set(want) <= set(_echoed(ev, "seq-")), timeout=30,
+    client.wait_events(lambda ev: set(want) <= set(_echoed(ev, "seq-")), timeout=60,
                        what=f"all {count} numbered execs")
     client.signal(signal.SIGINT)
-    assert client.wait(30) == 0, client.stderr
+    assert client.wait(60) == 0, client.stderr
     events = client.events()
 
     got = _echoed(events, "seq-")

@@ -261,7 +261,7 @@ class FakeCluster(FaultInjection):
         return log.text() if log is not None else ""
 
     # -- waiting -------------------------------------------------------------------------
-    def wait_for(self, probe: Callable[[], T | None], timeout: float = 10.0,
+    def wait_for(self, probe: Callable[[], T | None], timeout: float = 30.0,
                  what: str = "condition") -> T:
         deadline = time.monotonic() + timeout
         while True:
@@ -273,7 +273,7 @@ class FakeCluster(FaultInjection):
             time.sleep(0.02)
 
     def wait_for_pod(self, namespace: str, name: str, predicate: Callable[[Obj], bool],
-                     timeout: float = 10.0) -> Obj:
+                     timeout: float = 30.0) -> Obj:
         def probe() -> Obj | None:
             pod = self.get_pod(namespace, name)
             return pod if pod is not None and predicate(pod) else None
@@ -281,11 +281,11 @@ class FakeCluster(FaultInjection):
         return self.wait_for(probe, timeout, f"pod {namespace}/{name}")
 
     def wait_for_phase(self, namespace: str, name: str, *phases: str,
-                       timeout: float = 10.0) -> Obj:
+                       timeout: float = 30.0) -> Obj:
         return self.wait_for_pod(namespace, name,
                                  lambda p: p.get("status", {}).get("phase") in phases, timeout)
 
-    def wait_gone(self, namespace: str, name: str, timeout: float = 10.0) -> None:
+    def wait_gone(self, namespace: str, name: str, timeout: float = 30.0) -> None:
         self.wait_for(lambda: self.get_pod(namespace, name) is None, timeout,
                       f"pod {namespace}/{name} to disappear")
 
