@@ -129,7 +129,7 @@ class RunnerProcess:
         with self._cond:
             return list(self.records)
 
-    def wait_for(self, pred: Callable[[Record], bool], timeout: float = 15.0,
+    def wait_for(self, pred: Callable[[Record], bool], timeout: float = 60.0,
                  what: str = "record") -> Record:
         """The first record matching `pred`; fails if the runner ends or time runs out."""
         deadline = time.monotonic() + timeout
@@ -148,7 +148,7 @@ class RunnerProcess:
         raise RunnerFailed(f"no {what} within {timeout}s; runner said {errors or '(nothing)'}"
                            f"\nstderr:\n{self.stderr()[-3000:]}")
 
-    def wait_schema(self, timeout: float = 30.0) -> Record:
+    def wait_schema(self, timeout: float = 60.0) -> Record:
         """Wait until the programs are attached (the `schema` record is written after that)."""
         return self.wait_for(lambda r: r.get("type") == "schema", timeout, "schema record")
 
@@ -157,7 +157,7 @@ class RunnerProcess:
         return [r["data"] for r in self.snapshot()
                 if r.get("type") == "event" and pred(r["data"])]
 
-    def wait_event(self, pred: Callable[[Record], bool], timeout: float = 15.0,
+    def wait_event(self, pred: Callable[[Record], bool], timeout: float = 60.0,
                    what: str = "event") -> Record:
         rec = self.wait_for(lambda r: r.get("type") == "event" and pred(r["data"]), timeout,
                             what)

@@ -68,12 +68,12 @@ def test_user_and_kernel_frames_are_named(build_gadget, tmp_path: Path) -> None:
                           "--sampling-frequency", "199") as runner:
         runner.wait_schema()
         rows: list[dict[str, object]] = []
-        fetch, deadline = 0, time.monotonic() + 20
+        fetch, deadline = 0, time.monotonic() + 60
         while time.monotonic() < deadline and not (
                 any("burn_cpu+" in str(r["ustack.symbols"]) for r in rows)
                 and any(r["kernel_stack"] for r in rows)):
             rec = runner.wait_for(lambda r, f=fetch: r.get("type") == "array"  # type: ignore[misc]
-                                  and r["fetch"] > f, timeout=10, what="a profile fetch")
+                                  and r["fetch"] > f, timeout=30, what="a profile fetch")
             fetch = rec["fetch"]
             rows += rec["data"]
         assert runner.stop() == 0, runner.stderr()

@@ -69,7 +69,7 @@ def _say(w: ContainerWorkload, what: str) -> None:
 def _after_fetch(runner: RunnerProcess) -> None:
     last = max([r["fetch"] for r in runner.of_type("array")], default=0)
     runner.wait_for(lambda r: r.get("type") == "array" and r["fetch"] > last,
-                    timeout=10, what="the next interval")
+                    timeout=30, what="the next interval")
 
 
 def test_requests_and_bytes_per_process(built_gadgets: dict[str, Path], tmp_path: Path) -> None:
@@ -91,7 +91,7 @@ def test_requests_and_bytes_per_process(built_gadgets: dict[str, Path], tmp_path
         _say(neighbour, "go")
         last = max([r["fetch"] for r in runner.of_type("array")], default=0)
         runner.wait_for(lambda r: r.get("type") == "array" and r["fetch"] >= last + 2,
-                        timeout=10, what="two more intervals")
+                        timeout=30, what="two more intervals")
         assert runner.stop() == 0, runner.stderr()
 
     rows = [r for rec in runner.of_type("array") for r in rec["data"]]

@@ -53,10 +53,10 @@ def test_bytes_and_calls_per_file(built_gadgets: dict[str, Path], tmp_path: Path
             # Two more intervals: the last counts of the process are in.
             fetch = runner.of_type("array")[-1]["fetch"]
             runner.wait_for(lambda r: r.get("type") == "array" and r["fetch"] >= fetch + 2,
-                            10, "two more intervals")
+                            30, "two more intervals")
             fetch = every.of_type("array")[-1]["fetch"]
             every.wait_for(lambda r: r.get("type") == "array" and r["fetch"] >= fetch + 2,
-                           10, "two more intervals")
+                           30, "two more intervals")
             assert runner.stop() == 0 and every.stop() == 0
 
     rows = [d for d in _rows(runner, pid) if d["path"] == str(mine)]

@@ -80,7 +80,7 @@ def _after(runner: RunnerProcess, fetches: int) -> Record:
     """Wait until `fetches` more intervals are over (the counts so far are all in)."""
     now = max([r["fetch"] for r in runner.of_type("array")], default=0)
     return runner.wait_for(lambda r: r.get("type") == "array" and r["fetch"] >= now + fetches,
-                           timeout=10, what="the next intervals")
+                           timeout=30, what="the next intervals")
 
 
 def test_bytes_per_connection(built_gadgets: dict[str, Path]) -> None:
