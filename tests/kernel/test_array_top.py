@@ -3,8 +3,9 @@
 tests/data/gadgets/top_opens counts openat(2) per (mount namespace, comm) in a hash, an LRU
 hash and a per-CPU hash map, and the total in an array map. A workload in its own mount
 namespace opens a file exactly N times when told to, right after the runner emitted a fetch;
-the next fetch must show N in every map (per-CPU copies summed), and the fetch after that no
-row for it at all, since the runner empties the maps as it reads them.
+the next fetch must show N in every map (per-CPU copies summed; split over two consecutive
+fetches if one fell among the opens), and the fetch after that no row for it at all, since the
+runner empties the maps as it reads them.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def _ask(w: ContainerWorkload, n: int) -> None:
 
 def _array(runner: RunnerProcess, ds: str, fetch: int) -> list[dict[str, object]]:
     rec = runner.wait_for(lambda r: r.get("type") == "array" and r["ds"] == ds
-                          and r["fetch"] == fetch, timeout=10, what=f"{ds} fetch {fetch}")
+                          and r["fetch"] == fetch, timeout=30, what=f"{ds} fetch {fetch}")
     return rec["data"]  # type: ignore[no-any-return]
 
 
@@ -69,8 +70,10 @@ def test_each_fetch_holds_one_interval(build_gadget, opener: ContainerWorkload) 
             _array(runner, ds, 1)
         before = max(a["fetch"] for a in runner.of_type("array"))
         _ask(opener, N)
-        # The opens took a millisecond: they land in one fetch after `before` (the next one,
-        # unless this test was slow to read), and the fetch after that has no row for them.
+        # The opens take a millisecond, right after a fetch: they land in the next fetch, or
+        # the one after if this test was slow to read; a loaded machine can even let a fetch
+        # fall among them, splitting them over two consecutive fetches. Either way no fetch
+        # after them has a row for them (the maps were emptied as they were read).
         arrays = {(ds, k): _array(runner, ds, k) for ds in (*DATASOURCES, "opens_total")
                   for k in range(before + 1, before + 4)}
         assert runner.stop() == 0, runner.stderr()
@@ -80,12 +83,13 @@ def test_each_fetch_holds_one_interval(build_gadget, opener: ContainerWorkload) 
         mine = {k: [r for r in arrays[ds, k] if r.get("comm", COMM) == COMM]
                 for k in range(before + 1, before + 4)}
         hits = [k for k, rows in mine.items() if rows]
-        assert len(hits) == 1 and hits[0] < before + 3, (ds, mine)
-        (row,) = mine[hits[0]]
-        assert row["opens"] == N, (ds, row)
-        assert not mine[hits[0] + 1], (ds, mine)
+        assert hits in ([before + 1], [before + 2], [before + 1, before + 2]), (ds, mine)
+        assert all(len(mine[k]) == 1 for k in hits), (ds, mine)
+        assert sum(mine[k][0]["opens"] for k in hits) == N, (ds, mine)
+        assert not mine[before + 3], (ds, mine)
         if ds != "opens_total":
-            assert (row["mntns_id"], row["last_pid"]) == (opener.mntns_id, opener.pid)
+            assert all((mine[k][0]["mntns_id"], mine[k][0]["last_pid"])
+                       == (opener.mntns_id, opener.pid) for k in hits), (ds, mine)
     assert (end["reason"], end["exit_code"], end["dropped"]) == ("signal", 0, 0)
 
 
