@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, TEST_GADGETS_SRC, needs_root_btf
+from tests.conftest import REPO, TEST_GADGETS_SRC, needs_root_btf, needs_unshare
+from tests.workloads import run_in_container
 
 pytestmark = [pytest.mark.kernel, needs_root_btf]
 
@@ -79,16 +80,16 @@ def test_snapshot_ends_by_itself_sorted_and_capped(build_gadget) -> None:  # typ
     assert bad.returncode == 2 and "unknown field 'pidd'" in bad.stderr
 
 
+@needs_unshare
 def test_histogram_chart(build_gadget) -> None:  # type: ignore[no-untyped-def]
     gadget: Path = build_gadget(TEST_GADGETS_SRC / "hist_sleep")
-    sleeper = subprocess.Popen([sys.executable, "-I", "-S", "-c",
-                                "import time\nwhile True: time.sleep(0.3)"])
-    try:
-        done = _client(str(gadget), "--map-fetch-interval", "1s", "--map-fetch-count", "2")
-    finally:
-        sleeper.kill()
-        sleeper.wait()
+    # In its own container, shown alone: other processes of the machine sleep too.
+    with run_in_container([sys.executable, "-I", "-S", "-c",
+                           "import time\nwhile True: time.sleep(0.3)"]) as sleeper:
+        done = _client(str(gadget), "--container-id", sleeper.container_id,
+                       "--map-fetch-interval", "1s", "--map-fetch-count", "2")
     assert done.returncode == 0, done.stderr
+    assert done.stdout.count("usecs ") == 2, done.stdout  # one histogram per interval
     assert re.search(r"^ *usecs +: count    distribution$", done.stdout, re.M), done.stdout
     # the 0.3 s sleeps (300000 us), counted in the first and the second interval
     assert len(re.findall(r"262144 -> 524287 *: [1-9]", done.stdout)) == 2, done.stdout
