@@ -88,16 +88,28 @@ def test_snapshot_socket_names_pod_and_owner(make_gadget_cluster: Any) -> None:
     assert {r["k8s"]["podName"] for r in table} == {"cart-a"}
 
 
+def _next_interval(client: Any) -> None:
+    """Wait until the client prints the next interval's table, i.e. the node has just fetched.
+
+    Counts are read and deleted at each fetch; an increment racing the delete is lost, so the
+    counted work starts right after a fetch rather than at a random point of the interval."""
+    seen = len(client.stdout_lines)
+    deadline = time.monotonic() + 60
+    while len(client.stdout_lines) == seen:
+        assert time.monotonic() < deadline and client.proc.poll() is None, client.stderr
+        time.sleep(0.02)
+
+
 def test_top_tcp_counts_the_pods_bytes(make_gadget_cluster: Any) -> None:
     gc: GadgetCluster = make_gadget_cluster(nodes=("node-a", "node-b"))
     (cart, port), (web, _) = _pods(gc)
     client = gc.run_gadget("-n", "shop", "-l", "app=cart", "--map-fetch-interval", "1s",
                            "--timeout", "60", gadget=_gadget("top_tcp"))
     gc.wait_runners_streaming(client.session, ["node-a"])
-    time.sleep(1)  # the first interval has started on the node
+    _next_interval(client)  # a fetch just emptied the map: none falls among the requests
     cport = _move(cart)
     _move(web)
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60
     totals: dict[tuple[int, int], list[int]] = {}
     want = {(cport, port): [UP, DOWN], (port, cport): [DOWN, UP]}
     while time.monotonic() < deadline and totals != want:
@@ -149,14 +161,14 @@ def test_top_blockio_counts_the_pods_requests(make_gadget_cluster: Any, tmp_path
     client = gc.run_gadget("-n", "shop", "-l", "app=cart", "--map-fetch-interval", "1s",
                            "--timeout", "60", gadget=_gadget("top_blockio"))
     gc.wait_runners_streaming(client.session, ["node-a"])
-    time.sleep(1)  # the first interval has started on the node
+    _next_interval(client)  # a fetch just emptied the map: none falls among the requests
     for proc in readers.values():
         assert proc.stdin is not None and proc.stdout is not None
         proc.stdin.write(b"go\n")
         proc.stdin.flush()
         assert proc.stdout.readline() == b"ok\n"
     want = [READS, READS * BLOCK]
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60
     got = [0, 0]
     while time.monotonic() < deadline and got != want:
         time.sleep(0.5)
