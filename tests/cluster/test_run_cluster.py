@@ -40,7 +40,7 @@ def test_run_selects_matching_pods_across_three_nodes(make_gadget_cluster: Any) 
     gc.target("web-d", node="node-d", labels={"app": "web"})  # node without one
     gc.target("cart-other", namespace="other", node="node-b")  # right label, wrong namespace
 
-    client = gc.run_gadget("-n", "shop", "-l", "app=cart", "--timeout", "8")
+    client = gc.run_gadget("-n", "shop", "-l", "app=cart", "--timeout", "60")
     session = client.session
     gc.wait_runners_streaming(session, ["node-a", "node-b", "node-c"])
     assert {p["spec"]["nodeName"] for p in gc.runner_pods(session)} == {
@@ -56,6 +56,7 @@ def test_run_selects_matching_pods_across_three_nodes(make_gadget_cluster: Any) 
 
     client.wait_events(lambda ev: all(marked(ev, f"mark-{p}-{c}") for p, c in wanted),
                        what="one event per matching container")
+    client.signal(signal.SIGINT)  # seen: stop now (the runners started seconds apart)
     assert client.wait() == 0, client.stderr
     events = client.events()
 
@@ -197,10 +198,16 @@ def test_columns_put_kubernetes_columns_first(gadget_cluster: GadgetCluster) -> 
     as IG prints them (a `--fields` modifier keeps that order; an explicit list is obeyed)."""
     gc = gadget_cluster
     gc.target("cart-a", node="node-a")
-    client = gc.start("run", TRACE_EXEC, "-n", "shop", "-l", "app=cart", "--timeout", "6",
+    client = gc.start("run", TRACE_EXEC, "-n", "shop", "-l", "app=cart", "--timeout", "60",
                       "-F", "proc.comm==echo", "--fields", "-proc.pid,-proc.parent.pid")
     gc.wait_runners_streaming(client.session, ["node-a"])
     gc.workloads.exec("shop", "cart-a", ["/bin/echo", "cols"])
+    deadline = time.monotonic() + 60
+    while not any(ln.split()[:5] == ["node-a", "shop", "cart-a", "app", "echo"]
+                  for ln in list(client.stdout_lines)):
+        assert time.monotonic() < deadline and client.proc.poll() is None, client.stderr
+        time.sleep(0.1)
+    client.signal(signal.SIGINT)
     assert client.wait() == 0, client.stderr
     lines = client.stdout.splitlines()
     assert lines[0].split()[:5] == ["K8S.NODE", "K8S.NAMESPACE", "K8S.PODNAME",
