@@ -185,7 +185,7 @@ def test_on_a_terminal_the_waiting_nodes_are_one_updating_line(
     os.close(slave)
     seen = bytearray()
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while seen.count(b"\x1b[Kwaiting on 2 node(s)") < 2 and time.monotonic() < deadline:
             if select.select([master], [], [], 0.5)[0]:
                 seen += os.read(master, 65536)

@@ -58,7 +58,7 @@ def test_top_tables_combine_the_nodes(make_gadget_cluster: Any, build_gadget: An
     client = gc.start("run", str(gadget), "-o", "json", "-n", "shop", "-l", "app=cart",
                       "--map-fetch-interval", "2s", "--sort", "-opens", "--timeout", "60")
     gc.wait_runners_streaming(client.session, list(NODES))
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     seen: set[str] = set()
     while time.monotonic() < deadline and seen != set(NODES):
         for i in range(len(NODES)):
@@ -80,7 +80,7 @@ def test_top_tables_combine_the_nodes(make_gadget_cluster: Any, build_gadget: An
 
 
 def _run_until(gc: GadgetCluster, client: Any, work: list[str], done: Any,
-               timeout: float = 30) -> list[list[dict[str, Any]]]:
+               timeout: float = 60) -> list[list[dict[str, Any]]]:
     """Exec `work` in every target until `done(tables)`; then stop the client (SIGINT)."""
     gc.wait_runners_streaming(client.session, list(NODES))
     deadline = time.monotonic() + timeout
@@ -127,6 +127,6 @@ def test_profile_stacks_of_every_node(make_gadget_cluster: Any, build_gadget: An
                                             for r in rows)
 
     busy = ["/bin/sh", "-c", "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done"]
-    tables = _run_until(gc, client, busy, done, timeout=45)
+    tables = _run_until(gc, client, busy, done, timeout=90)
     pods = {r["k8s"]["podName"] for t in tables for r in t} - {""}
     assert pods <= {"cart-0", "cart-1", "cart-2"}
