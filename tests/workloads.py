@@ -59,8 +59,8 @@ _GATE = (
     "ok = os.read(go, 1) == b'g'; os.close(go)\n"
     "os.execvp(sys.argv[3], sys.argv[3:]) if ok else os._exit(111)\n"
 )
-_START_TIMEOUT = 10.0
-_DRAIN_TIMEOUT = 5.0
+_START_TIMEOUT = 30.0
+_DRAIN_TIMEOUT = 30.0
 
 
 class WorkloadError(RuntimeError):

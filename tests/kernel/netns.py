@@ -64,7 +64,7 @@ conn, _ = srv.accept()
 insn = ctypes.create_string_buffer(struct.pack("HBBI", 0x06, 0, 0, 0))  # BPF_RET|BPF_K 0
 conn.setsockopt(socket.SOL_SOCKET, 26, struct.pack("HL", 1, ctypes.addressof(insn)))
 cli.send(b"dropped by the filter")
-deadline = time.monotonic() + 10
+deadline = time.monotonic() + 30
 retrans = 0
 while not retrans and time.monotonic() < deadline:
     time.sleep(0.05)
@@ -94,7 +94,7 @@ def lossy_connection(w: ContainerWorkload, family: int = 4) -> dict[str, Any]:
 def netns_container() -> Iterator[ContainerWorkload]:
     """A sleeping container in its own mount *and* network namespace (``lo`` up)."""
     with run_in_container(in_new_netns(["sleep", "1000"])) as w:
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         # unshare, sh and ip run first (same pid): the namespace is ready once sleep runs
         while Path(f"/proc/{w.pid}/comm").read_text().strip() != "sleep":
             if time.monotonic() > deadline:

@@ -87,11 +87,12 @@ def test_socket_filter_sees_its_target_namespace_only(
     with run_in_container(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE) as box:
         proc = box.process
         assert proc.stdin is not None and proc.stdout is not None
-        netns = 0
-        for _ in range(100):  # wait until unshare has moved the process
+        deadline = time.monotonic() + 30
+        while True:  # wait until unshare has moved the process
             netns = os.stat(f"/proc/{box.pid}/ns/net").st_ino
             if netns != os.stat("/proc/self/ns/net").st_ino:
                 break
+            assert time.monotonic() < deadline, "the pinger never left the host's netns"
             time.sleep(0.05)
         with RunnerProcess(gadget, "--mntns", str(box.mntns_id), "--param", f"port={port}",
                            "--timeout", "60") as runner:

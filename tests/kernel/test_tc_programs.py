@@ -75,7 +75,8 @@ USER_FILTER = ("protocol", "all", "prio", "7", "u32", "match", "u32", "0", "0",
 
 
 def _ns_of(pid: int) -> int:
-    for _ in range(100):  # wait until unshare has moved the process
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # wait until unshare has moved the process
         ino = os.stat(f"/proc/{pid}/ns/net").st_ino
         if ino != os.stat("/proc/self/ns/net").st_ino:
             return ino
