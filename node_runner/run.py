@@ -182,8 +182,8 @@ class _Loop:
 
         while True:
             n = reader.read(handle, BATCH)
-            self.counts.events += len(lines)
             self.writer.lines(lines)
+            self.counts.events += len(lines)  # written: a second signal mid-write aborts it
             lines.clear()
             if n < BATCH:
                 return
@@ -192,9 +192,9 @@ class _Loop:
         """One `array` record per array datasource (array_fetch.py)."""
         assert self.arrays is not None
         lines, rows, dropped = self.arrays.fetch(self.targets, final)
-        self.counts.events += rows
         self.counts.dropped += dropped
         self.writer.lines(lines)
+        self.counts.events += rows
 
     def tick(self) -> None:
         self.g.maintain()
