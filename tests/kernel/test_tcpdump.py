@@ -25,14 +25,14 @@ from tests.kernel.runner_proc import python_argv, wait_exit
 pytestmark = [pytest.mark.kernel, needs_root_btf, needs_unshare]
 __all__ = ["socket_enricher"]  # a fixture used by the test below
 
-# Sends "<token>-<n>" over UDP to its own socket on 127.0.0.1 every 50 ms for a minute.
+# Sends "<token>-<n>" over UDP to its own socket on 127.0.0.1 every 50 ms until killed.
 SENDER = """
-import socket, sys, time
+import itertools, socket, sys, time
 token = sys.argv[1]
 rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 rx.bind(("127.0.0.1", 0))
 tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-for n in range(1200):
+for n in itertools.count():
     tx.sendto(f"{token}-{n}".encode(), rx.getsockname())
     rx.recv(100)
     time.sleep(0.05)

@@ -34,11 +34,12 @@ wfd = os.open(created, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
 print(fd, wfd, flush=True)
 """
 
-# Opens a missing "storm" file, a missing "calm" file and a present file every 20 ms.
+# Opens a missing "storm" file, a missing "calm" file and a present file every 20 ms, until
+# killed (however long the clients take to start on a loaded machine).
 LOOPER = """
 import os, sys, time
 storm, calm, present = sys.argv[1:4]
-for _ in range(3000):
+while True:
     for path in (storm, calm):
         try:
             os.open(path, os.O_RDONLY)
