@@ -68,7 +68,7 @@ class RunnerProcess:
             self._done = True
             self._cond.notify_all()
 
-    def stop(self, timeout: float = 20.0) -> int:
+    def stop(self, timeout: float = 60.0) -> int:
         """SIGTERM (drain and write `end`), wait; SIGKILL if it does not exit in time."""
         assert self.proc is not None
         if self.proc.poll() is None:
@@ -89,7 +89,7 @@ class RunnerProcess:
                 self.proc.stdout.close()
         return self.returncode
 
-    def wait(self, timeout: float = 30.0) -> int:
+    def wait(self, timeout: float = 60.0) -> int:
         """Wait for the runner to end by itself (timeout, error)."""
         assert self.proc is not None
         try:
@@ -175,7 +175,7 @@ class RunnerProcess:
         return ends[0]
 
 
-def run_to_end(gadget: Path | str, *args: str, timeout: float = 30.0) -> RunnerProcess:
+def run_to_end(gadget: Path | str, *args: str, timeout: float = 60.0) -> RunnerProcess:
     """Run a runner that is expected to end by itself (an error, --timeout); return it."""
     runner = RunnerProcess(gadget, *args)
     with runner:

@@ -26,7 +26,7 @@ def gadget(build_gadget) -> Path:  # type: ignore[no-untyped-def]
 
 def _snapshot(gadget: Path, *args: str) -> dict[str, list[dict[str, object]]]:
     with RunnerProcess(gadget, *args) as runner:
-        assert runner.wait(30) == 0, runner.stderr()
+        assert runner.wait(60) == 0, runner.stderr()
     end = runner.end()
     assert (end["reason"], end["exit_code"]) == ("finished", 0)
     arrays = runner.of_type("array")
@@ -66,6 +66,6 @@ def test_two_iterators_merge_into_one_array(gadget: Path) -> None:
 
 def test_an_interval_repeats_the_snapshot(gadget: Path) -> None:
     with RunnerProcess(gadget, "--map-fetch-interval", "0.2", "--map-fetch-count", "2") as r:
-        assert r.wait(30) == 0, r.stderr()
+        assert r.wait(60) == 0, r.stderr()
     assert sorted({(a["ds"], a["fetch"]) for a in r.of_type("array")}) == [
         (ds, n) for ds in ("filtered", "socks", "tasks") for n in (1, 2)]

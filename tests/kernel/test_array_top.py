@@ -96,7 +96,7 @@ def test_each_fetch_holds_one_interval(build_gadget, opener: ContainerWorkload) 
 def test_fetch_count_ends_the_run(build_gadget) -> None:  # type: ignore[no-untyped-def]
     gadget: Path = build_gadget(TEST_GADGETS_SRC / "top_opens")
     with RunnerProcess(gadget, "--map-fetch-interval", "0.2", "--map-fetch-count", "3") as runner:
-        assert runner.wait(20) == 0, runner.stderr()
+        assert runner.wait(60) == 0, runner.stderr()
     arrays = runner.of_type("array")
     assert sorted({(a["ds"], a["fetch"]) for a in arrays}) == sorted(
         (ds, n) for ds in (*DATASOURCES, "opens_total") for n in (1, 2, 3))

@@ -108,7 +108,7 @@ def test_unresolved_extern(tmp_path: Path) -> None:
 def test_phase_records_say_what_the_runner_was_doing(build_gadget) -> None:  # type: ignore[no-untyped-def]
     """Before each libbpf step the runner says which, so a crash during it can be named."""
     with RunnerProcess(build_gadget(NETABI), "--timeout", "1") as r:
-        r.wait(30)
+        r.wait(60)
     phases = [rec["phase"] for rec in r.of_type("phase")]
     if r.returncode == 0:
         assert phases == ["opening the object", "loading the programs",

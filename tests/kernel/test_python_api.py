@@ -43,7 +43,7 @@ def test_events_of_one_container_then_an_early_break(built_gadgets: dict[str, Pa
         def keep_execing() -> None:
             while not stop.wait(0.3):
                 for c in (w, neighbour):
-                    c.popen(["/bin/true"]).wait(10)
+                    c.popen(["/bin/true"]).wait(60)
 
         execs = threading.Thread(target=keep_execing)
         execs.start()

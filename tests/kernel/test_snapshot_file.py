@@ -40,7 +40,7 @@ def _holder(w: ContainerWorkload, path: Path) -> Holder:
 
 def _snapshot(gadget: Path, *args: str) -> list[Record]:
     with RunnerProcess(gadget, *args) as runner:
-        assert runner.wait(30) == 0, runner.stderr()
+        assert runner.wait(60) == 0, runner.stderr()
     assert runner.end()["exit_code"] == 0
     (array,) = runner.of_type("array")
     return array["data"]

@@ -24,7 +24,7 @@ THREADED = ("import sys, threading\n"
 
 def _snapshot(gadget: Path, *args: str) -> list[Record]:
     with RunnerProcess(gadget, *args) as runner:
-        assert runner.wait(30) == 0, runner.stderr()
+        assert runner.wait(60) == 0, runner.stderr()
     end = runner.end()
     assert (end["reason"], end["exit_code"]) == ("finished", 0)
     (array,) = runner.of_type("array")

@@ -47,7 +47,7 @@ def _holder() -> Iterator[tuple[ContainerWorkload, dict[str, object]]]:
 
 def _snapshot(gadget: Path, *args: str) -> list[Record]:
     with RunnerProcess(gadget, *args) as runner:
-        assert runner.wait(30) == 0, runner.stderr()
+        assert runner.wait(60) == 0, runner.stderr()
     (array,) = runner.of_type("array")
     assert runner.end()["events"] == len(array["data"])
     return array["data"]  # type: ignore[no-any-return]

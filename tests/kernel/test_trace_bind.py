@@ -51,7 +51,7 @@ def gadget(built_gadgets: dict[str, Path]) -> Path:
 
 def _bind(w: ContainerWorkload, port: int) -> tuple[int, int, int]:
     proc = w.popen(in_new_netns([*python_argv(BINDER), str(port)]), stdout=subprocess.PIPE)
-    out, _ = proc.communicate(timeout=20)
+    out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0
     pid, netns, err = map(int, out.split())
     return pid, netns, err

@@ -186,7 +186,7 @@ def test_a_container_sharing_the_namespace_is_filtered_out(gadget: Path, socket_
     only the selected container's lookups (by the client's mount namespace)."""
     with netns_container() as w, \
             run_in_container(in_netns_of(w, ["sleep", "1000"])) as sidecar:
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         while Path(f"/proc/{sidecar.pid}/comm").read_text().strip() != "sleep":
             assert time.monotonic() < deadline, "the sidecar never joined the namespace"
             time.sleep(0.02)

@@ -185,7 +185,7 @@ def test_filter_drops_a_noisy_neighbour(built_gadgets: dict[str, Path], selector
 def test_hello_names_the_gadget(built_gadgets: dict[str, Path]) -> None:
     """docs/protocol.md: `hello` carries the gadget's name and the reference it was run by."""
     with RunnerProcess(built_gadgets["trace_exec"], "--timeout", "0.5") as runner:
-        assert runner.wait(30) == 0, runner.stderr()
+        assert runner.wait(60) == 0, runner.stderr()
     hello = runner.snapshot()[0]
     assert hello["type"] == "hello" and hello["protocol"] == 1
     assert hello["gadget"]["ref"] == str(built_gadgets["trace_exec"])

@@ -59,7 +59,7 @@ def _paths(tmp_path: Path) -> tuple[str, str, str]:
 
 def _run_opener(w: ContainerWorkload, paths: tuple[str, str, str]) -> tuple[int, int]:
     proc = w.popen(python_argv(OPENER) + list(paths), stdout=subprocess.PIPE)
-    out, _ = proc.communicate(timeout=20)
+    out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0
     fd, wfd = map(int, out.split())
     return fd, wfd

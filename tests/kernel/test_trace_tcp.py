@@ -162,7 +162,7 @@ def test_listener_older_than_the_gadget_is_found_in_the_sockets_map(
             runner.wait_schema()
             client = w.popen(in_netns_of(w, [*python_argv(CONNECT), str(port)]),
                              stdout=subprocess.PIPE)
-            out, _ = client.communicate(timeout=20)
+            out, _ = client.communicate(timeout=60)
             cport = int(out)
             accept = runner.wait_event(lambda d: d["type"] == "accept" and d["src.port"] == port,
                                        what="the accept")
