@@ -51,11 +51,13 @@ __all__ = [
 ]
 
 # Runs after unshare/nsenter: say "ready", wait for "go" (the parent joins us to the cgroup
-# in between), then become the command. Exit 111 if the parent went away.
+# in between), then become the command. Exit 111 if the parent went away. `ready` stays open,
+# close-on-exec: its end of file tells the parent that the command runs (or the gate died), so
+# no tracer started afterwards sees the gate (a python3 with the command's pid) instead.
 _GATE = (
     "import os, sys\n"
     "ready, go = int(sys.argv[1]), int(sys.argv[2])\n"
-    "os.write(ready, b'r'); os.close(ready)\n"
+    "os.write(ready, b'r'); os.set_inheritable(ready, False)\n"
     "ok = os.read(go, 1) == b'g'; os.close(go)\n"
     "os.execvp(sys.argv[3], sys.argv[3:]) if ok else os._exit(111)\n"
 )
@@ -228,6 +230,10 @@ def spawn_gated(
             proc.wait()
             raise
         os.write(go_w, b"g")
+        if not select.select([ready_r], [], [], _START_TIMEOUT)[0] or os.read(ready_r, 1):
+            proc.kill()
+            proc.wait()
+            raise WorkloadError(f"starting {list(prefix)} {list(argv)}: the command never ran")
         return proc
     finally:
         for fd in (ready_r, ready_w, go_r, go_w):
