@@ -5,11 +5,12 @@ its own (the same fd, set before the gadget loads), so every lookup sees what th
 knows. The enricher (gadgets/runtime/socket_enricher, built with the gadgets) needs no kprobe:
 cgroup socket hooks on the cgroup v2 root see sockets as they are created, bound, connected
 and used, and a task_file iterator, run once after the hooks are in place, adds the sockets
-that already existed. Closed sockets are stamped by the kernel side and removed here a few
-seconds later, so an event about a socket that has just closed still finds its owner. `notice`
-says which mechanisms ran. The trap avoided: a layout mismatch between the gadget's map and
-the enricher's, which would make the gadget read garbage; such a gadget keeps its own (empty)
-map and a warning says why.
+that already existed; each entry also gets the owner's working directory and executable path
+(a dentry walk from the owning task; see the enricher's source). Closed sockets are stamped
+by the kernel side and removed here a few seconds later, so an event about a socket that has
+just closed still finds its owner. `notice` says which mechanisms ran. The trap avoided: a
+layout mismatch between the gadget's map and the enricher's, which would make the gadget read
+garbage; such a gadget keeps its own (empty) map and a warning says why.
 """
 
 from __future__ import annotations

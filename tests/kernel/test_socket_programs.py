@@ -9,6 +9,7 @@ compared with what the workload itself saw.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -166,6 +167,66 @@ def test_sockets_map_names_the_owner_of_tcp_and_udp_sockets(
     assert reply["owner_found"] == 1 and reply["pid"] == os.getpid()
 
 
+# In its own mount namespace: a tmpfs on argv[1] (there only) holding the working directory
+# "work" and, bind-mounted at "py", this Python's installation, run from there; prints what the
+# process itself sees as its working directory and executable.
+PATHS_BOX = 'mount -t tmpfs kg "$1" && mkdir "$1/work" "$1/py" && mount --bind "$2" "$1/py" ' \
+    '&& cd "$1/work" && exec "$1/py/$3" -I -S -c "$4" "$5"'
+PATHS_CLIENT = """
+import json, os, socket, sys
+port = int(sys.argv[1])
+tcp = socket.create_connection(('127.0.0.1', port))
+udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+udp.sendto(b'one', ('127.0.0.1', port))
+print(json.dumps({"ports": [tcp.getsockname()[1], udp.getsockname()[1]], "cwd": os.getcwd(),
+                  "exe": os.readlink('/proc/self/exe')}), flush=True)
+sys.stdin.read()
+"""
+
+
+def test_sockets_map_gives_the_owners_cwd_and_executable_across_its_mounts(
+        build_gadget: Callable[[Path], Path], runtime_dir: Path, tmp_path: Path) -> None:
+    """The directory and the executable exist only in the owner's mount namespace (a tmpfs
+    and a bind mount there): the path is walked through its mounts, not looked up by name."""
+    gadget = build_gadget(TEST_GADGETS_SRC / "socket_owner")
+    port = _free_port()
+    box_dir = tmp_path / "box"
+    box_dir.mkdir()
+    exe = Path(os.path.realpath(sys.executable))
+    prefix = exe.parent.parent
+    listener = socket.socket()
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    listener.bind(("127.0.0.1", port))
+    listener.listen()
+    receiver.bind(("127.0.0.1", port))
+    argv = ["sh", "-c", PATHS_BOX, "sh", str(box_dir), str(prefix),
+            str(exe.relative_to(prefix)), PATHS_CLIENT, str(port)]
+    try:
+        with RunnerProcess(gadget, "--param", f"port={port}", "--timeout", "60") as runner:
+            runner.wait_schema()
+            with run_in_container(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE) as box:
+                assert box.process.stdout is not None
+                seen = json.loads(box.process.stdout.readline())
+                tcp, udp = seen["ports"]
+                conn, _ = listener.accept()
+                got = {what: runner.wait_event(
+                    lambda d, s=sport, p=proto: d["sport"] == s and d["proto"] == p
+                    and d["outgoing"] and d["owner_found"], what=f"the {what} packet")
+                    for what, sport, proto in (("tcp", tcp, 6), ("udp", udp, 17))}
+                conn.close()
+                pid = box.pid
+            runner.stop()
+    finally:
+        listener.close()
+        receiver.close()
+    assert seen == {"ports": [tcp, udp], "cwd": f"{box_dir}/work",
+                    "exe": f"{box_dir}/py/{exe.relative_to(prefix)}"}
+    assert not os.path.exists(seen["exe"])  # on the host, the box's mounts are not there
+    for what, event in got.items():
+        assert (event["pid"], event["cwd"], event["exepath"]) == \
+            (pid, seen["cwd"], seen["exe"]), (what, event)
+
+
 # Listens before the runner starts, then accepts one connection and holds it.
 LISTENER = """
 import socket, sys
@@ -188,6 +249,7 @@ def test_sockets_open_before_the_start_are_found(
                           stdout=subprocess.PIPE) as box:
         assert box.process.stdout is not None
         assert box.process.stdout.readline() == b"listening\n"
+        cwd, exe = os.readlink(f"/proc/{box.pid}/cwd"), os.readlink(f"/proc/{box.pid}/exe")
         with RunnerProcess(gadget, "--param", f"port={port}", "--timeout", "60") as runner:
             runner.wait_schema()
             with socket.create_connection(("127.0.0.1", port)) as client:
@@ -198,6 +260,8 @@ def test_sockets_open_before_the_start_are_found(
         pid, mntns = box.pid, box.mntns_id
     assert reply["owner_found"] == 1
     assert (reply["pid"], reply["comm"], reply["mntns_id"]) == (pid, "kg_listener", mntns)
+    # Found by the start-up scan, with the paths of the listener's process.
+    assert (reply["cwd"], reply["exepath"]) == (cwd, exe)
 
 
 # Connects to PORT and holds the connection until stdin closes; prints its own port.

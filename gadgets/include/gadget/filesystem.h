@@ -5,15 +5,17 @@
  *
  * gadget_path_str() walks from the dentry up to the process's root directory (so a chrooted or
  * pivoted process sees its own paths), crossing mount points through `struct mount`, and
- * writes "/a/b/c" into a buffer of GADGET_PATH_BUF bytes. Two bpf_loop() passes (Linux 5.17+;
- * the verifier checks each callback once instead of every unrolled step) do it: the first
- * collects at most GADGET_PATH_DEPTH name pointers from the leaf up, the second
- * appends them root first into a scratch buffer twice the path size (so a masked offset plus
- * one component always fits, whatever the verifier knows of the offset), which is then copied
- * into the record. A path deeper than
- * GADGET_PATH_DEPTH components keeps its last components and starts with "..."; a path longer
- * than the buffer is cut at the end. The scratch (1.3 KiB) does not fit on the BPF stack:
- * callers pass a `struct gadget_path_scratch` from a per-CPU array map.
+ * writes "/a/b/c" into a buffer of GADGET_PATH_BUF bytes (512 unless the program defines it,
+ * a power of two, before including this header). Two bpf_loop() passes (Linux 5.17+; the
+ * verifier checks each callback once instead of every unrolled step) do it: the first
+ * collects at most GADGET_PATH_DEPTH name pointers from the leaf up, the second appends them
+ * root first into a scratch buffer twice the path size (so a masked offset plus one component
+ * always fits, whatever the verifier knows of the offset), which is then copied into the
+ * record. A path deeper than GADGET_PATH_DEPTH components keeps its last components and starts
+ * with "..."; a path longer than the buffer is cut at the end. The scratch (1.3 KiB for 512
+ * bytes) does not fit on the BPF stack: callers pass a `struct gadget_path_scratch` from a
+ * per-CPU array map. Needs bpf_probe_read_kernel() and bpf_loop() only, so it also runs in
+ * cgroup socket programs (bpf_d_path() is for LSM, iterators and a list of fentry hooks).
  */
 #ifndef __GADGET_FILESYSTEM_H
 #define __GADGET_FILESYSTEM_H
@@ -22,7 +24,9 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 
+#ifndef GADGET_PATH_BUF /* a program may ask for more (IG's sockets map holds 4096) */
 #define GADGET_PATH_BUF 512 /* a power of two: offsets are masked with GADGET_PATH_BUF - 1 */
+#endif
 #define GADGET_PATH_DEPTH 32 /* a power of two: indexes are masked */
 #define GADGET_NAME_CHUNK 128 /* longest component copied */
 

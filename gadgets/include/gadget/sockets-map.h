@@ -10,7 +10,8 @@
  *                     local port in host byte order @8 (u16); padding is zero.
  *   value (8272 bytes): mntns @0, pid_tgid @8, uid_gid @16, comm @24, parent comm @40,
  *                     socket cookie @56, deletion time (boot ns, 0 while open) @64,
- *                     cwd @72 and executable path @4168 (left empty by this runner),
+ *                     cwd @72 and executable path @4168 (NUL-terminated, as the owner
+ *                     saw them when the socket was published; empty when unknown),
  *                     parent pid @8264, IPv6-only flag @8268.
  *
  * Define GADGET_TYPE_NETWORKING (socket filters, tc programs: the runner's dispatcher puts

@@ -12,6 +12,14 @@
  *   a gadget still finds the owner of a socket that has just been closed).
  * - iter/task_file, run once at start, publishes the sockets that already exist.
  * Every cgroup program allows the operation (returns 1): the enricher only watches.
+ *
+ * A published entry also holds the owner's working directory and executable path, read when
+ * it is published from the owning task (gadget/filesystem.h: a dentry walk up to the task's
+ * root, with bpf_probe_read_kernel and bpf_loop; cgroup programs may not call bpf_d_path).
+ * That task is the current one in the hooks and the iterator's in the scan; on the first
+ * packet of a connect (cgroup_skb egress) it is the current task only when that is the
+ * owner's process (it is, for a connect or a send made by the process itself), else both
+ * stay empty. Paths are at most 4096 bytes (as the map's fields), 32 components deep.
  */
 #include <vmlinux.h>
 #include <bpf/bpf_helpers.h>
@@ -19,6 +27,8 @@
 #include <bpf/bpf_endian.h>
 
 #include <gadget/sockets-map.h>
+#define GADGET_PATH_BUF SE_PATH_MAX
+#include <gadget/filesystem.h>
 
 struct owner {
 	__u64 mntns;
@@ -46,6 +56,13 @@ struct {
 	__type(value, struct sockets_value);
 } enricher_scratch SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct gadget_path_scratch);
+} enricher_paths SEC(".maps");
+
 static __always_inline void owner_from_task(struct owner *o, struct task_struct *task)
 {
 	struct task_struct *parent = BPF_CORE_READ(task, real_parent);
@@ -60,14 +77,36 @@ static __always_inline void owner_from_task(struct owner *o, struct task_struct 
 	o->ppid = BPF_CORE_READ(parent, tgid);
 }
 
-static __always_inline void publish(struct owner *o, __u64 cookie)
+/* The working directory and executable of `task` (NULL: unknown) into the value. */
+static __always_inline void fill_paths(struct sockets_value *v, struct task_struct *task)
+{
+	struct gadget_path_scratch *names;
+	struct fs_struct *fs;
+	struct file *exe;
+	__u32 zero = 0;
+
+	v->cwd[0] = '\0';
+	v->exepath[0] = '\0';
+	names = bpf_map_lookup_elem(&enricher_paths, &zero);
+	if (!task || !names)
+		return;
+	fs = BPF_CORE_READ(task, fs);
+	if (!fs)
+		return;
+	gadget_path_str(&fs->pwd, &fs->root, (char *)v->cwd, names);
+	exe = BPF_CORE_READ(task, mm, exe_file);
+	if (exe)
+		gadget_path_str(&exe->f_path, &fs->root, (char *)v->exepath, names);
+}
+
+static __always_inline void publish(struct owner *o, __u64 cookie, struct task_struct *task)
 {
 	__u32 zero = 0;
 	struct sockets_value *v = bpf_map_lookup_elem(&enricher_scratch, &zero);
 
 	if (!v || !o->key.port)
 		return;
-	/* cwd and exepath stay zero: the scratch value is never written there. */
+	fill_paths(v, task);
 	v->mntns = o->mntns;
 	v->pid_tgid = o->pid_tgid;
 	v->uid_gid = o->uid_gid;
@@ -132,7 +171,7 @@ static __always_inline int on_bind(struct bpf_sock *sk)
 		if (sk->family == SE_AF_INET6)
 			o->ipv6only = BPF_CORE_READ_BITFIELD_PROBED((struct sock *)sk,
 								    __sk_common.skc_ipv6only);
-		publish(o, cookie);
+		publish(o, cookie, (struct task_struct *)bpf_get_current_task());
 	}
 	return 1;
 }
@@ -161,7 +200,7 @@ static __always_inline int on_use(struct bpf_sock_addr *ctx)
 	o = current_owner(cookie, sk->family, sk->protocol);
 	if (o && sk->src_port && sk->src_port != o->key.port) {
 		o->key.port = sk->src_port;
-		publish(o, cookie);
+		publish(o, cookie, (struct task_struct *)bpf_get_current_task());
 	}
 	return 1;
 }
@@ -194,6 +233,7 @@ SEC("cgroup_skb/egress")
 int kg_egress(struct __sk_buff *skb)
 {
 	struct bpf_sock *sk = skb->sk;
+	struct task_struct *task;
 	struct owner *o;
 	__u64 cookie;
 
@@ -206,7 +246,10 @@ int kg_egress(struct __sk_buff *skb)
 	o = bpf_map_lookup_elem(&enricher_owners, &cookie);
 	if (o && o->key.port != sk->src_port) {
 		o->key.port = sk->src_port;
-		publish(o, cookie);
+		task = (struct task_struct *)bpf_get_current_task();
+		if (BPF_CORE_READ(task, tgid) != o->pid_tgid >> 32)
+			task = 0; /* another process, or softirq on its behalf: paths unknown */
+		publish(o, cookie, task);
 	}
 	return 1;
 }
@@ -264,7 +307,7 @@ int kg_existing_sockets(struct bpf_iter__task_file *ctx)
 	o.ipv6only = BPF_CORE_READ_BITFIELD_PROBED(sk, __sk_common.skc_ipv6only);
 	cookie = bpf_get_socket_cookie(sk);
 	bpf_map_update_elem(&enricher_owners, &cookie, &o, BPF_NOEXIST);
-	publish(&o, cookie);
+	publish(&o, cookie, task);
 	return 0;
 }
 

@@ -2,7 +2,8 @@
 /*
  * Test gadget "socket_owner": a socket filter (section `socket1`, as IG names it) that reports
  * every IPv4 TCP/UDP packet to or from port `port`, with the network namespace the runner's
- * dispatcher put in cb[0] and the owner of the packet's local socket from gadget_sockets.
+ * dispatcher put in cb[0] and the owner of the packet's local socket from gadget_sockets
+ * (with the first PATH_LEN bytes of its working directory and executable path).
  */
 #include <vmlinux.h>
 #include <bpf/bpf_helpers.h>
@@ -13,6 +14,8 @@
 #include <gadget/macros.h>
 #include <gadget/types.h>
 #include <gadget/sockets-map.h>
+
+#define PATH_LEN 256
 
 const volatile __u16 port = 0;
 GADGET_PARAM(port);
@@ -31,9 +34,11 @@ struct packet_event {
 	__u8 proto;
 	__u8 outgoing;
 	__u8 owner_found;
+	char cwd[PATH_LEN];
+	char exepath[PATH_LEN];
 };
 
-GADGET_TRACER_MAP(events, 1 << 16);
+GADGET_TRACER_MAP(events, 1 << 18);
 GADGET_TRACER(packets, events, packet_event);
 
 SEC("socket1")
@@ -74,6 +79,8 @@ int packet_owner(struct __sk_buff *skb)
 		e->uid = (__u32)owner->uid_gid;
 		__builtin_memcpy(e->comm, owner->task, sizeof(e->comm));
 		__builtin_memcpy(e->pcomm, owner->ptask, sizeof(e->pcomm));
+		__builtin_memcpy(e->cwd, owner->cwd, sizeof(e->cwd));
+		__builtin_memcpy(e->exepath, owner->exepath, sizeof(e->exepath));
 	}
 	gadget_submit_buf(skb, &events, e, sizeof(*e));
 	return 0;
