@@ -44,20 +44,23 @@ def _template(fields: list[dict], args: argparse.Namespace, ds: str, comm: str) 
     meta = json.loads(args.k8s_metadata).get(cid, {})
     labels = ",".join(f"{k}={v}" for k, v in sorted(meta.get("pod_labels", {}).items()))
     known = {
-        "comm": comm, "pcomm": "sh", "file": "/usr/bin/true", "args": "/usr/bin/true --bench",
+        "comm": comm, "proc.comm": comm, "pcomm": "sh", "proc.parent.comm": "sh",
+        "file": "/usr/bin/true", "args": "/usr/bin/true --bench",
         "timestamp": "2026-01-01T00:00:00.000000000Z", "k8s.node": args.node,
         "k8s.namespace": meta.get("namespace", ""), "k8s.podName": meta.get("pod_name", ""),
         "k8s.containerName": meta.get("container_name", ""), "k8s.podLabels": labels,
         "k8s.owner.kind": meta.get("owner_kind", ""), "k8s.owner.name": meta.get("owner_name", ""),
         "runtime.containerId": cid, "runtime.containerName": meta.get("container_name", ""),
-        "runtime.runtimeName": "containerd", "pid": _SENTINEL,
+        "runtime.runtimeName": "containerd", "pid": _SENTINEL, "proc.pid": _SENTINEL,
     }
     data = {}
     for f in fields:
         name = f["name"]
         data[name] = known.get(name, 0 if f.get("type") in _INT_TYPES else "")
     text = json.dumps({"type": "event", "ds": ds, "data": data}, separators=(",", ":"))
-    head, _, tail = text.partition(str(_SENTINEL))
+    head, found, tail = text.partition(str(_SENTINEL))
+    if not found or f'comm":"{comm}"' not in text:
+        raise SystemExit(f"synthetic runner: the schema of {ds!r} has no pid or comm field")
     return head, tail + "\n"
 
 
