@@ -19,10 +19,12 @@ from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
+from kubectl_gadget.cluster.logstream import StatusError, open_log, status_message
 from kubectl_gadget.errors import GadgetError, UsageError
 
 # A followed log may stay silent for long (a quiet gadget); a read timeout ends it anyway.
 FOLLOW_READ_TIMEOUT = 24 * 3600
+LOG_SETTLE = 0.005  # after a small read of a log, let more arrive (see logstream)
 
 
 class KubeError(GadgetError):
@@ -68,19 +70,17 @@ class KubeConfig:
                    bool(flags.pop("insecure_skip_tls_verify", False)))
 
 
-def _status_message(exc: ApiException) -> tuple[str, str]:
-    try:
-        body = json.loads(exc.body or "{}")
-    except ValueError:
-        body = {}
-    return str(body.get("message") or exc.reason or "error"), str(body.get("reason") or "")
+def _status_error(status: int, message: str, reason: str, doing: str) -> KubeError:
+    cls = Forbidden if status == 403 else NotFound if status == 404 else KubeError
+    return cls(f"{doing}: {message}", status, reason)
 
 
 def _translate(exc: Exception, doing: str) -> KubeError:
     if isinstance(exc, ApiException):
-        message, reason = _status_message(exc)
-        cls = Forbidden if exc.status == 403 else NotFound if exc.status == 404 else KubeError
-        return cls(f"{doing}: {message}", int(exc.status or 0), reason)
+        message, reason = status_message(exc.body, str(exc.reason or ""))
+        return _status_error(int(exc.status or 0), message, reason, doing)
+    if isinstance(exc, StatusError):
+        return _status_error(exc.status, *exc.message(), doing)
     if isinstance(exc, urllib3.exceptions.HTTPError | OSError):
         return KubeError(f"{doing}: cannot reach the API server ({type(exc).__name__}: "
                          f"{str(exc).splitlines()[0][:200]})")
@@ -124,6 +124,7 @@ class Kube:
                 raise UsageError("--as-group: only one group is supported")
             api_client.set_default_header("Impersonate-Group", cfg.impersonate_groups[0])
         self.timeout = cfg.request_timeout
+        self.api_client = api_client
         self.core = client.CoreV1Api(api_client)
         self.namespace = str((current or {}).get("context", {}).get("namespace") or "default")
         self.server = api_client.configuration.host
@@ -240,7 +241,25 @@ class Kube:
         return WatchStream(resp, doing)
 
     def follow_log(self, namespace: str, name: str, follow: bool = True) -> Iterator[bytes]:
-        """Raw chunks of a pod's log, following it until the container ends."""
+        """Raw blocks of a pod's log (not cut at lines), following it until the container
+        ends; read in large blocks (`logstream`) unless the kubeconfig names a proxy."""
+        doing = f"reading the log of pod {namespace}/{name}"
+        try:
+            stream = open_log(self.api_client, namespace, name, follow, 10, FOLLOW_READ_TIMEOUT)
+        except (StatusError, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise _translate(exc, doing) from None
+        if stream is None:
+            yield from self._follow_log_client(namespace, name, follow)
+            return
+        try:
+            yield from stream.chunks(settle=LOG_SETTLE)
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise _translate(exc, f"following the log of pod {namespace}/{name}") from None
+        finally:
+            stream.close()
+
+    def _follow_log_client(self, namespace: str, name: str, follow: bool) -> Iterator[bytes]:
+        """The same through the official client: one transfer chunk per read."""
         try:
             resp: Any = self.core.read_namespaced_pod_log(
                 name, namespace, follow=follow, _preload_content=False,
