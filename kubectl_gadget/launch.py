@@ -152,6 +152,9 @@ def _run_cluster(req: RunRequest, gadget: str, args: list[str], pipeline: Pipeli
     from kubectl_gadget.cluster.session import ClusterRun, run_cluster
     from kubectl_gadget.cluster.targets import Selection
 
+    if pipeline.can_forward():  # as for --local; the target gate reads two keys of each event
+        pipeline.forward = True
+        args += ["--nested-data"]
     cluster = req.cluster
     kube = Kube(KubeConfig.pop(cluster))
     if isinstance(pipeline.owners, EndpointOwners):

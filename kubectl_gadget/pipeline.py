@@ -12,16 +12,19 @@ type in a known key, an unknown datasource) stopping the view of all the others;
 are counted and reported for their node, never raised.
 
 Never decode what nobody reads: when the output is `-o json` of every field with no filter,
-the local runner is asked for event data already nested as `-o json` prints it
-(`--nested-data`, confirmed in its `hello`), and such events are checked as records but their
-data is written out as the runner sent it, without being turned into objects.
+the runners are asked for event data already nested as `-o json` prints it (`--nested-data`,
+confirmed in each `hello`), and such events are checked as records but their data is written
+out as the runner sent it, without being turned into objects. On a cluster the target gate
+still reads each event's container id and pod name (two keys, decoded from the text); an
+event the gate must hold or complete takes the decoding path. Output is written once per
+wake-up of the session (`flush`), not per batch of lines.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TextIO
+from typing import Any, Protocol, TextIO, cast
 
 import msgspec
 
@@ -50,6 +53,25 @@ class Gate(Protocol):
 
     def admit(self, ds: str, data: dict[str, Any]) -> bool: ...
     def release(self) -> list[tuple[str, dict[str, Any]]]: ...
+    def shows(self, container_id: str) -> bool: ...
+
+
+class _Runtime(msgspec.Struct, frozen=True):
+    containerId: str = ""  # noqa: N815 - the field's name
+
+
+class _K8s(msgspec.Struct, frozen=True):
+    podName: str = ""  # noqa: N815 - the field's name
+
+
+class _GateKeys(msgspec.Struct, frozen=True, gc=False):
+    """What the gate reads of a nested event (every other key is skipped unread)."""
+
+    runtime: _Runtime = _Runtime()
+    k8s: _K8s = _K8s()
+
+
+_gate_keys = msgspec.json.Decoder(_GateKeys)
 
 
 @dataclass(frozen=True)
@@ -111,12 +133,13 @@ class Pipeline:
     def __init__(self, ops: Operators, out: TextIO, diag: Diag, gate: Gate | None = None) -> None:
         self.ops = ops
         self.gate = gate
-        self.out = out
+        self.out = cast(TextIO, _Batched(out))
         self.diag = diag
         self.nodes: dict[str, NodeState] = {}
         self._ds: dict[str, _Datasource] = {}
         self.combiner = Combiner(ops.map_fetch_interval or 1.0)
-        self.view = ArrayView(out, tty=_isatty(out), interval=ops.map_fetch_interval or 1.0)
+        self.view = ArrayView(self.out, tty=_isatty(out),
+                              interval=ops.map_fetch_interval or 1.0)
         self._refused: set[str] = set()  # nodes whose runner speaks another protocol
         self.forward = False  # runners were asked for nested data (see `can_forward`)
         self.cancelled = False  # set from another thread: the session stops its runners
@@ -157,7 +180,7 @@ class Pipeline:
 
     def can_forward(self) -> bool:
         """True when every prepared datasource prints its events' data as it is, nested."""
-        return bool(self._ds) and self.gate is None and all(d.forward for d in self._ds.values())
+        return bool(self._ds) and all(d.forward for d in self._ds.values())
 
     def node(self, name: str) -> NodeState:
         return self.nodes.setdefault(name, NodeState())
@@ -204,8 +227,11 @@ class Pipeline:
             return
         state.events += len(events)
         nested = self.forward and state.hello is not None and state.hello.get("data") == "nested"
-        if nested and ds.forward and self.gate is None:
-            self._forward(node, state, ds, events)
+        if nested and ds.forward:
+            if self.gate is None:
+                self._forward(node, state, ds, events)
+            else:
+                self._forward_gated(node, state, ds, name, events, self.gate)
             return
         rows = [R.event_row(e, nested) for e in events]
         if self.gate is not None:
@@ -227,6 +253,35 @@ class Pipeline:
             else:
                 state.events -= 1
                 self._bad(node, state, "event data is not an object", bytes(e.data)[:80])
+        if texts:
+            ds.formatter.texts(texts)
+
+    def _forward_gated(self, node: str, state: NodeState, ds: _Datasource, name: str,
+                       events: Sequence[R.Event | R.RawEvent], gate: Gate) -> None:
+        """`_forward` behind the gate: an event of a target container whose pod the runner
+        named is forwarded as it is; any other goes through `gate.admit` as a row."""
+        texts: list[Any] = []
+        shows, keys = gate.shows, _gate_keys.decode
+        for e in events:
+            if type(e) is R.RawEvent:
+                try:
+                    k = keys(e.data)
+                except (msgspec.ValidationError, msgspec.DecodeError):
+                    if memoryview(e.data)[:1] != b"{":
+                        state.events -= 1
+                        self._bad(node, state, "event data is not an object",
+                                  bytes(e.data)[:80])
+                        continue
+                else:
+                    if k.k8s.podName and shows(k.runtime.containerId):
+                        texts.append(e.data)
+                        continue
+            row = R.event_row(e, True)
+            if gate.admit(name, row):
+                if texts:
+                    ds.formatter.texts(texts)
+                    texts = []
+                ds.formatter.events([row])
         if texts:
             ds.formatter.texts(texts)
 
@@ -355,6 +410,33 @@ def printable(raw: bytes) -> str:
     characters as `\\xNN` so a line cannot move the cursor or change colours."""
     text = raw.decode("utf-8", "replace")
     return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
+
+
+class _Batched:
+    """Text written to `out` in one wake-up of the session, handed over in one write by
+    `flush` (then `out` is flushed): one system call per wake-up instead of one per batch
+    of lines. Other attributes (`buffer`, `fileno`, ...) are `out`'s."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._parts: list[str] = []
+
+    def write(self, text: str) -> int:
+        self._parts.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        if self._parts:
+            text = "".join(self._parts)
+            self._parts.clear()
+            self._out.write(text)
+        self._out.flush()
+
+    def isatty(self) -> bool:
+        return _isatty(self._out)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._out, name)
 
 
 def _isatty(out: TextIO) -> bool:

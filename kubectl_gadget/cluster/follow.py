@@ -49,6 +49,10 @@ class TargetGate:
             for c in containers:
                 self._targets[c.container_id] = c
 
+    def shows(self, container_id: str) -> bool:
+        """Whether events of this container are shown as they come (it is a target)."""
+        return container_id in self._targets
+
     def admit(self, ds: str, data: dict[str, Any]) -> bool:
         """True: show it now. False: held (or dropped when it is not a container event)."""
         cid = str(data.get("runtime.containerId") or "")

@@ -2,8 +2,9 @@
 
 Run by the fake kubelet in place of the runner image, with the runner pod's args
 (`run --gadget G --node N --container-id ID --k8s-metadata JSON --timeout T ...`, unknown
-flags ignored). It prints `hello`, one `schema` (the fields in the JSON file named by
-$BENCH_SCHEMA, which the benchmark computes the way the client expects them), then:
+flags ignored; `--nested-data` nests the event data as the runner does). It prints `hello`,
+one `schema` (the fields in the JSON file named by $BENCH_SCHEMA, which the benchmark computes
+the way the client expects them), then:
 - "tick" events (comm `tick`) at $BENCH_RATE per second until the file $BENCH_GO exists;
 - then $BENCH_COUNT "burst" events (comm `burst`) as fast as it can, in writes of
   $BENCH_BATCH lines;
@@ -35,6 +36,7 @@ def _args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--timeout", type=float, default=None)
     p.add_argument("--container-id", action="append", default=[])
     p.add_argument("--k8s-metadata", default="{}")
+    p.add_argument("--nested-data", action="store_true")
     args, _unknown = p.parse_known_args(argv)
     return args
 
@@ -57,11 +59,25 @@ def _template(fields: list[dict], args: argparse.Namespace, ds: str, comm: str) 
     for f in fields:
         name = f["name"]
         data[name] = known.get(name, 0 if f.get("type") in _INT_TYPES else "")
+    if args.nested_data:
+        data = _nest(data)
     text = json.dumps({"type": "event", "ds": ds, "data": data}, separators=(",", ":"))
     head, found, tail = text.partition(str(_SENTINEL))
     if not found or f'comm":"{comm}"' not in text:
         raise SystemExit(f"synthetic runner: the schema of {ds!r} has no pid or comm field")
     return head, tail + "\n"
+
+
+def _nest(flat: dict) -> dict:
+    """`a.b` -> {"a": {"b": ...}}, in field order, as the runner's --nested-data writes it."""
+    out: dict = {}
+    for name, value in flat.items():
+        *parents, leaf = name.split(".")
+        node = out
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return out
 
 
 class _Stop:
@@ -88,7 +104,8 @@ def main() -> int:
     gadget_name = os.path.basename(args.gadget.rstrip("/"))
     hello = {"type": "hello", "protocol": 1, "runner": "bench", "node": args.node,
              "gadget": {"name": gadget_name, "ref": args.gadget, "digest": ""},
-             "boot_to_wall_ns": time.time_ns() - time.monotonic_ns()}
+             "boot_to_wall_ns": time.time_ns() - time.monotonic_ns(),
+             "data": "nested" if args.nested_data else ""}
     out.write(json.dumps(hello) + "\n")
     out.write(json.dumps({"type": "schema", "ds": ds, "kind": "stream",
                           "annotations": {}, "fields": fields}) + "\n")
