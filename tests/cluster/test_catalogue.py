@@ -13,7 +13,6 @@ every gadget (all started at once, too).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -85,12 +84,19 @@ def catalogue_runs() -> Iterator[Runs]:
 
 
 def _keep_logs(gc: GadgetCluster, logs: dict[str, str], stop: threading.Event) -> None:
-    """Copy each runner pod's log (by session) while it lives: a deleted pod's log is gone."""
+    """Hold each runner pod's log (by session) from the moment it exists: the kubelet forgets
+    a deleted pod's log, but not the log object held here (a snapshot's runner can start,
+    write and be deleted between two polls of the text)."""
+    held: dict[str, Any] = {}
     while not stop.wait(0.1):
         for pod in gc.runner_pods():
             session = pod["metadata"]["labels"][SESSION_LABEL]
-            with contextlib.suppress(AssertionError):
-                logs[session] = gc.cluster.pod_log("gadget", pod["metadata"]["name"])
+            if session not in held:
+                log = gc.cluster.ctx.logs.get(pod["metadata"]["uid"],
+                                              pod["spec"]["containers"][0]["name"])
+                if log is not None:
+                    held[session] = log
+    logs.update({session: log.text() for session, log in held.items()})
 
 
 def _mntns(gc: GadgetCluster) -> str:
