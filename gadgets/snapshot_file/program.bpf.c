@@ -10,25 +10,12 @@
 #include <bpf/bpf_core_read.h>
 
 #include <gadget/common.h>
+#include <gadget/files.h>
 #include <gadget/filesystem.h>
 #include <gadget/filter.h>
 #include <gadget/macros.h>
 #include <gadget/mntns_filter.h>
 #include <gadget/types.h>
-
-#define S_IFMT 00170000
-
-/* The file type (the S_IFMT bits of the inode's mode). */
-enum file_type {
-	UNKNOWN = 0,
-	FIFO = 0010000,
-	CHARACTER_DEVICE = 0020000,
-	DIRECTORY = 0040000,
-	BLOCK_DEVICE = 0060000,
-	REGULAR = 0100000,
-	SYMLINK = 0120000,
-	SOCKET = 0140000,
-};
 
 struct file_entry {
 	struct gadget_process proc;
@@ -41,12 +28,7 @@ struct file_entry {
 	char path[GADGET_PATH_BUF];
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct gadget_path_scratch);
-} path_scratch SEC(".maps");
+GADGET_PATH_SCRATCH_MAP(path_scratch);
 
 /* The row being built: too big for the BPF stack. */
 struct {
@@ -65,9 +47,7 @@ int snapshot_files(struct bpf_iter__task_file *ctx)
 	struct file *file = ctx->file;
 	struct gadget_path_scratch *scratch;
 	struct file_entry *row;
-	struct fs_struct *fs;
 	__u32 zero = 0;
-	__u16 mode;
 
 	if (!task || !file)
 		return 0;
@@ -85,8 +65,7 @@ int snapshot_files(struct bpf_iter__task_file *ctx)
 	    !gadget_comm_matches(row->proc.comm))
 		return 0;
 	row->fd = ctx->fd;
-	mode = BPF_CORE_READ(file, f_inode, i_mode);
-	row->type_raw = mode & S_IFMT;
+	row->type_raw = gadget_file_type(file);
 	row->flags_raw = BPF_CORE_READ(file, f_flags);
 	row->ino = BPF_CORE_READ(file, f_inode, i_ino);
 	row->pos = BPF_CORE_READ(file, f_pos);
@@ -97,9 +76,7 @@ int snapshot_files(struct bpf_iter__task_file *ctx)
 		/* an anonymous pipe: its dentry hangs off the pipefs root */
 		BPF_SNPRINTF(row->path, sizeof(row->path), "pipe:[%lu]", row->ino);
 	} else {
-		fs = BPF_CORE_READ(task, fs);
-		if (fs)
-			gadget_path_str(&file->f_path, &fs->root, row->path, scratch);
+		gadget_task_file_path(task, file, row->path, scratch);
 	}
 	bpf_seq_write(ctx->meta->seq, row, sizeof(*row));
 	return 0;

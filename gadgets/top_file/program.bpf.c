@@ -14,28 +14,15 @@
 #include <bpf/bpf_core_read.h>
 
 #include <gadget/common.h>
+#include <gadget/files.h>
 #include <gadget/filesystem.h>
 #include <gadget/filter.h>
 #include <gadget/macros.h>
 #include <gadget/mntns_filter.h>
 #include <gadget/types.h>
 
-#define S_IFMT 00170000
-#define S_IFREG 0100000
 #define MAX_ROWS 10240
 #define MAX_IN_FLIGHT 10240
-
-/* The file type (the S_IFMT bits of the inode's mode). */
-enum file_type {
-	UNKNOWN = 0,
-	FIFO = 0010000,
-	CHARACTER_DEVICE = 0020000,
-	DIRECTORY = 0040000,
-	BLOCK_DEVICE = 0060000,
-	REGULAR = 0100000,
-	SYMLINK = 0120000,
-	SOCKET = 0140000,
-};
 
 struct file_key {
 	__u32 __tgid;
@@ -77,12 +64,7 @@ struct {
 	__type(value, struct call);
 } calls SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct gadget_path_scratch);
-} path_scratch SEC(".maps");
+GADGET_PATH_SCRATCH_MAP(path_scratch);
 
 /* A zeroed row to start from: too big for the BPF stack. */
 struct {
@@ -105,23 +87,11 @@ static __always_inline int enter(__u64 fd, __u32 write)
 	return 0;
 }
 
-static __always_inline struct file *fd_file(struct task_struct *task, __u32 fd)
-{
-	struct file **fds = BPF_CORE_READ(task, files, fdt, fd);
-	struct file *file = NULL;
-
-	if (fd >= BPF_CORE_READ(task, files, fdt, max_fds))
-		return NULL;
-	bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]);
-	return file;
-}
-
 static __always_inline struct file_stats *row_of(struct task_struct *task, struct file *file,
 						 struct file_key *key, __u32 type)
 {
 	struct gadget_path_scratch *scratch;
 	struct file_stats *row;
-	struct fs_struct *fs;
 	__u32 zero = 0;
 
 	row = bpf_map_lookup_elem(&files, key);
@@ -137,9 +107,7 @@ static __always_inline struct file_stats *row_of(struct task_struct *task, struc
 	row->dev = key->__dev;
 	row->ino = key->__ino;
 	row->path[0] = '\0';
-	fs = BPF_CORE_READ(task, fs);
-	if (fs)
-		gadget_path_str(&file->f_path, &fs->root, row->path, scratch);
+	gadget_task_file_path(task, file, row->path, scratch);
 	bpf_map_update_elem(&files, key, row, BPF_NOEXIST);
 	return bpf_map_lookup_elem(&files, key);
 }
@@ -162,11 +130,11 @@ static __always_inline int leave(struct trace_event_raw_sys_exit *ctx)
 	if (ret < 0)
 		goto cleanup;
 	task = (struct task_struct *)bpf_get_current_task();
-	file = fd_file(task, call->fd);
+	file = gadget_task_fd_file(task, call->fd);
 	if (!file)
 		goto cleanup;
-	type = BPF_CORE_READ(file, f_inode, i_mode) & S_IFMT;
-	if (!all_files && type != S_IFREG)
+	type = gadget_file_type(file);
+	if (!all_files && type != REGULAR)
 		goto cleanup;
 	key.__tgid = pid_tgid >> 32;
 	key.__dev = BPF_CORE_READ(file, f_inode, i_sb, s_dev);

@@ -13,6 +13,7 @@
 
 #include <gadget/buffer.h>
 #include <gadget/common.h>
+#include <gadget/files.h>
 #include <gadget/filter.h>
 #include <gadget/macros.h>
 #include <gadget/mntns_filter.h>
@@ -20,8 +21,6 @@
 
 #define AF_INET 2
 #define AF_INET6 10
-#define S_IFMT 00170000
-#define S_IFSOCK 0140000
 #define EBADF 9
 #define ENOTSOCK 88
 #define MAX_IN_FLIGHT 10240
@@ -101,15 +100,10 @@ int trace_enter_bind(struct trace_event_raw_sys_enter *ctx)
 static __always_inline struct sock *sock_of_fd(__u32 fd)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	struct file **fds = BPF_CORE_READ(fdt, fd);
-	struct file *file = NULL;
+	struct file *file = gadget_task_fd_file(task, fd);
 	struct socket *sock;
 
-	if (fd >= BPF_CORE_READ(fdt, max_fds))
-		return NULL;
-	bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]);
-	if (!file || (BPF_CORE_READ(file, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
+	if (!file || gadget_file_type(file) != SOCKET)
 		return NULL;
 	sock = BPF_CORE_READ(file, private_data);
 	return sock ? BPF_CORE_READ(sock, sk) : NULL;

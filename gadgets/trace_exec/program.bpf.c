@@ -64,12 +64,7 @@ struct {
 } empty_event SEC(".maps");
 
 /* Scratch for the dentry walks of `paths`. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct gadget_path_scratch);
-} path_names SEC(".maps");
+GADGET_PATH_SCRATCH_MAP(path_names);
 
 GADGET_TRACER_MAP(events, 1024 * 1024);
 GADGET_TRACER(exec, events, event);

@@ -14,8 +14,10 @@
  * record. A path deeper than GADGET_PATH_DEPTH components keeps its last components and starts
  * with "..."; a path longer than the buffer is cut at the end. The scratch (1.3 KiB for 512
  * bytes) does not fit on the BPF stack: callers pass a `struct gadget_path_scratch` from a
- * per-CPU array map. Needs bpf_probe_read_kernel() and bpf_loop() only, so it also runs in
- * cgroup socket programs (bpf_d_path() is for LSM, iterators and a list of fentry hooks).
+ * per-CPU array map, declared with GADGET_PATH_SCRATCH_MAP(name). Needs bpf_probe_read_kernel()
+ * and bpf_loop() only, so it also runs in cgroup socket programs (bpf_d_path() is for LSM,
+ * iterators and a list of fentry hooks). gadget_task_file_path() is the path of a task's open
+ * file as that task sees it.
  */
 #ifndef __GADGET_FILESYSTEM_H
 #define __GADGET_FILESYSTEM_H
@@ -34,6 +36,15 @@ struct gadget_path_scratch {
 	const unsigned char *name[GADGET_PATH_DEPTH];
 	char buf[GADGET_PATH_BUF * 2];
 };
+
+/* A per-CPU array map `name` of one struct gadget_path_scratch (key 0). */
+#define GADGET_PATH_SCRATCH_MAP(name)                          \
+	struct {                                               \
+		__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);       \
+		__uint(max_entries, 1);                        \
+		__type(key, __u32);                            \
+		__type(value, struct gadget_path_scratch);     \
+	} name SEC(".maps")
 
 struct gadget_path_walk {
 	struct gadget_path_scratch *scratch;
@@ -141,6 +152,17 @@ static __always_inline __u32 gadget_path_str(const struct path *path, const stru
 	buf[gadget_path_pos(walk.off)] = '\0';
 	bpf_probe_read_kernel(dst, GADGET_PATH_BUF, buf);
 	return walk.off;
+}
+
+/* Write the path of `task`'s open `file`, relative to the task's root, into
+ * dst[GADGET_PATH_BUF]; dst is left as it is when the task has no fs (it is exiting). */
+static __always_inline void gadget_task_file_path(struct task_struct *task, struct file *file,
+						  char *dst, struct gadget_path_scratch *scratch)
+{
+	struct fs_struct *fs = BPF_CORE_READ(task, fs);
+
+	if (fs)
+		gadget_path_str(&file->f_path, &fs->root, dst, scratch);
 }
 
 #endif /* __GADGET_FILESYSTEM_H */
