@@ -14,6 +14,7 @@
 #define GADGET_TYPE_NETWORKING
 #include <gadget/buffer.h>
 #include <gadget/macros.h>
+#include <gadget/packet.h>
 #include <gadget/types.h>
 #include <gadget/sockets-map.h>
 
@@ -59,34 +60,14 @@ GADGET_TRACER(packets, events, event);
 /* The TCP or UDP endpoints of the frame, when it carries IPv4 or IPv6 (no extension headers). */
 static __always_inline void read_endpoints(struct __sk_buff *skb, struct event *e)
 {
-	__u16 eth_proto, ports[2];
-	__u8 ip[40], proto;
-	__u32 l4;
+	struct gadget_packet_ip ip;
+	__u16 ports[2];
 
-	if (bpf_skb_load_bytes(skb, 12, &eth_proto, sizeof(eth_proto)) < 0)
+	if (!gadget_packet_ip(skb, &ip))
 		return;
-	if (eth_proto == bpf_htons(SE_ETH_P_IP)) {
-		if (bpf_skb_load_bytes(skb, SE_ETH_HLEN, ip, 20) < 0)
-			return;
-		proto = ip[9];
-		l4 = SE_ETH_HLEN + (ip[0] & 0x0f) * 4;
-		__builtin_memcpy(e->src.addr_raw.v6, &ip[12], 4);
-		__builtin_memcpy(e->dst.addr_raw.v6, &ip[16], 4);
-		e->src.version = e->dst.version = 4;
-	} else if (eth_proto == bpf_htons(SE_ETH_P_IPV6)) {
-		if (bpf_skb_load_bytes(skb, SE_ETH_HLEN, ip, 40) < 0)
-			return;
-		proto = ip[6];
-		l4 = SE_ETH_HLEN + SE_IPV6_HLEN;
-		__builtin_memcpy(e->src.addr_raw.v6, &ip[8], 16);
-		__builtin_memcpy(e->dst.addr_raw.v6, &ip[24], 16);
-		e->src.version = e->dst.version = 6;
-	} else {
-		return;
-	}
-	e->src.proto_raw = e->dst.proto_raw = proto;
-	if ((proto == SE_IPPROTO_TCP || proto == SE_IPPROTO_UDP) &&
-	    !bpf_skb_load_bytes(skb, l4, ports, sizeof(ports))) {
+	gadget_packet_endpoints(&ip, &e->src, &e->dst);
+	if ((ip.proto == SE_IPPROTO_TCP || ip.proto == SE_IPPROTO_UDP) &&
+	    !bpf_skb_load_bytes(skb, ip.l4, ports, sizeof(ports))) {
 		e->src.port = bpf_ntohs(ports[0]);
 		e->dst.port = bpf_ntohs(ports[1]);
 	}

@@ -19,6 +19,7 @@
 #include <gadget/buffer.h>
 #include <gadget/macros.h>
 #include <gadget/mntns_filter.h>
+#include <gadget/packet.h>
 #include <gadget/types.h>
 #include <gadget/sockets-map.h>
 
@@ -331,36 +332,23 @@ int trace_dns_packet(struct __sk_buff *skb)
 	struct query_key qkey = {};
 	struct sockets_value *owner;
 	struct event *event;
-	__u16 eth_proto, ports[2], sport, dport, hdr[6];
-	__u8 ip[40], ihl;
-	__u32 l4, off;
+	struct gadget_packet_ip ip;
+	__u16 ports[2], sport, dport, hdr[6];
+	__u32 off;
 	__u64 now, *sent;
 
 	if (skb->pkt_type == PACKET_OUTGOING && skb->ifindex == LOOPBACK_IFINDEX)
 		return 0;
-	if (bpf_skb_load_bytes(skb, 12, &eth_proto, sizeof(eth_proto)) < 0)
+	if (!gadget_packet_ip(skb, &ip) || ip.proto != SE_IPPROTO_UDP)
 		return 0;
-	if (eth_proto == bpf_htons(SE_ETH_P_IP)) {
-		if (bpf_skb_load_bytes(skb, SE_ETH_HLEN, ip, 20) < 0 || ip[9] != SE_IPPROTO_UDP)
-			return 0;
-		ihl = ip[0] & 0x0f;
-		l4 = SE_ETH_HLEN + ihl * 4;
-		key.family = SE_AF_INET;
-	} else if (eth_proto == bpf_htons(SE_ETH_P_IPV6)) {
-		if (bpf_skb_load_bytes(skb, SE_ETH_HLEN, ip, 40) < 0 || ip[6] != SE_IPPROTO_UDP)
-			return 0;
-		l4 = SE_ETH_HLEN + SE_IPV6_HLEN;
-		key.family = SE_AF_INET6;
-	} else {
-		return 0;
-	}
-	if (bpf_skb_load_bytes(skb, l4, ports, sizeof(ports)) < 0)
+	key.family = ip.family;
+	if (bpf_skb_load_bytes(skb, ip.l4, ports, sizeof(ports)) < 0)
 		return 0;
 	sport = bpf_ntohs(ports[0]);
 	dport = bpf_ntohs(ports[1]);
 	if (sport != DNS_PORT && dport != DNS_PORT)
 		return 0;
-	off = l4 + UDP_HLEN;
+	off = ip.l4 + UDP_HLEN;
 	if (bpf_skb_load_bytes(skb, off, hdr, sizeof(hdr)) < 0)
 		return 0;
 
@@ -375,18 +363,9 @@ int trace_dns_packet(struct __sk_buff *skb)
 	event->qr_raw = (bpf_ntohs(hdr[1]) >> 15) & 1;
 	event->rcode_raw = bpf_ntohs(hdr[1]) & 0xf;
 	event->ancount = bpf_ntohs(hdr[3]);
-	if (key.family == SE_AF_INET) {
-		__builtin_memcpy(event->src.addr_raw.v6, &ip[12], 4);
-		__builtin_memcpy(event->dst.addr_raw.v6, &ip[16], 4);
-		event->src.version = event->dst.version = 4;
-	} else {
-		__builtin_memcpy(event->src.addr_raw.v6, &ip[8], 16);
-		__builtin_memcpy(event->dst.addr_raw.v6, &ip[24], 16);
-		event->src.version = event->dst.version = 6;
-	}
+	gadget_packet_endpoints(&ip, &event->src, &event->dst);
 	event->src.port = sport;
 	event->dst.port = dport;
-	event->src.proto_raw = event->dst.proto_raw = SE_IPPROTO_UDP;
 
 	off = read_name(skb, off + DNS_HLEN, event->name);
 	if (off) {

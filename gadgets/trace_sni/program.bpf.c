@@ -16,6 +16,7 @@
 #include <gadget/buffer.h>
 #include <gadget/macros.h>
 #include <gadget/mntns_filter.h>
+#include <gadget/packet.h>
 #include <gadget/types.h>
 #include <gadget/sockets-map.h>
 
@@ -105,32 +106,21 @@ int trace_sni_packet(struct __sk_buff *skb)
 	struct ext_walk w = {};
 	struct sockets_value *owner;
 	struct event *event;
-	__u16 eth_proto, ports[2];
-	__u8 ip[40], doff;
-	__u32 l4, off, end = 0;
+	struct gadget_packet_ip ip;
+	__u16 ports[2];
+	__u8 doff;
+	__u32 off, end = 0;
 	__u64 len;
 
 	if (skb->pkt_type == PACKET_OUTGOING && skb->ifindex == LOOPBACK_IFINDEX)
 		return 0;
-	if (bpf_skb_load_bytes(skb, 12, &eth_proto, sizeof(eth_proto)) < 0)
+	if (!gadget_packet_ip(skb, &ip) || ip.proto != SE_IPPROTO_TCP)
 		return 0;
-	if (eth_proto == bpf_htons(SE_ETH_P_IP)) {
-		if (bpf_skb_load_bytes(skb, SE_ETH_HLEN, ip, 20) < 0 || ip[9] != SE_IPPROTO_TCP)
-			return 0;
-		l4 = SE_ETH_HLEN + (ip[0] & 0x0f) * 4;
-		key.family = SE_AF_INET;
-	} else if (eth_proto == bpf_htons(SE_ETH_P_IPV6)) {
-		if (bpf_skb_load_bytes(skb, SE_ETH_HLEN, ip, 40) < 0 || ip[6] != SE_IPPROTO_TCP)
-			return 0;
-		l4 = SE_ETH_HLEN + SE_IPV6_HLEN;
-		key.family = SE_AF_INET6;
-	} else {
+	key.family = ip.family;
+	if (bpf_skb_load_bytes(skb, ip.l4, ports, sizeof(ports)) < 0 ||
+	    bpf_skb_load_bytes(skb, ip.l4 + 12, &doff, 1) < 0)
 		return 0;
-	}
-	if (bpf_skb_load_bytes(skb, l4, ports, sizeof(ports)) < 0 ||
-	    bpf_skb_load_bytes(skb, l4 + 12, &doff, 1) < 0)
-		return 0;
-	off = extensions_of(skb, l4 + (doff >> 4) * 4, &end);
+	off = extensions_of(skb, ip.l4 + (doff >> 4) * 4, &end);
 	if (!off)
 		return 0;
 	w.skb = skb;
@@ -152,18 +142,9 @@ int trace_sni_packet(struct __sk_buff *skb)
 	}
 	event->timestamp_raw = bpf_ktime_get_boot_ns();
 	event->netns_id = skb->cb[0];
-	if (key.family == SE_AF_INET) {
-		__builtin_memcpy(event->src.addr_raw.v6, &ip[12], 4);
-		__builtin_memcpy(event->dst.addr_raw.v6, &ip[16], 4);
-		event->src.version = event->dst.version = 4;
-	} else {
-		__builtin_memcpy(event->src.addr_raw.v6, &ip[8], 16);
-		__builtin_memcpy(event->dst.addr_raw.v6, &ip[24], 16);
-		event->src.version = event->dst.version = 6;
-	}
+	gadget_packet_endpoints(&ip, &event->src, &event->dst);
 	event->src.port = bpf_ntohs(ports[0]);
 	event->dst.port = bpf_ntohs(ports[1]);
-	event->src.proto_raw = event->dst.proto_raw = SE_IPPROTO_TCP;
 
 	/* the ClientHello comes from the client: the owner of its source port */
 	key.netns = skb->cb[0];
