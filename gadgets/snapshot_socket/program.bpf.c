@@ -17,6 +17,7 @@
 #include <gadget/mntns_filter.h>
 #include <gadget/types.h>
 #include <gadget/sockets-map.h>
+#include <gadget/socket_owner.h>
 #include <gadget/sock_endpoints.h>
 
 /* state 0 is a UDP socket with no peer (the kernel's CLOSE), named as ss(8) names it */
@@ -50,14 +51,7 @@ static __always_inline bool owner(struct socket_row *row, __u16 family, __u16 pr
 	v = gadget_socket_lookup_key(&key);
 	if (!v)
 		return false;
-	row->proc.pid = v->pid_tgid >> 32;
-	row->proc.tid = (__u32)v->pid_tgid;
-	row->proc.mntns_id = v->mntns;
-	row->proc.creds.uid = (__u32)v->uid_gid;
-	row->proc.creds.gid = v->uid_gid >> 32;
-	row->proc.parent.pid = v->ppid;
-	__builtin_memcpy(row->proc.comm, v->task, sizeof(row->proc.comm));
-	__builtin_memcpy(row->proc.parent.comm, v->ptask, sizeof(row->proc.parent.comm));
+	gadget_socket_owner(&row->proc, v);
 	return true;
 }
 

@@ -17,6 +17,7 @@
 #include <gadget/packet.h>
 #include <gadget/types.h>
 #include <gadget/sockets-map.h>
+#include <gadget/socket_owner.h>
 
 #define SNAPLEN_MAX 2048
 #define LOOPBACK_IFINDEX 1
@@ -101,17 +102,8 @@ int tcpdump_packet(struct __sk_buff *skb)
 	event->caplen = caplen;
 	read_endpoints(skb, event);
 	owner = gadget_socket_lookup(skb);
-	if (owner) {
-		event->proc.pid = owner->pid_tgid >> 32;
-		event->proc.tid = (__u32)owner->pid_tgid;
-		event->proc.mntns_id = owner->mntns;
-		event->proc.creds.uid = (__u32)owner->uid_gid;
-		event->proc.creds.gid = owner->uid_gid >> 32;
-		event->proc.parent.pid = owner->ppid;
-		__builtin_memcpy(event->proc.comm, owner->task, sizeof(event->proc.comm));
-		__builtin_memcpy(event->proc.parent.comm, owner->ptask,
-				 sizeof(event->proc.parent.comm));
-	}
+	if (owner)
+		gadget_socket_owner(&event->proc, owner);
 	gadget_submit_buf(skb, &events, event, sizeof(*event));
 	return 0;
 }

@@ -22,6 +22,7 @@
 #include <gadget/packet.h>
 #include <gadget/types.h>
 #include <gadget/sockets-map.h>
+#include <gadget/socket_owner.h>
 
 #define DNS_PORT 53
 #define UDP_HLEN 8
@@ -313,18 +314,6 @@ static __always_inline void read_answers(struct __sk_buff *skb, __u32 off, __u16
 	__builtin_memcpy(out, s->text, ADDRS_LEN);
 }
 
-static __always_inline void fill_proc(struct gadget_process *p, const struct sockets_value *v)
-{
-	p->pid = v->pid_tgid >> 32;
-	p->tid = (__u32)v->pid_tgid;
-	p->mntns_id = v->mntns;
-	p->creds.uid = (__u32)v->uid_gid;
-	p->creds.gid = v->uid_gid >> 32;
-	p->parent.pid = v->ppid;
-	__builtin_memcpy(p->comm, v->task, sizeof(p->comm));
-	__builtin_memcpy(p->parent.comm, v->ptask, sizeof(p->parent.comm));
-}
-
 SEC("socket1")
 int trace_dns_packet(struct __sk_buff *skb)
 {
@@ -383,7 +372,7 @@ int trace_dns_packet(struct __sk_buff *skb)
 	key.port = event->qr_raw == Q ? sport : dport;
 	owner = gadget_socket_lookup_key(&key);
 	if (owner)
-		fill_proc(&event->proc, owner);
+		gadget_socket_owner(&event->proc, owner);
 
 	qkey.netns = key.netns;
 	qkey.port = key.port;

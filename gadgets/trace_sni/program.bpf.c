@@ -19,6 +19,7 @@
 #include <gadget/packet.h>
 #include <gadget/types.h>
 #include <gadget/sockets-map.h>
+#include <gadget/socket_owner.h>
 
 #define NAME_LEN 256
 #define MAX_EXTENSIONS 64
@@ -151,17 +152,8 @@ int trace_sni_packet(struct __sk_buff *skb)
 	key.proto = SE_IPPROTO_TCP;
 	key.port = event->src.port;
 	owner = gadget_socket_lookup_key(&key);
-	if (owner) {
-		event->proc.pid = owner->pid_tgid >> 32;
-		event->proc.tid = (__u32)owner->pid_tgid;
-		event->proc.mntns_id = owner->mntns;
-		event->proc.creds.uid = (__u32)owner->uid_gid;
-		event->proc.creds.gid = owner->uid_gid >> 32;
-		event->proc.parent.pid = owner->ppid;
-		__builtin_memcpy(event->proc.comm, owner->task, sizeof(event->proc.comm));
-		__builtin_memcpy(event->proc.parent.comm, owner->ptask,
-				 sizeof(event->proc.parent.comm));
-	}
+	if (owner)
+		gadget_socket_owner(&event->proc, owner);
 	/* Containers of a pod share its namespace: the container filter applies to the client. */
 	if (gadget_should_discard_mntns_id(event->proc.mntns_id)) {
 		gadget_discard_buf(event);

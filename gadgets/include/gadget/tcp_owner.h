@@ -34,6 +34,7 @@
 #define GADGET_TYPE_TRACING /* gadget_socket_lookup() for a struct sock */
 #endif
 #include <gadget/sockets-map.h>
+#include <gadget/socket_owner.h>
 
 #define GADGET_TCP_OWNER_ENTRIES 16384
 
@@ -112,14 +113,7 @@ static __always_inline bool gadget_tcp_owner_fill(const void *sk, struct gadget_
 	v = gadget_socket_lookup(sk, gadget_sock_netns(sk));
 	if (!v)
 		return false;
-	p->pid = v->pid_tgid >> 32;
-	p->tid = (__u32)v->pid_tgid;
-	p->mntns_id = v->mntns;
-	p->creds.uid = (__u32)v->uid_gid;
-	p->creds.gid = v->uid_gid >> 32;
-	p->parent.pid = v->ppid;
-	__builtin_memcpy(p->comm, v->task, sizeof(p->comm));
-	__builtin_memcpy(p->parent.comm, v->ptask, sizeof(p->parent.comm));
+	gadget_socket_owner(p, v);
 	return true;
 }
 
