@@ -16,6 +16,9 @@ Traps avoided:
   cgroup (``nsenter -t 1 -m`` from a privileged pod), or every host event would be misnamed.
 - Readers and the rescanning thread never see a half-built table: each scan builds a new
   immutable snapshot and swaps it in with one assignment.
+- A container whose processes' mount namespaces may not be read (a runner without
+  CAP_SYS_PTRACE) is not dropped silently: its id is kept as unreadable, so a run that targets
+  it can say why instead of filtering on nothing.
 """
 
 from __future__ import annotations
@@ -125,8 +128,9 @@ def host_mntns(proc_root: str = "/proc") -> int | None:
     return None
 
 
-def _scan(proc_root: str) -> Iterator[tuple[int, int, CgroupIdentity | None]]:
-    """``(pid, mntns, identity)`` of every process still alive when it is read."""
+def _scan(proc_root: str) -> Iterator[tuple[int, int | None, CgroupIdentity | None]]:
+    """``(pid, mntns, identity)`` of every process still alive when it is read; ``mntns`` is
+    None for a container's process whose mount namespace may not be read (permission)."""
     try:
         names = os.listdir(proc_root)
     except OSError:
@@ -136,9 +140,18 @@ def _scan(proc_root: str) -> Iterator[tuple[int, int, CgroupIdentity | None]]:
             continue
         pid = int(name)
         try:
-            yield pid, mntns_of(pid, proc_root), container_of_pid(pid, proc_root)
+            identity = container_of_pid(pid, proc_root)
         except (OSError, ValueError):
             continue
+        try:
+            mntns: int | None = mntns_of(pid, proc_root)
+        except PermissionError:  # reading another's namespace needs CAP_SYS_PTRACE
+            if identity is None:
+                continue
+            mntns = None
+        except OSError:
+            continue
+        yield pid, mntns, identity
 
 
 def _norm_id(value: str) -> str:
@@ -192,6 +205,7 @@ class _Snapshot:
     by_id: Mapping[str, Container] = field(default_factory=dict)
     mntns_by_id: Mapping[str, frozenset[int]] = field(default_factory=dict)
     not_containers: frozenset[int] = frozenset()
+    unreadable: frozenset[str] = frozenset()  # container ids seen, no mntns readable
 
 
 class ContainerTable:
@@ -244,7 +258,12 @@ class ContainerTable:
         by_id: dict[str, Container] = {}
         mntns_by_id: dict[str, set[int]] = {}
         seen: set[int] = set()
+        denied: set[str] = set()
         for pid, mntns, identity in sorted(_scan(self.proc_root), key=lambda item: item[0]):
+            if mntns is None:
+                if identity is not None:
+                    denied.add(identity.container_id)
+                continue
             seen.add(mntns)
             if identity is None or mntns == self.host_mntns or mntns in by_mntns:
                 continue
@@ -261,6 +280,7 @@ class ContainerTable:
             by_id=by_id,
             mntns_by_id={k: frozenset(v) for k, v in mntns_by_id.items()},
             not_containers=frozenset(seen - by_mntns.keys()),
+            unreadable=frozenset(denied - by_id.keys()),
         )
 
     def _rescan_if_older(self, age: float) -> bool:
@@ -291,6 +311,18 @@ class ContainerTable:
     def containers(self) -> list[Container]:
         """Every container found by the last scan, by container id."""
         return sorted(self._snapshot.by_id.values(), key=lambda c: c.container_id)
+
+    def unreadable_targets(self, ids: Iterable[str], names: Iterable[str],
+                           found: Iterable[Container]) -> list[str]:
+        """Unreadable containers that unresolved selectors may mean: those whose id starts
+        with a wanted id; all of them for a wanted name (unknown until a container is read)."""
+        got, out = list(found), set()
+        for wanted in map(_norm_id, ids):
+            if not any(c.container_id.startswith(wanted) for c in got):
+                out |= {cid for cid in self._snapshot.unreadable if cid.startswith(wanted)}
+        if any(not any(n in (c.name, c.k8s_container_name) for c in got) for n in names):
+            out |= self._snapshot.unreadable
+        return sorted(out)
 
     def mntns_ids(self, container: Container) -> frozenset[int]:
         """All mount namespaces of a container's processes (usually just ``mntns_id``)."""

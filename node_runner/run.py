@@ -28,7 +28,7 @@ from node_runner.array_fetch import ArrayFetcher
 from node_runner.containers import ContainerMetadata, ContainerSelectorError, ContainerTable
 from node_runner.decoder import DatasourceEncoder
 from node_runner.enrich import Enricher
-from node_runner.errors import GadgetInvalid, RunnerError, UsageError
+from node_runner.errors import GadgetInvalid, PermissionDenied, RunnerError, UsageError
 from node_runner.formatters import FormatContext, boot_to_wall_ns
 from node_runner.gadget.arrays import array_fields
 from node_runner.gadget.errors import GadgetFormatError
@@ -113,12 +113,23 @@ def _targets(opts: RunOptions, table: ContainerTable) -> set[int] | None:
             found = table.resolve(opts.container_ids, opts.container_names)
         except ContainerSelectorError as exc:
             raise UsageError(str(exc)) from None
+        denied = table.unreadable_targets(opts.container_ids, opts.container_names, found)
+        if denied:
+            raise PermissionDenied(_unreadable_message(denied))
         if not found and not opts.cluster:
             wanted = ", ".join(opts.container_ids + opts.container_names)
             raise UsageError(f"resolving containers: no running container matches {wanted}")
         for c in found:
             mntns |= table.mntns_ids(c) or {c.mntns_id}
     return mntns
+
+
+def _unreadable_message(ids: list[str]) -> str:
+    why = ("the runner lacks CAP_SYS_PTRACE, which reading another process's /proc/<pid>/ns/mnt "
+           "needs (grant it)" if not system.has_capability(system.CAP_SYS_PTRACE) else
+           "refused although the runner has CAP_SYS_PTRACE (a security module?)")
+    return (f"resolving containers: the mount namespace of container "
+            f"{', '.join(c[:12] for c in ids)} cannot be read (permission denied): {why}")
 
 
 def _host_etc(opts: RunOptions) -> str:

@@ -17,6 +17,7 @@ from node_runner.errors import NotSupported, PermissionDenied
 TRACEFS = "/sys/kernel/tracing"
 BPFFS = "/sys/fs/bpf"
 VMLINUX_BTF = "/sys/kernel/btf/vmlinux"
+CAP_SYS_PTRACE = 19
 CAP_SYS_ADMIN = 21
 CAP_BPF = 39
 CAP_PERFMON = 38
@@ -28,6 +29,11 @@ def _effective_caps() -> int:
             if line.startswith("CapEff:"):
                 return int(line.split()[1], 16)
     return 0
+
+
+def has_capability(bit: int) -> bool:
+    """Whether the runner's effective set holds capability number `bit`."""
+    return bool(_effective_caps() & (1 << bit))
 
 
 def check_privileges() -> None:

@@ -5,10 +5,12 @@ Needs root (new mount namespaces, cgroup directories) and util-linux's unshare/n
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from node_runner.containers import (
     enrichment_fields,
     mntns_of,
 )
+from tests.conftest import REPO
 from tests.workloads import (
     ContainerState,
     hierarchy_roots,
@@ -199,3 +202,25 @@ def test_no_process_or_cgroup_left_behind(version: int) -> None:
 def _cgroup_pids(cgroup_dir: str) -> list[int]:
     with open(os.path.join(cgroup_dir, "cgroup.procs"), encoding="ascii") as file:
         return [int(line) for line in file if line.strip()]
+
+
+@pytest.mark.skipif(not shutil.which("setpriv"), reason="needs util-linux setpriv")
+@pytest.mark.parametrize("mode", [(), ("--cluster",)], ids=["local", "cluster"])
+def test_runner_without_sys_ptrace_says_so_for_a_target_container(
+        built_gadgets: dict[str, Path], mode: tuple[str, ...]) -> None:
+    """Without CAP_SYS_PTRACE the mount namespace of a container's process cannot be read: a
+    run that targets it stops with a permission error naming the capability (exit 6), instead
+    of "no running container matches" or, on a cluster, a filter that lets nothing through."""
+    with sleeping_container() as w:
+        proc = subprocess.run(
+            ["setpriv", "--bounding-set=-sys_ptrace", sys.executable, "-m", "node_runner", "run",
+             "--gadget", str(built_gadgets["trace_exec"]), "--container-id",
+             f"containerd://{w.container_id}", "--timeout", "60", *mode],
+            cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+    records = [json.loads(line) for line in proc.stdout.splitlines()]
+    errors = [r for r in records if r["type"] == "error"]
+    assert proc.returncode == 6, (proc.returncode, records, proc.stderr)
+    assert errors and errors[0]["code"] == "permission", records
+    assert "CAP_SYS_PTRACE" in errors[0]["message"] and w.container_id[:12] in errors[0]["message"]
+    assert records[-1]["type"] == "end" and records[-1]["exit_code"] == 6
+    assert "Traceback" not in proc.stderr
