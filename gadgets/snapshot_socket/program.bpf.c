@@ -38,23 +38,6 @@ struct socket_row {
 
 GADGET_ITER(sockets, socket_row, snap_tcp, snap_udp);
 
-/* The owner from the sockets map; false when it is unknown. */
-static __always_inline bool owner(struct socket_row *row, __u16 family, __u16 proto)
-{
-	struct sockets_key key = {};
-	struct sockets_value *v;
-
-	key.netns = row->netns_id;
-	key.family = family;
-	key.proto = proto;
-	key.port = row->src.port;
-	v = gadget_socket_lookup_key(&key);
-	if (!v)
-		return false;
-	gadget_socket_owner(&row->proc, v);
-	return true;
-}
-
 /* skc is read as a plain address (probe reads only): the iterator hands a maybe-NULL trusted
  * pointer, on which the verifier refuses the member arithmetic CO-RE reads need. */
 static __always_inline void sock_out(struct seq_file *seq, void *const *slot, __u16 proto)
@@ -73,7 +56,8 @@ static __always_inline void sock_out(struct seq_file *seq, void *const *slot, __
 		return;
 	row.netns_id = BPF_CORE_READ(skc, skc_net.net, ns.inum);
 	gadget_sock_endpoints(&row.src, &row.dst, skc, family, proto);
-	if (!owner(&row, family, proto) && gadget_filter_by_mntns)
+	if (!gadget_socket_owner_of(&row.proc, row.netns_id, family, proto, row.src.port) &&
+	    gadget_filter_by_mntns)
 		return;
 	if (gadget_should_discard_mntns_id(row.proc.mntns_id))
 		return;

@@ -20,7 +20,6 @@
 #include <gadget/socket_owner.h>
 
 #define SNAPLEN_MAX 2048
-#define LOOPBACK_IFINDEX 1
 
 /* Values of skb->pkt_type (PACKET_HOST, ...) */
 enum gadget_pkt_type {
@@ -81,8 +80,7 @@ int tcpdump_packet(struct __sk_buff *skb)
 	struct event *event;
 	__u64 caplen;
 
-	/* On loopback a packet passes twice, sent then received: keep one (as libpcap does). */
-	if (skb->pkt_type == OUTGOING && skb->ifindex == LOOPBACK_IFINDEX)
+	if (gadget_packet_loopback_sent(skb))
 		return 0;
 	event = gadget_reserve_buf(events, sizeof(*event));
 	if (!event)

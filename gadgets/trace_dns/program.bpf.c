@@ -32,8 +32,6 @@
 #define ADDR_TEXT_MAX 41 /* ",ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff" */
 #define MAX_ANSWERS 8
 #define MAX_LABELS 32
-#define PACKET_OUTGOING 4
-#define LOOPBACK_IFINDEX 1
 #define QUERIES_MAX 4096
 
 enum dns_qr { Q = 0, R = 1 };
@@ -317,20 +315,17 @@ static __always_inline void read_answers(struct __sk_buff *skb, __u32 off, __u16
 SEC("socket1")
 int trace_dns_packet(struct __sk_buff *skb)
 {
-	struct sockets_key key = {};
 	struct query_key qkey = {};
-	struct sockets_value *owner;
 	struct event *event;
 	struct gadget_packet_ip ip;
-	__u16 ports[2], sport, dport, hdr[6];
+	__u16 ports[2], sport, dport, client, hdr[6];
 	__u32 off;
 	__u64 now, *sent;
 
-	if (skb->pkt_type == PACKET_OUTGOING && skb->ifindex == LOOPBACK_IFINDEX)
+	if (gadget_packet_loopback_sent(skb))
 		return 0;
 	if (!gadget_packet_ip(skb, &ip) || ip.proto != SE_IPPROTO_UDP)
 		return 0;
-	key.family = ip.family;
 	if (bpf_skb_load_bytes(skb, ip.l4, ports, sizeof(ports)) < 0)
 		return 0;
 	sport = bpf_ntohs(ports[0]);
@@ -367,15 +362,11 @@ int trace_dns_packet(struct __sk_buff *skb)
 	}
 
 	/* the client's end: the source of a query, the destination of a response */
-	key.netns = skb->cb[0];
-	key.proto = SE_IPPROTO_UDP;
-	key.port = event->qr_raw == Q ? sport : dport;
-	owner = gadget_socket_lookup_key(&key);
-	if (owner)
-		gadget_socket_owner(&event->proc, owner);
+	client = event->qr_raw == Q ? sport : dport;
+	gadget_socket_owner_of(&event->proc, skb->cb[0], ip.family, SE_IPPROTO_UDP, client);
 
-	qkey.netns = key.netns;
-	qkey.port = key.port;
+	qkey.netns = skb->cb[0];
+	qkey.port = client;
 	qkey.id = event->id;
 	if (event->qr_raw == Q) {
 		bpf_map_update_elem(&query_ts, &qkey, &now, BPF_ANY);

@@ -23,8 +23,6 @@
 
 #define NAME_LEN 256
 #define MAX_EXTENSIONS 64
-#define PACKET_OUTGOING 4
-#define LOOPBACK_IFINDEX 1
 #define TLS_HANDSHAKE 0x16
 #define TLS_CLIENT_HELLO 0x01
 #define EXT_SERVER_NAME 0x0000
@@ -103,9 +101,7 @@ static __always_inline __u32 extensions_of(struct __sk_buff *skb, __u32 off, __u
 SEC("socket1")
 int trace_sni_packet(struct __sk_buff *skb)
 {
-	struct sockets_key key = {};
 	struct ext_walk w = {};
-	struct sockets_value *owner;
 	struct event *event;
 	struct gadget_packet_ip ip;
 	__u16 ports[2];
@@ -113,11 +109,10 @@ int trace_sni_packet(struct __sk_buff *skb)
 	__u32 off, end = 0;
 	__u64 len;
 
-	if (skb->pkt_type == PACKET_OUTGOING && skb->ifindex == LOOPBACK_IFINDEX)
+	if (gadget_packet_loopback_sent(skb))
 		return 0;
 	if (!gadget_packet_ip(skb, &ip) || ip.proto != SE_IPPROTO_TCP)
 		return 0;
-	key.family = ip.family;
 	if (bpf_skb_load_bytes(skb, ip.l4, ports, sizeof(ports)) < 0 ||
 	    bpf_skb_load_bytes(skb, ip.l4 + 12, &doff, 1) < 0)
 		return 0;
@@ -148,12 +143,8 @@ int trace_sni_packet(struct __sk_buff *skb)
 	event->dst.port = bpf_ntohs(ports[1]);
 
 	/* the ClientHello comes from the client: the owner of its source port */
-	key.netns = skb->cb[0];
-	key.proto = SE_IPPROTO_TCP;
-	key.port = event->src.port;
-	owner = gadget_socket_lookup_key(&key);
-	if (owner)
-		gadget_socket_owner(&event->proc, owner);
+	gadget_socket_owner_of(&event->proc, skb->cb[0], ip.family, SE_IPPROTO_TCP,
+			       event->src.port);
 	/* Containers of a pod share its namespace: the container filter applies to the client. */
 	if (gadget_should_discard_mntns_id(event->proc.mntns_id)) {
 		gadget_discard_buf(event);

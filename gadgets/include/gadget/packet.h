@@ -3,8 +3,9 @@
  * The IP header of an Ethernet frame, for socket filter programs (struct __sk_buff, data read
  * with bpf_skb_load_bytes()): gadget_packet_ip() reads the IPv4 or IPv6 header and says where
  * the transport header starts; gadget_packet_endpoints() copies its addresses into the L4
- * endpoints of a record (the ports, from the transport header, are the caller's). IPv6 extension headers are not walked: the transport header
- * is taken to follow the fixed header.
+ * endpoints of a record (the ports, from the transport header, are the caller's);
+ * gadget_packet_loopback_sent() tells the copy of a loopback packet to skip. IPv6 extension
+ * headers are not walked: the transport header is taken to follow the fixed header.
  */
 #ifndef __GADGET_PACKET_H
 #define __GADGET_PACKET_H
@@ -18,6 +19,15 @@
 #define GADGET_PACKET_ETH_HLEN 14
 #define GADGET_PACKET_ETH_P_IP 0x0800
 #define GADGET_PACKET_ETH_P_IPV6 0x86DD
+
+/*
+ * On loopback a packet socket sees every packet twice, sent then received: true for the sent
+ * copy, which a gadget skips to report each packet once (as libpcap does).
+ */
+static __always_inline bool gadget_packet_loopback_sent(const struct __sk_buff *skb)
+{
+	return skb->pkt_type == 4 /* PACKET_OUTGOING */ && skb->ifindex == 1 /* lo */;
+}
 
 struct gadget_packet_ip {
 	__u8 hdr[40]; /* the IPv4 header's first 20 bytes, or the IPv6 fixed header */

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The owner recorded in a sockets map entry (gadget/sockets-map.h, included first) as the
- * struct gadget_process of a record: pid, tid, mount namespace, uid, gid, comm and parent.
+ * struct gadget_process of a record: pid, tid, mount namespace, uid, gid, comm and parent;
+ * gadget_socket_owner_of() looks the entry up by local port first.
  */
 #ifndef __GADGET_SOCKET_OWNER_H
 #define __GADGET_SOCKET_OWNER_H
@@ -23,6 +24,26 @@ static __always_inline void gadget_socket_owner(struct gadget_process *p,
 	p->parent.pid = v->ppid;
 	__builtin_memcpy(p->comm, v->task, sizeof(p->comm));
 	__builtin_memcpy(p->parent.comm, v->ptask, sizeof(p->parent.comm));
+}
+
+/* Fill `p` with the owner of local `port` (host byte order) of protocol `proto` and address
+ * family `family` in network namespace `netns`; false, leaving `p` as it was, when the sockets
+ * map has no owner for it. */
+static __always_inline bool gadget_socket_owner_of(struct gadget_process *p, __u32 netns,
+						   __u16 family, __u8 proto, __u16 port)
+{
+	struct sockets_key key = {};
+	struct sockets_value *v;
+
+	key.netns = netns;
+	key.family = family;
+	key.proto = proto;
+	key.port = port;
+	v = gadget_socket_lookup_key(&key);
+	if (!v)
+		return false;
+	gadget_socket_owner(p, v);
+	return true;
 }
 
 #endif /* __GADGET_SOCKET_OWNER_H */
