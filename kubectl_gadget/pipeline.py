@@ -49,9 +49,10 @@ Diag = Callable[[str], None]
 
 
 class Gate(Protocol):
-    """Admits events of target containers (cluster runs); may hold some for later."""
+    """Admits events and array rows of target containers (cluster runs); may hold events."""
 
     def admit(self, ds: str, data: dict[str, Any]) -> bool: ...
+    def admit_row(self, row: dict[str, Any]) -> bool: ...
     def release(self) -> list[tuple[str, dict[str, Any]]]: ...
     def shows(self, container_id: str) -> bool: ...
 
@@ -307,7 +308,11 @@ class Pipeline:
                 state.unannounced[rec.ds] = state.unannounced.get(rec.ds, 0) + 1
                 return
             state.events += len(rec.data)
-            rows = rec.data if ds.predicate is None else list(filter(ds.predicate, rec.data))
+            rows = rec.data
+            if self.gate is not None:
+                rows = [r for r in rows if self.gate.admit_row(r)]
+            if ds.predicate is not None:
+                rows = list(filter(ds.predicate, rows))
             self._show(self.combiner.add(rec.ds, node, rows))
         elif type(rec) is R.Schema:
             state.phase = "running the gadget"  # a schema comes once every program is attached

@@ -6,10 +6,11 @@ those are targets: `Follower` watches the matching pods and tells `TargetGate` t
 ids as soon as the API reports them, and asks for a runner on a node that has none yet.
 `TargetGate` admits an event when its container is a target, and holds events of a container
 it does not know yet for a few seconds (the API often reports a container id after the
-container's first events), then releases or drops them. Window: a new container is traced
-from the runner's next rescan (at most ~1 s after it starts); on a node without a runner, from
-when the new runner pod attaches (a pod start, a few seconds). The trap avoided: dropping a new
-container's first events because they outran the API's status update.
+container's first events), then releases or drops them. Array rows (tables of an interval)
+cannot wait: a row of a container that is not a target is left out at once. Window: a new
+container is traced from the runner's next rescan (at most ~1 s after it starts); on a node
+without a runner, from when the new runner pod attaches (a pod start, a few seconds). The trap
+avoided: dropping a new container's first events because they outran the API's status update.
 """
 
 from __future__ import annotations
@@ -70,6 +71,22 @@ class TargetGate:
         self._held.setdefault(cid, []).append((time.monotonic(), ds, data))
         self._held_count += 1
         return False
+
+    def admit_row(self, row: dict[str, Any]) -> bool:
+        """An array row: kept when its container is a target, or when it names no container
+        (the runner could not tell it, or the datasource has none). A row of another container
+        (followed by the runner for its namespace) is left out: a table cannot be held until
+        the API names a new target, so a new target's first interval may miss its rows."""
+        cid = str(row.get("runtime.containerId") or "")
+        if not cid:
+            return True
+        target = self._targets.get(cid)
+        if target is None:
+            self.dropped += 1
+            return False
+        if not row.get("k8s.podName"):
+            row.update(_k8s_values(target))
+        return True
 
     def release(self) -> list[tuple[str, dict[str, Any]]]:
         """Held events whose container became a target (to show now); expired ones dropped."""

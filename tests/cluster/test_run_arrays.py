@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.cluster.product_fixtures import GadgetCluster
+from tests.cluster.product_fixtures import RUNNER_NAMESPACE, GadgetCluster
 from tests.conftest import TEST_GADGETS_SRC
 
 pytestmark = pytest.mark.usefixtures("no_runner_leftovers")
@@ -77,6 +77,37 @@ def test_top_tables_combine_the_nodes(make_gadget_cluster: Any, build_gadget: An
         assert [r["opens"] for r in t] == sorted((r["opens"] for r in t), reverse=True)
         # only target containers (a row the runner could not yet name has an empty pod)
         assert {r["k8s"]["podName"] for r in t} - {""} <= {"cart-0", "cart-1", "cart-2"}
+
+
+def test_rows_of_pods_outside_the_selection_are_left_out(make_gadget_cluster: Any,
+                                                         build_gadget: Any) -> None:
+    """A runner also reports containers that start later in its namespace (it cannot tell pod
+    labels apart on the node); the client's tables, like its events, keep the selected pods."""
+    gadget: Path = build_gadget(TEST_GADGETS_SRC / "top_opens")
+    gc: GadgetCluster = make_gadget_cluster(nodes=("node-a",))
+    gc.target("cart-a", node="node-a")
+    client = gc.start("run", str(gadget), "-o", "json", "-n", "shop", "-l", "app=cart",
+                      "--map-fetch-interval", "1s", "--timeout", "60")
+    runner = gc.wait_runners_streaming(client.session, ["node-a"])["node-a"]["metadata"]["name"]
+    gc.target("web-late", node="node-a", labels={"app": "web"})
+    web = gc.workloads.container("shop", "web-late").container_id
+    deadline = time.monotonic() + 60
+    while web not in gc.pod_log(RUNNER_NAMESPACE, runner):  # the runner reported web-late
+        assert time.monotonic() < deadline, "the runner never followed web-late"
+        for pod in ("cart-a", "web-late"):
+            gc.workloads.exec("shop", pod, ["/bin/cat", "/etc/hostname"])
+        time.sleep(0.5)
+    shown = len(client.stdout_lines)
+    while len(client.stdout_lines) < shown + 4:  # that interval's tables, and the next ones
+        assert time.monotonic() < deadline and client.proc.poll() is None, client.stderr
+        time.sleep(0.1)
+    client.signal(signal.SIGINT)
+    assert client.wait(60) == 0, client.stderr
+    rows = [r for t in _arrays(client.stdout_lines) for r in t]
+    pods = [(r.get("k8s", {}).get("podName"), r.get("runtime", {}).get("containerId"),
+             r.get("comm")) for r in rows]
+    assert ("cart-a", gc.workloads.container("shop", "cart-a").container_id, "cat") in pods, pods
+    assert not [p for p in pods if p[0] == "web-late" or p[1] == web], pods
 
 
 def _run_until(gc: GadgetCluster, client: Any, work: list[str], done: Any,
