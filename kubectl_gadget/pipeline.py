@@ -22,6 +22,7 @@ wake-up of the session (`flush`), not per batch of lines.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TextIO, cast
@@ -103,6 +104,7 @@ class NodeState:
     log_lines: int = 0  # lines that are not JSON objects: the runner's own log (pod logs)
     unannounced: dict[str, int] = field(default_factory=dict)  # ds -> events without a schema
     phase: str = ""  # what the runner said it was doing last (names a crash during it)
+    running_since: float | None = None  # monotonic time of its first schema: the gadget runs
 
     def problems(self) -> list[str]:
         """What went wrong with this node's stream, one phrase each (empty when nothing)."""
@@ -316,6 +318,8 @@ class Pipeline:
             self._show(self.combiner.add(rec.ds, node, rows))
         elif type(rec) is R.Schema:
             state.phase = "running the gadget"  # a schema comes once every program is attached
+            if state.running_since is None:
+                state.running_since = time.monotonic()
             self._schema(node, state, rec)
         elif type(rec) is R.Hello:
             if state.hello is not None:  # the first hello decides; another is a broken record

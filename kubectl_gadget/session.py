@@ -30,6 +30,9 @@ from node_runner.gadget.arrays import array_fields
 from node_runner.gadget.spec import GadgetSpec
 
 GRACE_AFTER_TIMEOUT = 15.0
+# A runner's --timeout counts from when its gadget runs; the client's backstop counts from
+# there too, or from this long after the start for a runner that never got that far.
+STARTUP_ALLOWANCE = 60.0
 START_CONCURRENCY = 16
 
 
@@ -138,8 +141,21 @@ class Session:
                 signal.signal(s, h)
         return self._exit_code()
 
+    def _deadline(self, started: float) -> float:
+        """When runners that have not stopped at their timeout are stopped: the timeout plus a
+        grace after the last runner began running its gadget (loading can take long on a
+        loaded node; counting from the start stopped slow runners before they ran)."""
+        assert self.timeout
+        with self._lock:
+            names = [n.name for n in self._started]
+        states = [self.pipeline.nodes.get(name, NodeState()) for name in names]
+        bases = [s.running_since if s.running_since is not None else started + STARTUP_ALLOWANCE
+                 for s in states if s.end is None]  # (a runner that ended needs no stopping)
+        return max(bases, default=float("inf")) + self.timeout + GRACE_AFTER_TIMEOUT
+
     def _consume(self, merger: Merger, sig: _Signals, starts: list[Future[None]]) -> None:
-        deadline = time.monotonic() + self.timeout + GRACE_AFTER_TIMEOUT if self.timeout else None
+        started = time.monotonic()
+        backstop = bool(self.timeout)
         handled = 0
         while merger.open_nodes or any(not f.done() for f in starts):
             for f in [f for f in starts if f.done()]:
@@ -154,11 +170,11 @@ class Session:
                     node.stop(graceful)
                 if not graceful:
                     return
-            if deadline is not None and time.monotonic() > deadline:
+            if backstop and time.monotonic() > self._deadline(started):
                 self.diag("runners did not stop at the timeout; stopping them")
                 for node in self.nodes:
                     node.stop(True)
-                deadline = None
+                backstop = False
             if self.pipeline.cancelled and sig.count == 0:  # like one Ctrl-C, without words
                 sig.count = handled = 1
                 for node in self.nodes:

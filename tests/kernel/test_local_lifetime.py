@@ -1,8 +1,9 @@
-"""The local runner's life is tied to the client's: SIGKILL the client, the runner stops.
+"""The local runner's life is tied to the client's: SIGKILL the client, the runner stops; and a
+runner slow to start is not stopped by the client before its own --timeout has run.
 
-The gadget here is quiet (trace_oomkill: nothing is OOM-killed during the test), so the runner
-never writes and would never notice a broken stdout; only its stdin pipe, held by the client,
-tells it. It must end by itself, with its programs detached, within seconds.
+The gadget of the first test is quiet (trace_oomkill: nothing is OOM-killed during the test),
+so the runner never writes and would never notice a broken stdout; only its stdin pipe, held by
+the client, tells it. It must end by itself, with its programs detached, within seconds.
 """
 
 from __future__ import annotations
@@ -65,3 +66,20 @@ def test_sigkill_of_the_client_stops_a_quiet_local_runner(
             client.wait()
         if runner and _alive(runner):
             os.kill(runner, signal.SIGKILL)
+
+
+def test_a_runner_slow_to_load_is_not_stopped_before_its_timeout(
+        built_gadgets: dict[str, Path], tmp_path: Path) -> None:
+    """The client stops runners that overrun their --timeout by a grace period; that period
+    counts from when the gadget runs, not from the start (a loaded node can take long to
+    load a gadget). The runner here waits 17 s before it starts: more than timeout + grace."""
+    wrapper = tmp_path / "slow-runner"
+    wrapper.write_text(f"#!/bin/sh\nsleep 17\nexec {sys.executable} -m node_runner \"$@\"\n")
+    wrapper.chmod(0o755)
+    env = dict(os.environ, KUBECTL_GADGET_RUNNER=str(wrapper))
+    done = subprocess.run([sys.executable, "-m", "kubectl_gadget", "run",
+                           str(built_gadgets["trace_oomkill"]), "--local", "--timeout", "1"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+                          stdin=subprocess.DEVNULL, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "did not stop at the timeout" not in done.stderr, done.stderr
