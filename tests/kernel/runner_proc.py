@@ -163,6 +163,13 @@ class RunnerProcess:
                             what)
         return rec["data"]
 
+    def next_fetch(self, timeout: float = 30.0) -> Record:
+        """Wait for the `array` record of the runner's next fetch. Work started right after it
+        is not cut by a fetch: its lookup-and-delete loses an increment racing it."""
+        last = max([r["fetch"] for r in self.of_type("array")], default=0)
+        return self.wait_for(lambda r: r.get("type") == "array" and r["fetch"] > last, timeout,
+                             "the next fetch")
+
     def of_type(self, kind: str) -> list[Record]:
         return [r for r in self.snapshot() if r.get("type") == kind]
 

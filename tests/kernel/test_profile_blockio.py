@@ -48,14 +48,6 @@ def _read(w: ContainerWorkload, n: int) -> None:
     assert w.process.stdout.readline() == b"ok\n"
 
 
-def _after_fetch(runner: RunnerProcess) -> None:
-    """Wait for the runner's next fetch: a burst started now is not cut by a fetch, whose
-    lookup-and-delete would lose an increment racing it."""
-    last = max([r["fetch"] for r in runner.of_type("array")], default=0)
-    runner.wait_for(lambda r: r.get("type") == "array" and r["fetch"] > last, timeout=30,
-                    what="the next interval")
-
-
 def _histogram(runner: RunnerProcess) -> dict[tuple[int, int], list[int]]:
     out: dict[tuple[int, int], list[int]] = {}
     for rec in runner.of_type("array"):
@@ -84,9 +76,9 @@ def test_latency_histogram_per_container(built_gadgets: dict[str, Path], tmp_pat
                               "--param", "queued=true", "--map-fetch-interval", "0.5") as queued:
             issued.wait_schema()
             queued.wait_schema()
-            _after_fetch(issued)
+            issued.next_fetch()
             _read(target, TARGET_READS)
-            _after_fetch(queued)
+            queued.next_fetch()
             _read(neighbour, NEIGHBOUR_READS)
             assert issued.stop() == 0, issued.stderr()  # flush-on-stop: the last interval too
             assert queued.stop() == 0, queued.stderr()

@@ -66,12 +66,6 @@ def _say(w: ContainerWorkload, what: str) -> None:
     assert w.process.stdout.readline() == b"ok\n"
 
 
-def _after_fetch(runner: RunnerProcess) -> None:
-    last = max([r["fetch"] for r in runner.of_type("array")], default=0)
-    runner.wait_for(lambda r: r.get("type") == "array" and r["fetch"] > last,
-                    timeout=30, what="the next interval")
-
-
 def test_requests_and_bytes_per_process(built_gadgets: dict[str, Path], tmp_path: Path) -> None:
     path = _block_device_file(tmp_path)
     dev = os.stat(path).st_dev
@@ -83,10 +77,10 @@ def test_requests_and_bytes_per_process(built_gadgets: dict[str, Path], tmp_path
         runner.wait_schema()
         # Each burst starts just after a fetch, so that no fetch (lookup-and-delete) falls
         # while a request completes: an increment racing the delete is lost.
-        _after_fetch(runner)
+        runner.next_fetch()
         _say(target, "warm")
         _say(neighbour, "warm")
-        _after_fetch(runner)
+        runner.next_fetch()
         _say(target, "go")
         _say(neighbour, "go")
         last = max([r["fetch"] for r in runner.of_type("array")], default=0)
