@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * trace_open: one record per open(2), openat(2) and openat2(2), emitted at syscall exit so the
- * record carries the result (fd or errno). The arguments are remembered at entry, keyed by
- * thread id, because the path pointer is only meaningful while the call is in flight.
+ * record carries the result (fd or errno). The arguments are remembered at entry, in the
+ * thread's task storage, because the path pointer is only meaningful while the call is in
+ * flight. Task storage (not a hash map keyed by thread id) because every open of every process
+ * runs the exit program: for a thread that never had a call traced, finding nothing there is
+ * a pointer check, where a hash map would be hashed and searched.
  */
 #include <vmlinux.h>
 #include <bpf/bpf_helpers.h>
@@ -16,12 +19,12 @@
 #include <gadget/types.h>
 
 #define NAME_LEN 256
-#define MAX_IN_FLIGHT 10240
 
 struct args_t {
 	const char *fname;
 	__u32 flags;
 	__u32 mode;
+	__u32 in_flight; /* set at entry, cleared at exit: the storage stays with the thread */
 };
 
 struct event {
@@ -38,9 +41,9 @@ const volatile bool targ_failed = false;
 GADGET_PARAM(targ_failed);
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, MAX_IN_FLIGHT);
-	__type(key, __u32);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct args_t);
 } start SEC(".maps");
 
@@ -49,27 +52,29 @@ GADGET_TRACER(open, events, event);
 
 static __always_inline int enter(const char *fname, __u64 flags, __u64 mode)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct args_t args = {};
+	struct args_t *args;
 
 	if (gadget_should_discard_data_current())
 		return 0;
-	args.fname = fname;
-	args.flags = (__u32)flags;
-	args.mode = (__u32)mode;
-	bpf_map_update_elem(&start, &tid, &args, BPF_ANY);
+	args = bpf_task_storage_get(&start, bpf_get_current_task_btf(), NULL,
+				    BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!args)
+		return 0;
+	args->fname = fname;
+	args->flags = (__u32)flags;
+	args->mode = (__u32)mode;
+	args->in_flight = 1;
 	return 0;
 }
 
 static __always_inline int leave(struct trace_event_raw_sys_exit *ctx)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct args_t *args;
 	struct event *event;
 	long ret = ctx->ret;
 
-	args = bpf_map_lookup_elem(&start, &tid);
-	if (!args)
+	args = bpf_task_storage_get(&start, bpf_get_current_task_btf(), NULL, 0);
+	if (!args || !args->in_flight)
 		return 0;
 	if (targ_failed && ret >= 0)
 		goto cleanup;
@@ -87,7 +92,7 @@ static __always_inline int leave(struct trace_event_raw_sys_exit *ctx)
 	bpf_probe_read_user_str(event->fname, sizeof(event->fname), args->fname);
 	gadget_submit_buf(ctx, &events, event, sizeof(*event));
 cleanup:
-	bpf_map_delete_elem(&start, &tid);
+	args->in_flight = 0;
 	return 0;
 }
 

@@ -43,24 +43,32 @@ static __always_inline bool gadget_comm_matches(const char *comm)
 	return true;
 }
 
-/* True when the current task must be skipped: other container, or a targ_* filter misses. */
+/*
+ * True when the current task must be skipped: other container, or a targ_* filter misses.
+ * The container check comes first (it is what discards most events on a busy node), and each
+ * helper runs only when its filter is set (the targ_* values are read-only constants: the
+ * verifier prunes the checks of filters left unset).
+ */
 static __always_inline bool gadget_should_discard_data_current(void)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u64 uid_gid = bpf_get_current_uid_gid();
-	__u32 pid = pid_tgid >> 32, tid = (__u32)pid_tgid;
-	__u32 uid = (__u32)uid_gid, gid = uid_gid >> 32;
+	if (gadget_should_discard_current_mntns())
+		return true;
+	if (targ_pid || targ_tid) {
+		__u64 pid_tgid = bpf_get_current_pid_tgid();
 
-	if (gadget_should_discard_mntns_id(gadget_get_current_mntns_id()))
-		return true;
-	if (targ_pid && targ_pid != pid)
-		return true;
-	if (targ_tid && targ_tid != tid)
-		return true;
-	if (targ_uid != GADGET_INVALID_ID && targ_uid != uid)
-		return true;
-	if (targ_gid != GADGET_INVALID_ID && targ_gid != gid)
-		return true;
+		if (targ_pid && targ_pid != (__u32)(pid_tgid >> 32))
+			return true;
+		if (targ_tid && targ_tid != (__u32)pid_tgid)
+			return true;
+	}
+	if (targ_uid != GADGET_INVALID_ID || targ_gid != GADGET_INVALID_ID) {
+		__u64 uid_gid = bpf_get_current_uid_gid();
+
+		if (targ_uid != GADGET_INVALID_ID && targ_uid != (__u32)uid_gid)
+			return true;
+		if (targ_gid != GADGET_INVALID_ID && targ_gid != (__u32)(uid_gid >> 32))
+			return true;
+	}
 	if (targ_comm[0]) {
 		char comm[GADGET_TASK_COMM_LEN];
 
