@@ -24,7 +24,7 @@ from kubectl_gadget.errors import GadgetError, UsageError
 
 # A followed log may stay silent for long (a quiet gadget); a read timeout ends it anyway.
 FOLLOW_READ_TIMEOUT = 24 * 3600
-LOG_SETTLE = 0.005  # after a small read of a log, let more arrive (see logstream)
+LOG_SETTLE = 0.01  # after a small read of a log, wait for more (one read for many lines)
 
 
 class KubeError(GadgetError):

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from urllib3.connection import HTTPConnection, HTTPSConnection
 
 READ_SIZE = 64 << 10
-SMALL_READ = 16 << 10
+SMALL_READ = 32 << 10
 MAX_HEAD = 64 << 10  # status line and headers
 MAX_CHUNK_LINE = 4096  # a chunk-size line (with extensions)
 MAX_ERROR_BODY = 1 << 20
@@ -68,32 +68,52 @@ class Dechunker:
     def feed(self, data: bytes) -> bytes:
         buf = self._buf + data if self._buf else data
         out: list[bytes] = []
-        pos, n, left = 0, len(buf), self._left
-        while not self.done:
-            if left:
-                end = pos + left
-                if end > n:
-                    out.append(buf[pos:])
-                    left, pos = end - n, n
-                    break
-                out.append(buf[pos:end])
-                pos, left, self._crlf = end, 0, True
-            if self._crlf:
-                if n - pos < 2:
-                    break
-                if not buf.startswith(b"\r\n", pos):
-                    raise StreamError("malformed chunked body: no CRLF after a chunk")
-                pos, self._crlf = pos + 2, False
-            eol = buf.find(b"\r\n", pos)
+        pos, n = 0, len(buf)
+        if self._left:  # the rest of a chunk begun in an earlier piece
+            end = self._left
+            if end > n:
+                self._left, self._buf = end - n, b""
+                return buf
+            out.append(buf[:end])
+            pos, self._left, self._crlf = end, 0, True
+        if self._crlf:
+            if n - pos < 2:
+                self._buf = buf[pos:]
+                return b"".join(out)
+            if not buf.startswith(b"\r\n", pos):
+                raise StreamError("malformed chunked body: no CRLF after a chunk")
+            pos, self._crlf = pos + 2, False
+        find, startswith = buf.find, buf.startswith
+        while not self.done:  # at a chunk-size line
+            eol = find(b"\r\n", pos)
             if eol < 0:
                 if n - pos > MAX_CHUNK_LINE:
                     raise StreamError("malformed chunked body: chunk-size line too long")
                 break
-            left = _chunk_size(buf[pos:eol])
-            pos = eol + 2
-            if not left:
-                self.done = True
-        self._left, self._buf = left, buf[pos:]
+            try:
+                size = int(buf[pos:eol], 16)
+            except ValueError:
+                size = -1
+            if size < 0:  # extensions, or not a size at all
+                size = _chunk_size(buf[pos:eol])
+            start = eol + 2
+            end = start + size
+            if not size:
+                pos, self.done = start, True
+            elif end + 2 <= n:
+                if not startswith(b"\r\n", end):
+                    raise StreamError("malformed chunked body: no CRLF after a chunk")
+                out.append(buf[start:end])
+                pos = end + 2
+            elif end <= n:  # all of its data, not yet the CRLF after it
+                out.append(buf[start:end])
+                pos, self._crlf = end, True
+                break
+            else:
+                out.append(buf[start:])
+                pos, self._left = n, end - n
+                break
+        self._buf = buf[pos:]
         return b"".join(out)
 
 
