@@ -59,7 +59,11 @@ def test_cpu_time_adds_up_and_the_filter_holds(built_gadgets: dict[str, Path]) -
     # switched out for longer than an interval, so one row can hold more than 0.3 s; but no
     # row holds more than the process used in all (per-CPU values are not counted twice).
     assert max(d["cpu_time"] for d in rows) <= 1.1 * used + 0.05e9, (rows, used)
-    assert all(d["proc.comm"] == Path(sys.executable).name[:15] for d in rows)
+    # Its first moments in the container are nsenter's (the same process, before it execs the
+    # burner): a loaded machine may switch it out then, charging a row named nsenter.
+    comms = [d["proc.comm"] for d in rows]
+    assert Path(sys.executable).name[:15] in comms, rows
+    assert set(comms) <= {Path(sys.executable).name[:15], "nsenter"}, rows
     assert all(d["proc.mntns_id"] == w.mntns_id and d["threads"] == 1 for d in rows)
     assert all(d["rss_pages"] > 0 and d["vm_pages"] >= d["rss_pages"] for d in rows)
     assert rows[0]["runtime.containerId"] == w.container_id
