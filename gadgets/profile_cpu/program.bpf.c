@@ -11,6 +11,7 @@
 #include <gadget/kernel_stack_map.h>
 #include <gadget/macros.h>
 #include <gadget/mntns_filter.h>
+#include <gadget/sample_counts.h>
 #include <gadget/types.h>
 #include <gadget/user_stack_map.h>
 
@@ -22,29 +23,17 @@ struct sample_key {
 	struct gadget_user_stack user_stack;
 };
 
-struct sample_value {
-	gadget_counter__u64 samples;
-};
-
 const volatile bool user_stacks_only = false;
 const volatile bool kernel_stacks_only = false;
 GADGET_PARAM(user_stacks_only);
 GADGET_PARAM(kernel_stacks_only);
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 10240);
-	__type(key, struct sample_key);
-	__type(value, struct sample_value);
-} samples SEC(".maps");
-
-GADGET_MAPITER(samples, samples);
+GADGET_SAMPLE_COUNTS(samples, sample_key, 10240);
 
 SEC("perf_event")
 int profile_sample(struct bpf_perf_event_data *ctx)
 {
 	struct sample_key key = {};
-	struct sample_value one = {1}, *v;
 	__u64 mntns_id;
 	long kstack;
 
@@ -63,11 +52,7 @@ int profile_sample(struct bpf_perf_event_data *ctx)
 	if (!kernel_stacks_only)
 		gadget_get_user_stack(ctx, &key.user_stack);
 
-	v = bpf_map_lookup_elem(&samples, &key);
-	if (v)
-		__sync_fetch_and_add(&v->samples, 1);
-	else
-		bpf_map_update_elem(&samples, &key, &one, BPF_NOEXIST);
+	gadget_count_sample(&samples, &key);
 	return 0;
 }
 

@@ -10,6 +10,7 @@
 #include <gadget/kernel_stack_map.h>
 #include <gadget/macros.h>
 #include <gadget/mntns_filter.h>
+#include <gadget/sample_counts.h>
 #include <gadget/types.h>
 #include <gadget/user_stack_map.h>
 
@@ -21,24 +22,12 @@ struct sample_key {
 	struct gadget_user_stack ustack;
 };
 
-struct sample_value {
-	gadget_counter__u64 samples;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 10240);
-	__type(key, struct sample_key);
-	__type(value, struct sample_value);
-} samples SEC(".maps");
-
-GADGET_MAPITER(samples, samples);
+GADGET_SAMPLE_COUNTS(samples, sample_key, 10240);
 
 SEC("perf_event")
 int sample(struct bpf_perf_event_data *ctx)
 {
 	struct sample_key key = {};
-	struct sample_value one = {1}, *v;
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	long kstack;
 
@@ -52,11 +41,7 @@ int sample(struct bpf_perf_event_data *ctx)
 	kstack = gadget_get_kernel_stack(ctx);
 	key.kernel_stack = kstack < 0 ? (__u32)-1 : (__u32)kstack;
 	gadget_get_user_stack(ctx, &key.ustack);
-	v = bpf_map_lookup_elem(&samples, &key);
-	if (v)
-		__sync_fetch_and_add(&v->samples, 1);
-	else
-		bpf_map_update_elem(&samples, &key, &one, BPF_NOEXIST);
+	gadget_count_sample(&samples, &key);
 	return 0;
 }
 
