@@ -12,7 +12,6 @@ import re
 import shutil
 import struct
 import subprocess
-import time
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -162,12 +161,8 @@ def _vmlinux() -> bytes:
 
 def test_vmlinux_matches_bpftool_type_by_type() -> None:
     raw = _vmlinux()
-    started = time.perf_counter()
     btf = Btf.parse(raw)
-    elapsed = time.perf_counter() - started
     assert len(btf.types) > 50_000
-    # Not a benchmark (about 0.5 s here): only catches an accidental quadratic parse.
-    assert elapsed < 20, f"parsing vmlinux BTF took {elapsed:.1f} s"
     _assert_same_as_bpftool(btf, VMLINUX)
 
 
