@@ -71,7 +71,7 @@ def catalogue_runs() -> Iterator[Runs]:
                                            *PARAMS.get(name, ()), gadget=name)
                        for name in NAMES}
             for client in clients.values():
-                client.wait(120)
+                client.wait(300)
         finally:
             stop.set()
             keeper.join(10)
@@ -169,9 +169,9 @@ def local_runs() -> Iterator[dict[str, subprocess.Popen[str]]]:
 @pytest.mark.parametrize("name", NAMES)
 def test_runs_locally(name: str, local_runs: dict[str, subprocess.Popen[str]]) -> None:
     try:
-        stdout, stderr = local_runs[name].communicate(timeout=120)
+        stdout, stderr = local_runs[name].communicate(timeout=300)
     except subprocess.TimeoutExpired:
-        pytest.fail(f"{name} --local did not end within 120 s of a 2 s --timeout")
+        pytest.fail(f"{name} --local did not end within 300 s of a 2 s --timeout")
     assert local_runs[name].returncode == 0, stderr
     assert "Traceback" not in stderr, stderr
     _output(stdout)
