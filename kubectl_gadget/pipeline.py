@@ -23,30 +23,33 @@ wake-up of the session (`flush`), not per batch of lines.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TextIO, cast
 
 import msgspec
 
 from kubectl_gadget import records as R
+from kubectl_gadget.datasources import (
+    Datasource,
+    Diag,
+    FormatterFactory,
+    Operators,
+    compile_datasource,
+)
 from kubectl_gadget.errors import GadgetError, UsageError
-from kubectl_gadget.operators import FieldSchema, annotation
+from kubectl_gadget.operators import FieldSchema
 from kubectl_gadget.operators.combine import Combiner, Table
-from kubectl_gadget.operators.fields import FieldSelection
-from kubectl_gadget.operators.filter import Condition, compile_filters
-from kubectl_gadget.operators.kubeip import OwnerLookup, compile_owners, with_owner_fields
-from kubectl_gadget.operators.sort import SortKey, compile_sort, parse_sort
-from kubectl_gadget.output import ColumnsFormatter, Formatter, describe_record, make_formatter
+from kubectl_gadget.operators.kubeip import OwnerLookup
+from kubectl_gadget.output import ColumnsFormatter, describe_record
 from kubectl_gadget.output.arrays import ArrayView
-from kubectl_gadget.output.histogram import histogram_fields
-from node_runner.gadget.nesting import nests_cleanly
-from node_runner.gadget.schema import ENRICHMENT_FIELDS
+from kubectl_gadget.output.batched import Batched, isatty
+
+__all__ = ["Gate", "NodeState", "Operators", "Pipeline", "printable"]
 
 SUPPORTED_PROTOCOL = 1
 REPORTED_PER_NODE = 3  # bad records described per node; the rest are counted
 LOG_LINES_PER_NODE = 20  # runner log lines (pod logs mix stderr in) shown per node
-Diag = Callable[[str], None]
 
 
 class Gate(Protocol):
@@ -76,23 +79,6 @@ class _GateKeys(msgspec.Struct, frozen=True, gc=False):
 _gate_keys = msgspec.json.Decoder(_GateKeys)
 
 
-@dataclass(frozen=True)
-class Operators:
-    """User choices parsed before anything starts."""
-
-    filters: Sequence[Condition] = ()
-    selection: FieldSelection = field(default_factory=FieldSelection)
-    mode: str = "columns"
-    sort: Sequence[SortKey] = ()
-    max_entries: int | None = None
-    map_fetch_interval: float | None = None  # seconds; None: the runner's default (1 s)
-    # A gadget with several array datasources: --sort keys were checked against all of them
-    # (each must name a field of one), and each datasource sorts by the keys it has.
-    sort_fields: frozenset[str] = frozenset()
-    headers: bool = True  # --no-headers: columns without their header line
-    width: int | None = None  # columns fitted to this many characters (the terminal's)
-
-
 @dataclass
 class NodeState:
     hello: Mapping[str, Any] | None = None
@@ -120,35 +106,23 @@ class NodeState:
         return out
 
 
-@dataclass
-class _Datasource:
-    fields: list[FieldSchema]
-    # Per row, before it is shown: the owner step (cluster endpoints) then the filter;
-    # False drops the row.
-    predicate: Callable[[Mapping[str, Any]], bool] | None
-    sort: Callable[[Sequence[Any]], list[Any]]
-    formatter: Formatter
-    kind: str = "stream"
-    forward: bool = False  # output is the event data as nested by the runner, untouched
-
-
 class Pipeline:
     def __init__(self, ops: Operators, out: TextIO, diag: Diag, gate: Gate | None = None) -> None:
         self.ops = ops
         self.gate = gate
-        self.out = cast(TextIO, _Batched(out))
+        self.out = cast(TextIO, Batched(out))
         self.diag = diag
         self.nodes: dict[str, NodeState] = {}
-        self._ds: dict[str, _Datasource] = {}
+        self._ds: dict[str, Datasource] = {}
         self.combiner = Combiner(ops.map_fetch_interval or 1.0)
-        self.view = ArrayView(self.out, tty=_isatty(out),
+        self.view = ArrayView(self.out, tty=isatty(out),
                               interval=ops.map_fetch_interval or 1.0)
         self._refused: set[str] = set()  # nodes whose runner speaks another protocol
         self.forward = False  # runners were asked for nested data (see `can_forward`)
         self.cancelled = False  # set from another thread: the session stops its runners
         self.owners: OwnerLookup | None = None  # cluster runs: endpoint addresses -> pod/svc
         # Formatter of a datasource (the Python API hands events over instead of printing).
-        self.formatters: Callable[[str, list[FieldSchema], FieldSelection], Formatter] | None = None
+        self.formatters: FormatterFactory | None = None
 
     def prepare(self, ds: str, fields: list[FieldSchema], kind: str = "stream",
                 annotations: Mapping[str, str] | None = None) -> None:
@@ -156,30 +130,12 @@ class Pipeline:
         GadgetError on fields that cannot be shown."""
         if ds in self._ds:
             return
-        owners = compile_owners(fields, self.owners) if self.owners is not None else None
-        if owners is not None and self.owners is not None:
-            fields = with_owner_fields(fields)
+        compiled = compile_datasource(
+            self.ops, ds, fields, kind, annotations or {}, owners=self.owners, out=self.out,
+            diag=self.diag, formatters=self.formatters)
+        if compiled.resolves_owners and self.owners is not None:
             self.owners.start()
-        predicate = compile_filters(self.ops.filters, fields) if self.ops.filters else None
-        keys = self.ops.sort or _default_sort(annotations or {}, fields)
-        if kind == "array" and self.ops.sort_fields:  # several datasources: keys of this one
-            keys = [k for k in keys if k.field in {f["name"] for f in fields}]
-        sort = compile_sort(keys, fields, self.ops.max_entries)
-        shown = fields
-        if kind == "array" and self.ops.mode == "columns":  # histograms are drawn as charts
-            hists = set(histogram_fields(fields))
-            shown = [{**f, "annotations": {**f.get("annotations", {}), "columns.hidden": "true"}}
-                     if f["name"] in hists else f for f in fields]
-        formatter = make_formatter(self.ops.mode, shown, self.ops.selection, out=self.out,
-                                   diag=self.diag, headers=self.ops.headers,
-                                   width=self.ops.width) if self.formatters is None else \
-            self.formatters(ds, shown, self.ops.selection)
-        forward = (kind == "stream" and self.ops.mode == "json" and predicate is None
-                   and self.ops.selection.is_default
-                   and not any(annotation(f, "json.skip") == "true" for f in fields)
-                   and _runner_nests(fields) and owners is None)
-        self._ds[ds] = _Datasource(fields, _after(owners, predicate), sort, formatter, kind,
-                                   forward)
+        self._ds[ds] = compiled
 
     def can_forward(self) -> bool:
         """True when every prepared datasource prints its events' data as it is, nested."""
@@ -245,7 +201,7 @@ class Pipeline:
         if rows:
             ds.formatter.events(rows)
 
-    def _forward(self, node: str, state: NodeState, ds: _Datasource,
+    def _forward(self, node: str, state: NodeState, ds: Datasource,
                  events: Sequence[R.Event | R.RawEvent]) -> None:
         texts: list[Any] = []
         for e in events:
@@ -259,7 +215,7 @@ class Pipeline:
         if texts:
             ds.formatter.texts(texts)
 
-    def _forward_gated(self, node: str, state: NodeState, ds: _Datasource, name: str,
+    def _forward_gated(self, node: str, state: NodeState, ds: Datasource, name: str,
                        events: Sequence[R.Event | R.RawEvent], gate: Gate) -> None:
         """`_forward` behind the gate: an event of a target container whose pod the runner
         named is forwarded as it is; any other goes through `gate.admit` as a row."""
@@ -421,70 +377,3 @@ def printable(raw: bytes) -> str:
     return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
 
 
-class _Batched:
-    """Text written to `out` in one wake-up of the session, handed over in one write by
-    `flush` (then `out` is flushed): one system call per wake-up instead of one per batch
-    of lines. Other attributes (`buffer`, `fileno`, ...) are `out`'s."""
-
-    def __init__(self, out: TextIO) -> None:
-        self._out = out
-        self._parts: list[str] = []
-
-    def write(self, text: str) -> int:
-        self._parts.append(text)
-        return len(text)
-
-    def flush(self) -> None:
-        if self._parts:
-            text = "".join(self._parts)
-            self._parts.clear()
-            self._out.write(text)
-        self._out.flush()
-
-    def isatty(self) -> bool:
-        return _isatty(self._out)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._out, name)
-
-
-def _isatty(out: TextIO) -> bool:
-    try:
-        return out.isatty()
-    except (AttributeError, ValueError):
-        return False
-
-
-def _default_sort(annotations: Mapping[str, str], fields: list[FieldSchema]) -> list[SortKey]:
-    """The datasource's `cli.default-sort` (a gadget's own annotation) if it names its fields."""
-    spec = annotations.get("cli.default-sort", "")
-    try:
-        keys = parse_sort(spec) if spec else []
-        compile_sort(keys, fields)
-    except UsageError:
-        return []
-    return keys
-
-
-def _runner_nests(fields: list[FieldSchema]) -> bool:
-    """Whether the runner's nesting of these fields is exactly what `-o json` prints: the
-    gadget's own names group cleanly, and the enrichment names, if any, come last in the
-    runner's order."""
-    names = [f["name"] for f in fields]
-    own = [n for n in names if n not in ENRICHMENT_FIELDS]
-    tail = names[len(own):]
-    return nests_cleanly(own) and tail == [n for n in ENRICHMENT_FIELDS if n in tail]
-
-
-def _after(step: Callable[[dict[str, Any]], None] | None,
-           predicate: Callable[[Mapping[str, Any]], bool] | None
-           ) -> Callable[[Mapping[str, Any]], bool] | None:
-    """`predicate` run after `step` (which fills fields of the row in place)."""
-    if step is None:
-        return predicate
-    test = predicate or (lambda row: True)
-
-    def filled(row: Any) -> bool:
-        step(row)
-        return test(row)
-    return filled
