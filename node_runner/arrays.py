@@ -25,15 +25,30 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from node_runner import constants as C
-from node_runner import libbpf
 from node_runner.gadget.layout import FlatField
 from node_runner.gadget.spec import DatasourceSpec
+from node_runner.libbpf.library import LibbpfCallError, num_possible_cpus
+from node_runner.libbpf.maps import (
+    BATCH_REFUSED,
+    BPF_MAP_TYPE_ARRAY,
+    BPF_MAP_TYPE_HASH,
+    BPF_MAP_TYPE_LRU_HASH,
+    BPF_MAP_TYPE_LRU_PERCPU_HASH,
+    BPF_MAP_TYPE_PERCPU_ARRAY,
+    BPF_MAP_TYPE_PERCPU_HASH,
+    map_delete,
+    map_keys,
+    map_lookup,
+    map_read_batch,
+    map_update,
+)
+from node_runner.libbpf.objects import BpfLink, BpfMap, iter_read
 
-_HASHES = frozenset({libbpf.BPF_MAP_TYPE_HASH, libbpf.BPF_MAP_TYPE_LRU_HASH,
-                     libbpf.BPF_MAP_TYPE_PERCPU_HASH, libbpf.BPF_MAP_TYPE_LRU_PERCPU_HASH})
-_PERCPU = frozenset({libbpf.BPF_MAP_TYPE_PERCPU_HASH, libbpf.BPF_MAP_TYPE_LRU_PERCPU_HASH,
-                     libbpf.BPF_MAP_TYPE_PERCPU_ARRAY})
-_ARRAYS = frozenset({libbpf.BPF_MAP_TYPE_ARRAY, libbpf.BPF_MAP_TYPE_PERCPU_ARRAY})
+_HASHES = frozenset({BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_LRU_HASH,
+                     BPF_MAP_TYPE_PERCPU_HASH, BPF_MAP_TYPE_LRU_PERCPU_HASH})
+_PERCPU = frozenset({BPF_MAP_TYPE_PERCPU_HASH, BPF_MAP_TYPE_LRU_PERCPU_HASH,
+                     BPF_MAP_TYPE_PERCPU_ARRAY})
+_ARRAYS = frozenset({BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_PERCPU_ARRAY})
 SUPPORTED_MAP_TYPES = _HASHES | _ARRAYS
 
 
@@ -79,7 +94,7 @@ class PerCpuSum:
 class MapIterReader:
     """Reads (and empties) the map of a GADGET_MAPITER datasource; `fetch` gives raw rows."""
 
-    def __init__(self, ds: DatasourceSpec, bpf_map: libbpf.BpfMap) -> None:
+    def __init__(self, ds: DatasourceSpec, bpf_map: BpfMap) -> None:
         assert ds.source is not None
         self.ds, self.map = ds, bpf_map
         self.fd, self.type = bpf_map.fd, bpf_map.type
@@ -88,7 +103,7 @@ class MapIterReader:
         self.combine: Callable[[bytes], bytes] | None = None
         self.raw_value_size = self.value_size
         if self.type in _PERCPU:
-            ncpus = libbpf.num_possible_cpus()
+            ncpus = num_possible_cpus()
             value_fields = [f for f in ds.fields if f.offset >= self.key_size]
             self.combine = PerCpuSum(value_fields, self.key_size, self.value_size, ncpus)
             self.raw_value_size = (self.value_size + 7) // 8 * 8 * ncpus
@@ -103,26 +118,26 @@ class MapIterReader:
             pairs = [(k, v) for k, v in pairs if v != zero]
             raw_zero = bytes(self.raw_value_size)
             for k, _ in pairs:
-                libbpf.map_update(self.fd, k, raw_zero)
+                map_update(self.fd, k, raw_zero)
         return [k + v for k, v in pairs]
 
     def _read(self) -> list[tuple[bytes, bytes]]:
         delete = self.type in _HASHES
         if self.batch:
             try:
-                return libbpf.map_read_batch(self.fd, self.key_size, self.raw_value_size,
-                                             self.max_entries, delete)
-            except libbpf.LibbpfCallError as exc:
-                if exc.errno not in libbpf.BATCH_REFUSED:
+                return map_read_batch(self.fd, self.key_size, self.raw_value_size,
+                                      self.max_entries, delete)
+            except LibbpfCallError as exc:
+                if exc.errno not in BATCH_REFUSED:
                     raise
                 self.batch = False
         pairs = []
-        for key in libbpf.map_keys(self.fd, self.key_size):
-            value = libbpf.map_lookup(self.fd, key, self.raw_value_size)
+        for key in map_keys(self.fd, self.key_size):
+            value = map_lookup(self.fd, key, self.raw_value_size)
             if value is None:
                 continue
             if delete:
-                libbpf.map_delete(self.fd, key)
+                map_delete(self.fd, key)
             pairs.append((key, value))
         return pairs
 
@@ -130,14 +145,14 @@ class MapIterReader:
 class IterReader:
     """Runs the iterators of a GADGET_ITER datasource; `fetch` gives their rows, merged."""
 
-    def __init__(self, ds: DatasourceSpec, links: Sequence[libbpf.BpfLink]) -> None:
+    def __init__(self, ds: DatasourceSpec, links: Sequence[BpfLink]) -> None:
         self.ds, self.links = ds, list(links)
 
     def fetch(self) -> list[bytes]:
         size = self.ds.record_size
         rows: list[bytes] = []
         for link in self.links:
-            data = libbpf.iter_read(link)
+            data = iter_read(link)
             rows += [data[i:i + size] for i in range(0, len(data) - size + 1, size)]
         return rows
 

@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 
 from node_runner import constants as C
-from node_runner import libbpf, system
+from node_runner import system
 from node_runner.arrays import SUPPORTED_MAP_TYPES, IterReader, MapIterReader, Reader
 from node_runner.attach import sockets
 from node_runner.attach.targets import TargetAttachments
@@ -32,6 +32,18 @@ from node_runner.errors import (
     VerifierRejected,
 )
 from node_runner.gadget.spec import GadgetSpec, check_params, encode_param
+from node_runner.libbpf.library import LibbpfCallError, num_possible_cpus
+from node_runner.libbpf.maps import (
+    BPF_MAP_TYPE_ARRAY_OF_MAPS,
+    BPF_MAP_TYPE_HASH_OF_MAPS,
+    BPF_MAP_TYPE_PERF_EVENT_ARRAY,
+    BPF_MAP_TYPE_RINGBUF,
+    create_map,
+    map_delete,
+    map_update,
+)
+from node_runner.libbpf.objects import BpfLink, BpfObject, BpfProgram
+from node_runner.libbpf.perf import online_cpus, perf_event_open_sampling
 from node_runner.perfbuf import PerfBufReader
 from node_runner.ringbuf import RingBufReader
 
@@ -74,11 +86,11 @@ def _verifier_summary(log: str) -> str:
     return "; ".join(reason) or "rejected by the verifier"
 
 
-def _open(spec: GadgetSpec) -> libbpf.BpfObject:
+def _open(spec: GadgetSpec) -> BpfObject:
     """libbpf's open of the object; a refusal (an unresolved extern, ...) is an invalid gadget."""
     try:
-        return libbpf.BpfObject(spec.object_path)
-    except libbpf.LibbpfCallError as exc:
+        return BpfObject(spec.object_path)
+    except LibbpfCallError as exc:
         said = [ln.split("libbpf: ", 1)[-1] for ln in exc.log.splitlines() if ln.strip()]
         reason = said[-1] if said else exc.message
         raise GadgetInvalid(f"opening gadget {spec.name}: {reason}", detail=exc.log) from None
@@ -106,7 +118,7 @@ class LoadedGadget:
         self.readers: dict[str, RingBufReader | PerfBufReader] = {}
         self.arrays: dict[str, Reader] = {}  # array datasources (map iterators, iterators)
         self.sampling_frequency = sampling_frequency
-        self._links: list[libbpf.BpfLink] = []
+        self._links: list[BpfLink] = []
         self._filter_fd = -1
         self._filtered: set[int] = set()
         self._targets: set[int] | None = None
@@ -116,7 +128,7 @@ class LoadedGadget:
         self._per_target = TargetAttachments(spec.name, proc_root, tc_attach)
         self._enricher: sockets.SocketEnricher | None = None
         phase("opening the object")
-        self._obj: libbpf.BpfObject | None = _open(spec)
+        self._obj: BpfObject | None = _open(spec)
         try:
             self._configure(params or {}, mntns_filter is not None)
             phase("loading the programs")
@@ -202,13 +214,13 @@ class LoadedGadget:
         """
         assert self._obj is not None
         for m in self._obj.maps():
-            inner = m.inner_map() if m.type in (libbpf.BPF_MAP_TYPE_ARRAY_OF_MAPS,
-                                                libbpf.BPF_MAP_TYPE_HASH_OF_MAPS) else None
-            if inner is not None and inner.type == libbpf.BPF_MAP_TYPE_PERF_EVENT_ARRAY \
+            inner = m.inner_map() if m.type in (BPF_MAP_TYPE_ARRAY_OF_MAPS,
+                                                BPF_MAP_TYPE_HASH_OF_MAPS) else None
+            if inner is not None and inner.type == BPF_MAP_TYPE_PERF_EVENT_ARRAY \
                     and inner.max_entries == 0:
-                fd = libbpf.create_map(libbpf.BPF_MAP_TYPE_PERF_EVENT_ARRAY, "kg_inner",
-                                       inner.key_size or 4, inner.value_size or 4,
-                                       libbpf.num_possible_cpus())
+                fd = create_map(BPF_MAP_TYPE_PERF_EVENT_ARRAY, "kg_inner",
+                                inner.key_size or 4, inner.value_size or 4,
+                                num_possible_cpus())
                 self._inner_fds.append(fd)
                 m.set_inner_map_fd(fd)
 
@@ -240,13 +252,13 @@ class LoadedGadget:
         assert self._obj is not None
         try:
             self._obj.load()
-        except libbpf.LibbpfCallError as exc:
+        except LibbpfCallError as exc:
             raise self._classify_load(exc) from None
         finally:
             while self._inner_fds:
                 os.close(self._inner_fds.pop())
 
-    def _classify_load(self, exc: libbpf.LibbpfCallError) -> Exception:
+    def _classify_load(self, exc: LibbpfCallError) -> Exception:
         assert self._obj is not None
         match = _FAILED_PROG.search(exc.log)
         prog = match.group(1) if match else ""
@@ -279,7 +291,7 @@ class LoadedGadget:
                     self._attach_sampling(prog)
                     continue
                 self._links.append(prog.attach())
-            except libbpf.LibbpfCallError as exc:
+            except LibbpfCallError as exc:
                 kind = _attach_kind(prog.section)
                 where = f"attaching program '{prog.name}' of gadget {self.spec.name}"
                 if kind in _UNSUPPORTED_HINTS:
@@ -295,13 +307,13 @@ class LoadedGadget:
         self.warnings.extend(self._per_target.warnings)
         self._attached = True
 
-    def _attach_sampling(self, prog: libbpf.BpfProgram) -> None:
+    def _attach_sampling(self, prog: BpfProgram) -> None:
         """A perf_event program samples every online CPU at the sampling frequency: the one
         asked for, else the gadget's own (gadget.yaml `programs.<prog>.sampler.frequency`,
         as Inspektor Gadget's gadgets give it), else DEFAULT_SAMPLING_HZ."""
         freq = self.sampling_frequency or _gadget_frequency(self.spec, prog.name)
-        for cpu in libbpf.online_cpus():
-            fd = libbpf.perf_event_open_sampling(cpu, freq)
+        for cpu in online_cpus():
+            fd = perf_event_open_sampling(cpu, freq)
             self._links.append(prog.attach_perf_event(fd))
 
     def _open_arrays(self) -> None:
@@ -325,8 +337,8 @@ class LoadedGadget:
             self._links += links
             self.arrays[ds.name] = IterReader(ds, links)
 
-    def _attach_iter(self, ds: str, prog: libbpf.BpfProgram | None, target: str | None,
-                     name: str) -> libbpf.BpfLink:
+    def _attach_iter(self, ds: str, prog: BpfProgram | None, target: str | None,
+                     name: str) -> BpfLink:
         assert self._obj is not None
         if prog is None or _attach_kind(prog.section) != "iter":
             raise GadgetInvalid(f"datasource {ds}: gadget {self.spec.name} has no iter/* "
@@ -340,7 +352,7 @@ class LoadedGadget:
             map_fd = m.fd
         try:
             return prog.attach_iter(map_fd)
-        except libbpf.LibbpfCallError as exc:
+        except LibbpfCallError as exc:
             raise NotSupported(f"attaching iterator '{name}' of gadget {self.spec.name} "
                                f"({prog.section}): {exc.message}", detail=exc.log) from None
 
@@ -350,14 +362,14 @@ class LoadedGadget:
             if ds.source is not None:
                 continue
             m = self._obj.find_map(ds.map_name)
-            if m is None or m.type not in (libbpf.BPF_MAP_TYPE_RINGBUF,
-                                           libbpf.BPF_MAP_TYPE_PERF_EVENT_ARRAY):
+            if m is None or m.type not in (BPF_MAP_TYPE_RINGBUF,
+                                           BPF_MAP_TYPE_PERF_EVENT_ARRAY):
                 raise GadgetInvalid(f"datasource {ds.name}: map '{ds.map_name}' is not a "
                                     "ring buffer or perf event array in gadget "
                                     + self.spec.name)
             lost = self._obj.find_map(ds.map_name + C.LOST_SAMPLES_SUFFIX)
             lost_fd = lost.fd if lost is not None else None
-            if m.type == libbpf.BPF_MAP_TYPE_PERF_EVENT_ARRAY:
+            if m.type == BPF_MAP_TYPE_PERF_EVENT_ARRAY:
                 self.readers[ds.name] = PerfBufReader(m.fd, lost_fd)
             else:
                 self.readers[ds.name] = RingBufReader(m.fd, m.max_entries, lost_fd)
@@ -385,9 +397,9 @@ class LoadedGadget:
                 raise GadgetInvalid(f"gadget {self.spec.name} has no {C.MNTNS_FILTER_MAP}")
             self._filter_fd = m.fd
         for mntns in wanted - self._filtered:
-            libbpf.map_update(self._filter_fd, mntns.to_bytes(8, "little"), b"\1\0\0\0")
+            map_update(self._filter_fd, mntns.to_bytes(8, "little"), b"\1\0\0\0")
         for mntns in self._filtered - wanted:
-            libbpf.map_delete(self._filter_fd, mntns.to_bytes(8, "little"))
+            map_delete(self._filter_fd, mntns.to_bytes(8, "little"))
         self._filtered = wanted
 
     def take_notices(self) -> list[str]:

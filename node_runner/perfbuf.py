@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import select
 
-from node_runner import libbpf
+from node_runner.libbpf.perf import PerfBuffer
 from node_runner.ringbuf import BatchHandler, LostSamples
 
 PAGES_PER_CPU = 64
@@ -21,7 +21,7 @@ PAGES_PER_CPU = 64
 class PerfBufReader:
     def __init__(self, map_fd: int, lost_map_fd: int | None = None,
                  pages_per_cpu: int = PAGES_PER_CPU) -> None:
-        self._pb = libbpf.PerfBuffer(map_fd, pages_per_cpu)
+        self._pb = PerfBuffer(map_fd, pages_per_cpu)
         self._pending: list[bytes] = []
         self._lost_reported = 0
         self._counter = LostSamples(lost_map_fd) if lost_map_fd is not None else None

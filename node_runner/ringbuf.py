@@ -17,7 +17,8 @@ import mmap
 import select
 from collections.abc import Callable
 
-from node_runner import libbpf
+from node_runner.libbpf.library import num_possible_cpus
+from node_runner.libbpf.maps import map_lookup
 
 BUSY_BIT = 1 << 31
 DISCARD_BIT = 1 << 30
@@ -37,11 +38,11 @@ class LostSamples:
 
     def __init__(self, map_fd: int) -> None:
         self._fd = map_fd
-        self._ncpus = libbpf.num_possible_cpus()
+        self._ncpus = num_possible_cpus()
         self._total = 0
 
     def delta(self) -> int:
-        raw = libbpf.map_lookup(self._fd, b"\0\0\0\0", 8 * self._ncpus)
+        raw = map_lookup(self._fd, b"\0\0\0\0", 8 * self._ncpus)
         if raw is None:
             return 0
         total = sum(memoryview(raw).cast("Q"))

@@ -15,9 +15,10 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from node_runner import libbpf
 from node_runner.gadget.arrays import kernel_stack_fields, user_stack_members
 from node_runner.gadget.spec import DatasourceSpec
+from node_runner.libbpf.library import LibbpfCallError
+from node_runner.libbpf.maps import map_lookup
 from node_runner.symbols import KernelSymbols, UserSymbols
 
 STACK_DEPTH = 127
@@ -39,8 +40,8 @@ class StackResolver:
         if fd is None or not 0 <= stack_id < 0xFFFFFFFF:
             return []
         try:
-            raw = libbpf.map_lookup(fd, stack_id.to_bytes(4, "little"), STACK_DEPTH * 8)
-        except libbpf.LibbpfCallError:
+            raw = map_lookup(fd, stack_id.to_bytes(4, "little"), STACK_DEPTH * 8)
+        except LibbpfCallError:
             return []
         if raw is None:
             return []

@@ -14,7 +14,8 @@ from __future__ import annotations
 import os
 import struct
 
-from node_runner import libbpf
+from node_runner.libbpf.maps import BPF_MAP_TYPE_PROG_ARRAY, create_map, map_update
+from node_runner.libbpf.objects import load_raw_program
 
 _CB0_OFFSET = 48          # offsetof(struct __sk_buff, cb[0])
 _BPF_FUNC_TAIL_CALL = 12
@@ -45,10 +46,10 @@ class Dispatcher:
 
     def __init__(self, name: str, prog_type: int, prog_fd: int, fallback: int) -> None:
         self.name, self.prog_type, self.fallback = name, prog_type, fallback
-        self._array = libbpf.create_map(libbpf.BPF_MAP_TYPE_PROG_ARRAY, "kg_dispatch", 4, 4, 1)
+        self._array = create_map(BPF_MAP_TYPE_PROG_ARRAY, "kg_dispatch", 4, 4, 1)
         self._fds: dict[int, int] = {}
         try:
-            libbpf.map_update(self._array, b"\0\0\0\0", prog_fd.to_bytes(4, "little"))
+            map_update(self._array, b"\0\0\0\0", prog_fd.to_bytes(4, "little"))
         except BaseException:
             os.close(self._array)
             raise
@@ -57,7 +58,7 @@ class Dispatcher:
         """The dispatcher program of namespace `netns` (loaded on first use)."""
         if netns not in self._fds:
             code = dispatcher_code(netns, self._array, self.fallback)
-            self._fds[netns] = libbpf.load_raw_program(self.prog_type, DISPATCHER_NAME, code)
+            self._fds[netns] = load_raw_program(self.prog_type, DISPATCHER_NAME, code)
         return self._fds[netns]
 
     def release(self, netns: int) -> None:

@@ -14,8 +14,8 @@ import contextlib
 import os
 from collections.abc import Iterable, Iterator
 
-from node_runner import libbpf
 from node_runner.errors import RunnerError
+from node_runner.libbpf.library import setns
 
 CLONE_NEWNET = 0x40000000
 CLONE_NEWNS = 0x00020000
@@ -69,12 +69,12 @@ def entered(ns_fd: int) -> Iterator[None]:
         return
     own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
-        libbpf.setns(ns_fd, CLONE_NEWNET)
+        setns(ns_fd, CLONE_NEWNET)
         try:
             yield
         finally:
             try:
-                libbpf.setns(own, CLONE_NEWNET)
+                setns(own, CLONE_NEWNET)
             except OSError as exc:
                 raise RunnerError(f"returning to the runner's network namespace: {exc}") from None
     finally:

@@ -16,11 +16,12 @@ import os
 import socket
 from dataclasses import dataclass, field
 
-from node_runner import libbpf
 from node_runner.attach import netns
 from node_runner.attach.dispatch import TC_ACT_UNSPEC, Dispatcher
 from node_runner.attach.tc import TcAttacher, TcAttachment
 from node_runner.errors import NotSupported
+from node_runner.libbpf.library import LibbpfCallError
+from node_runner.libbpf.objects import BPF_PROG_TYPE_SCHED_CLS, BPF_PROG_TYPE_SOCKET_FILTER
 
 SO_ATTACH_BPF = 50
 ETH_P_ALL = 0x0003
@@ -43,9 +44,9 @@ class NetworkAttachments:
         self.gadget, self.proc_root = gadget, proc_root
         self.notices: list[str] = []  # what was attached how, and leftovers removed
         self._attacher = TcAttacher(tc_mode)
-        self._sock = [Dispatcher(name, libbpf.BPF_PROG_TYPE_SOCKET_FILTER, fd, 0)
+        self._sock = [Dispatcher(name, BPF_PROG_TYPE_SOCKET_FILTER, fd, 0)
                       for name, fd in socket_progs]
-        self._tc = [(Dispatcher(name, libbpf.BPF_PROG_TYPE_SCHED_CLS, fd, TC_ACT_UNSPEC), ingress)
+        self._tc = [(Dispatcher(name, BPF_PROG_TYPE_SCHED_CLS, fd, TC_ACT_UNSPEC), ingress)
                     for name, fd, ingress in tc_progs]
         self._ns: dict[int, _Namespace] = {}
 
@@ -83,7 +84,7 @@ class NetworkAttachments:
                     sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_BPF, disp.fd_for(ns.inode))
                 if self._tc:
                     self._attach_tc(ns)
-        except libbpf.LibbpfCallError as exc:
+        except LibbpfCallError as exc:
             raise NotSupported(f"{where}: {exc.message}", detail=exc.log) from None
         except OSError as exc:
             raise NotSupported(f"{where}: {exc.strerror or exc}") from None

@@ -19,8 +19,11 @@ import os
 import time
 from pathlib import Path
 
-from node_runner import libbpf, packaged
+from node_runner import packaged
 from node_runner.errors import NotSupported
+from node_runner.libbpf.library import LibbpfCallError
+from node_runner.libbpf.maps import map_delete, map_keys, map_lookup
+from node_runner.libbpf.objects import BpfLink, BpfObject
 
 SOCKETS_MAP = "gadget_sockets"
 KEY_SIZE = 12
@@ -69,9 +72,9 @@ class SocketEnricher:
     def __init__(self, obj_path: str, proc_root: str = "/proc") -> None:
         self.notice = ""
         self.proc_root = proc_root
-        self._links: list[libbpf.BpfLink] = []
+        self._links: list[BpfLink] = []
         self._last_sweep = 0.0
-        self._obj: libbpf.BpfObject | None = libbpf.BpfObject(obj_path)
+        self._obj: BpfObject | None = BpfObject(obj_path)
         try:
             self._obj.load()
             sockets = self._obj.find_map(SOCKETS_MAP)
@@ -82,7 +85,7 @@ class SocketEnricher:
             found = self._scan_existing()
             self.notice = ("socket enrichment: " + (hooks + " and " if hooks else "") +
                            f"a task_file iterator ({found} sockets open at start); no kprobes")
-        except libbpf.LibbpfCallError as exc:
+        except LibbpfCallError as exc:
             self.close()
             raise NotSupported(f"starting the socket enricher: {exc.message}",
                                detail=exc.log) from None
@@ -111,7 +114,7 @@ class SocketEnricher:
         for prog in self._obj.programs():
             if prog.section.startswith("iter/"):
                 prog.run_iter()
-        return len(libbpf.map_keys(self.map_fd, KEY_SIZE))
+        return len(map_keys(self.map_fd, KEY_SIZE))
 
     def sweep(self, every: float = 1.0) -> int:
         """Remove entries of sockets closed more than a few seconds ago; how many."""
@@ -121,13 +124,13 @@ class SocketEnricher:
         self._last_sweep = now
         boot_now = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
         removed = 0
-        for key in libbpf.map_keys(self.map_fd, KEY_SIZE):
-            value = libbpf.map_lookup(self.map_fd, key, VALUE_SIZE)
+        for key in map_keys(self.map_fd, KEY_SIZE):
+            value = map_lookup(self.map_fd, key, VALUE_SIZE)
             if value is None:
                 continue
             stamp = int.from_bytes(value[DELETION_OFFSET:DELETION_OFFSET + 8], "little")
             if stamp and boot_now - stamp > KEEP_CLOSED_NS:
-                removed += libbpf.map_delete(self.map_fd, key)
+                removed += map_delete(self.map_fd, key)
         return removed
 
     def close(self) -> None:

@@ -8,28 +8,32 @@ targets as containers come and go.
 
 from __future__ import annotations
 
-from node_runner import libbpf
 from node_runner.attach import kinds
 from node_runner.attach.network import NetworkAttachments
 from node_runner.attach.uprobes import UprobeAttachments
+from node_runner.libbpf.objects import (
+    BPF_PROG_TYPE_SCHED_CLS,
+    BPF_PROG_TYPE_SOCKET_FILTER,
+    BpfProgram,
+)
 
 
 class TargetAttachments:
     def __init__(self, gadget: str, proc_root: str = "/proc", tc_mode: str = "auto") -> None:
         self.gadget, self.proc_root, self.tc_mode = gadget, proc_root, tc_mode
-        self._claimed: list[tuple[libbpf.BpfProgram, kinds.Kind]] = []
+        self._claimed: list[tuple[BpfProgram, kinds.Kind]] = []
         self._net: NetworkAttachments | None = None
         self._uprobes = UprobeAttachments(gadget, proc_root)
 
-    def claim(self, prog: libbpf.BpfProgram) -> bool:
+    def claim(self, prog: BpfProgram) -> bool:
         """Take `prog` if it is attached per target; set its type. Call before load."""
         kind = kinds.classify(prog.section)
         if kind.kind == kinds.DEFAULT:
             return False
         if kind.kind == kinds.SOCKET_FILTER:
-            prog.set_type(libbpf.BPF_PROG_TYPE_SOCKET_FILTER)
+            prog.set_type(BPF_PROG_TYPE_SOCKET_FILTER)
         elif kind.kind == kinds.TC:
-            prog.set_type(libbpf.BPF_PROG_TYPE_SCHED_CLS)
+            prog.set_type(BPF_PROG_TYPE_SCHED_CLS)
         self._claimed.append((prog, kind))
         return True
 

@@ -26,9 +26,18 @@ import os
 import secrets
 from dataclasses import dataclass, field
 
-from node_runner import libbpf
 from node_runner.attach.dispatch import DISPATCHER_NAME
 from node_runner.attach.tc_netlink import TcFilter, list_filters
+from node_runner.libbpf.library import LibbpfCallError
+from node_runner.libbpf.tc import (
+    TC_EGRESS,
+    TC_INGRESS,
+    tc_attach,
+    tc_detach,
+    tc_hook_create,
+    tc_hook_destroy,
+    tcx_attach,
+)
 
 MODES = ("auto", "tcx", "qdisc")
 HANDLE_UNKNOWN_OWNER = 1 << 31
@@ -127,10 +136,10 @@ class TcAttacher:
         gone = [f for f in list_filters(ifindex) if is_runner_filter(f) and owner_pid(f)
                 and f.prog_id and not holds_program(owner_pid(f), f.prog_id)]
         for f in gone:
-            point = libbpf.TC_INGRESS if f.ingress else libbpf.TC_EGRESS
+            point = TC_INGRESS if f.ingress else TC_EGRESS
             try:
-                libbpf.tc_detach(ifindex, point, f.handle, f.priority)
-            except libbpf.LibbpfCallError as exc:
+                tc_detach(ifindex, point, f.handle, f.priority)
+            except LibbpfCallError as exc:
                 if exc.errno != errno.ENOENT:  # ENOENT: another runner was quicker
                     raise
                 continue
@@ -143,8 +152,8 @@ class TcAttacher:
     def attach(self, ifindex: int, ingress: bool, prog_fd: int, index: int) -> TcAttachment:
         if self.tcx:
             try:
-                fd = libbpf.tcx_attach(prog_fd, ifindex, ingress, first=True)
-            except libbpf.LibbpfCallError as exc:
+                fd = tcx_attach(prog_fd, ifindex, ingress, first=True)
+            except LibbpfCallError as exc:
                 if self.mode == "tcx" or exc.errno not in _NO_TCX:
                     raise
                 self.tcx = False
@@ -156,9 +165,9 @@ class TcAttacher:
 
     def _attach_filter(self, ifindex: int, ingress: bool, prog_fd: int,
                        index: int) -> TcAttachment:
-        point = libbpf.TC_INGRESS if ingress else libbpf.TC_EGRESS
+        point = TC_INGRESS if ingress else TC_EGRESS
         for attempt in range(3):
-            created = libbpf.tc_hook_create(ifindex)
+            created = tc_hook_create(ifindex)
             present = list_filters(ifindex)
             made = created or any(qdisc_made(f) for f in present)
             prios = [f.priority for f in present if f.ingress == ingress]
@@ -166,8 +175,8 @@ class TcAttacher:
             prio = min(prios) - 1 if prios and min(prios) > 1 else 0
             handle = self._handle(index, made)
             try:
-                prio = libbpf.tc_attach(ifindex, point, prog_fd, handle, prio)
-            except libbpf.LibbpfCallError as exc:
+                prio = tc_attach(ifindex, point, prog_fd, handle, prio)
+            except LibbpfCallError as exc:
                 # The qdisc went away between its check and the attach (the last runner on it
                 # left): make it again.
                 if exc.errno not in (errno.ENOENT, errno.EINVAL) or attempt == 2:
@@ -186,10 +195,10 @@ class TcAttacher:
                 os.close(a.link_fd)
                 a.link_fd = -1
                 continue
-            point = libbpf.TC_INGRESS if a.ingress else libbpf.TC_EGRESS
+            point = TC_INGRESS if a.ingress else TC_EGRESS
             try:
-                libbpf.tc_detach(a.ifindex, point, a.handle, a.priority)
-            except libbpf.LibbpfCallError:
+                tc_detach(a.ifindex, point, a.handle, a.priority)
+            except LibbpfCallError:
                 continue  # the interface went away with its filters
             if a.qdisc_made:
                 made.add(a.ifindex)
@@ -204,8 +213,8 @@ class TcAttacher:
     @staticmethod
     def _destroy_qdisc(ifindex: int) -> bool:
         try:
-            libbpf.tc_hook_destroy(ifindex)
-        except libbpf.LibbpfCallError:
+            tc_hook_destroy(ifindex)
+        except LibbpfCallError:
             return False  # gone already (another runner, or the interface)
         return True
 

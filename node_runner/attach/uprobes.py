@@ -16,9 +16,10 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from node_runner import libbpf
 from node_runner.attach.netns import pids_by_mntns
 from node_runner.errors import NotSupported
+from node_runner.libbpf.library import LibbpfCallError
+from node_runner.libbpf.objects import BpfLink, BpfProgram
 
 _LIB_DIRS = ("/lib", "/usr/lib", "/lib64", "/usr/lib64", "/usr/local/lib")
 
@@ -72,7 +73,7 @@ def resolve_library(lib: str, pid: int | None, proc_root: str = "/proc") -> str 
 
 @dataclass
 class _Probe:
-    prog: libbpf.BpfProgram
+    prog: BpfProgram
     library: str
     symbol: str
     retprobe: bool
@@ -85,10 +86,10 @@ class UprobeAttachments:
     def __init__(self, gadget: str, proc_root: str = "/proc") -> None:
         self.gadget, self.proc_root = gadget, proc_root
         self._probes: list[_Probe] = []
-        self._links: list[libbpf.BpfLink] = []
+        self._links: list[BpfLink] = []
         self.warnings: list[str] = []
 
-    def add(self, prog: libbpf.BpfProgram, library: str, symbol: str, retprobe: bool) -> None:
+    def add(self, prog: BpfProgram, library: str, symbol: str, retprobe: bool) -> None:
         self._probes.append(_Probe(prog, library, symbol, retprobe))
 
     def refresh(self, targets: set[int] | None) -> None:
@@ -118,7 +119,7 @@ class UprobeAttachments:
             return
         try:
             self._links.append(probe.prog.attach_uprobe(path, probe.symbol, probe.retprobe))
-        except libbpf.LibbpfCallError as exc:
+        except LibbpfCallError as exc:
             raise NotSupported(f"attaching program '{probe.prog.name}' of gadget {self.gadget} "
                                f"to {probe.symbol} in {path}: {exc.message.split(': ')[-1]}",
                                detail=exc.log) from None

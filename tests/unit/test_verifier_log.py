@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from node_runner.libbpf import _with_full_log
+from node_runner.libbpf.objects import _with_full_log
 
 CUT = ("libbpf: prog 'p': BPF program load failed: Permission denied\n"
        "libbpf: prog 'p': -- BEGIN PROG LOAD LOG --\n0: R1=ctx()\n1: (b7) r0 = 0\n2: (bf) r1"
