@@ -16,6 +16,11 @@ Traps avoided:
   cgroup (``nsenter -t 1 -m`` from a privileged pod), or every host event would be misnamed.
 - Readers and the rescanning thread never see a half-built table: each scan builds a new
   immutable snapshot and swaps it in with one assignment.
+- A container that ends between an event and its enrichment (a top's row is read up to an
+  interval after its samples) keeps its name: the table remembers the last containers of
+  namespaces no live process holds any more (``gone``), and forgets one as soon as a scan
+  finds its namespace id held again (ids are reused). Without it, such a row named no
+  container at all, and a cluster client, which keeps rows naming none, showed it.
 - A container whose processes' mount namespaces may not be read (a runner without
   CAP_SYS_PTRACE) is not dropped silently: its id is kept as unreadable, so a run that targets
   it can say why instead of filtering on nothing.
@@ -57,6 +62,7 @@ __all__ = [
 ]
 
 MIN_ID_PREFIX = 12
+GONE_KEPT = 1024  # containers remembered after their namespace is left by its last process
 _MNT_LINK = re.compile(r"mnt:\[(\d+)\]")
 _ID_SCHEME = re.compile(r"^[a-z-]+://")
 _HEX = re.compile(r"[0-9a-f]+")
@@ -206,6 +212,7 @@ class _Snapshot:
     mntns_by_id: Mapping[str, frozenset[int]] = field(default_factory=dict)
     not_containers: frozenset[int] = frozenset()
     unreadable: frozenset[str] = frozenset()  # container ids seen, no mntns readable
+    gone: Mapping[int, Container] = field(default_factory=dict)  # held by no live process
 
 
 class ContainerTable:
@@ -274,6 +281,10 @@ class ContainerTable:
             by_mntns[mntns] = by_id[cid]
             mntns_by_id.setdefault(cid, set()).add(mntns)
         self._state_cache = {k: v for k, v in self._state_cache.items() if k[1] in by_id}
+        old = self._snapshot
+        gone = {ns: c for ns, c in {**old.gone, **old.by_mntns}.items() if ns not in seen}
+        if len(gone) > GONE_KEPT:  # the most recently gone are last (dict order)
+            gone = dict(list(gone.items())[-GONE_KEPT:])
         return _Snapshot(
             scanned_at=self._clock(),
             by_mntns=by_mntns,
@@ -281,6 +292,7 @@ class ContainerTable:
             mntns_by_id={k: frozenset(v) for k, v in mntns_by_id.items()},
             not_containers=frozenset(seen - by_mntns.keys()),
             unreadable=frozenset(denied - by_id.keys()),
+            gone=gone,
         )
 
     def _rescan_if_older(self, age: float) -> bool:
@@ -292,21 +304,21 @@ class ContainerTable:
             return True
 
     def lookup_mntns(self, mntns_id: int) -> Container | None:
-        """The container whose processes are in this mount namespace, None for the host."""
+        """The container whose processes are in this mount namespace, None for the host; a
+        container gone since (no live process holds the namespace) is still named."""
         snapshot = self._snapshot
         found = snapshot.by_mntns.get(mntns_id)
         if found is not None or mntns_id == self.host_mntns:
             return found
         age = self._clock() - snapshot.scanned_at
         if mntns_id in snapshot.not_containers:
-            if age < self.negative_recheck_interval:
-                return None
-            rescanned = self._rescan_if_older(self.negative_recheck_interval)
+            recheck = self.negative_recheck_interval
         else:
-            if age < self.min_rescan_interval:
-                return None
-            rescanned = self._rescan_if_older(self.min_rescan_interval)
-        return self._snapshot.by_mntns.get(mntns_id) if rescanned else None
+            recheck = self.min_rescan_interval
+        if age >= recheck and self._rescan_if_older(recheck):
+            snapshot = self._snapshot
+            found = snapshot.by_mntns.get(mntns_id)
+        return found if found is not None else snapshot.gone.get(mntns_id)
 
     def containers(self) -> list[Container]:
         """Every container found by the last scan, by container id."""

@@ -367,3 +367,26 @@ def test_broken_state_files_are_unknown_not_errors(paths: RuntimePaths, content:
     for runtime in ("containerd", "cri-o", "docker", "podman"):
         _, info = read_runtime_info(runtime, CID_A, paths)
         assert info is None or info == RuntimeInfo()
+
+
+def test_a_gone_container_is_named_until_its_namespace_id_is_held_again(proc: Path) -> None:
+    """A top's row is read up to an interval after its samples: a container that ended in
+    between is still named (it named no container, which a cluster client keeps), and
+    forgotten once its namespace id, reused, is held by another process."""
+    clock = FakeClock()
+    t = table(proc, clock)
+    assert t.lookup_mntns(4026532002).container_id == CID_B  # type: ignore[union-attr]
+    for name in ("cgroup", "ns/mnt", "ns"):
+        path = proc / "130" / name
+        path.rmdir() if name == "ns" else path.unlink()
+    (proc / "130").rmdir()
+    clock.now += 2
+    t.refresh()
+    assert CID_B not in [c.container_id for c in t.containers()]
+    gone = t.lookup_mntns(4026532002)
+    assert gone is not None and gone.container_id == CID_B
+    assert enrichment_fields(gone, "n")["runtime.containerId"] == CID_B
+    add_proc(proc, 140, 4026532002, "/user.slice/session-1.scope")  # the id, reused by the host
+    clock.now += 2
+    t.refresh()
+    assert t.lookup_mntns(4026532002) is None
