@@ -19,7 +19,8 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from node_runner import constants as C
-from node_runner.gadget.btf import Btf, Composite, Datasec, Kind, Ptr, Var
+from node_runner.gadget.btf import Btf
+from node_runner.gadget.btf_types import Composite, Datasec, Kind, Ptr, Var
 from node_runner.gadget.errors import GadgetFormatError
 from node_runner.gadget.layout import Record, flatten_record, flatten_type
 from node_runner.gadget.markers import Iter, IterTargetMap, MapIter

@@ -39,9 +39,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
-from node_runner.gadget.btf import (
+from node_runner.gadget.btf import Btf
+from node_runner.gadget.btf_types import (
     Array,
-    Btf,
     Composite,
     Datasec,
     EnumType,

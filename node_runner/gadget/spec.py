@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 
 from node_runner import constants as C
 from node_runner.gadget.arrays import ArraySource, iter_layout, mapiter_layout
-from node_runner.gadget.btf import Btf, Int, Kind, load_object_btf
+from node_runner.gadget.btf import Btf, load_object_btf
+from node_runner.gadget.btf_types import Int, Kind
 from node_runner.gadget.elf import ElfFile
 from node_runner.gadget.errors import GadgetFormatError
 from node_runner.gadget.layout import FlatField, Record, RodataVar, flatten_record, rodata_vars

@@ -17,9 +17,9 @@ from typing import Any, TypeVar
 
 import pytest
 
-from node_runner.gadget.btf import (
+from node_runner.gadget.btf import Btf, load_object_btf
+from node_runner.gadget.btf_types import (
     Array,
-    Btf,
     BtfType,
     Composite,
     Datasec,
@@ -35,7 +35,6 @@ from node_runner.gadget.btf import (
     Ptr,
     Typedef,
     Var,
-    load_object_btf,
 )
 from node_runner.gadget.elf import ElfFile
 from node_runner.gadget.errors import GadgetFormatError

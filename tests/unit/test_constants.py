@@ -15,7 +15,8 @@ import pytest
 
 from node_runner import constants as C
 from node_runner.gadget import markers
-from node_runner.gadget.btf import Array, Btf, Composite, Int, Kind, Ptr, Var, load_object_btf
+from node_runner.gadget.btf import Btf, load_object_btf
+from node_runner.gadget.btf_types import Array, Composite, Int, Kind, Ptr, Var
 from node_runner.gadget.elf import ElfFile
 from node_runner.gadget.layout import flatten_struct, rodata_vars
 from node_runner.gadget.markers import Iter, MapIter, Tracer, find_markers

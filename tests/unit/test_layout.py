@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from node_runner.gadget.btf import Btf, Kind, load_object_btf
+from node_runner.gadget.btf import Btf, load_object_btf
+from node_runner.gadget.btf_types import Kind
 from node_runner.gadget.elf import ElfFile
 from node_runner.gadget.errors import GadgetFormatError
 from node_runner.gadget.layout import FlatField, flatten_struct, rodata_vars, struct_by_name

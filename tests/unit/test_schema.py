@@ -18,7 +18,8 @@ import pytest
 
 from node_runner.decoder import DatasourceEncoder
 from node_runner.formatters import IdNames, syscall_namer
-from node_runner.gadget.btf import _HEADER, _LAYOUT, Kind
+from node_runner.gadget.btf_reader import _HEADER, _LAYOUT
+from node_runner.gadget.btf_types import Kind
 from node_runner.gadget.errors import GadgetFormatError
 from node_runner.gadget.layout import FlatField
 from node_runner.gadget.schema import build_schema, enrichment_schema
