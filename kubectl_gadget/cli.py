@@ -199,6 +199,17 @@ def _request(ctx: click.Context, gadget: str, local: bool, namespace: str | None
 def main(argv: list[str] | None = None) -> int:
     if argv is None and started_as_plugin_completer():
         return kubectl_complete()
+    if argv is not None:  # called in-process (tests, the Python API's callers)
+        return _main(argv)
+    try:
+        return _main(argv)
+    finally:  # the process exits next: the client's background threads stop writing
+        session = sys.modules.get("kubectl_gadget.session")  # none ran if it was never loaded
+        if session is not None:
+            session.close_diag()
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         rv = cli.main(args=argv, prog_name="kubectl-gadget", standalone_mode=False)
     except GadgetError as exc:

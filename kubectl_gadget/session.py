@@ -11,6 +11,7 @@ the same one; 1 otherwise (partial failure, a client error).
 from __future__ import annotations
 
 import gc
+import logging
 import signal
 import sys
 import threading
@@ -237,5 +238,28 @@ def _quiet_gc() -> None:
     gc.set_threshold(200_000, 50, 1000)
 
 
+_diag_lock = threading.Lock()
+_diag_closed = False
+
+
 def stderr_diag(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    """A message on stderr, from any thread; nothing once `close_diag` ran."""
+    with _diag_lock:
+        if not _diag_closed:
+            print(message, file=sys.stderr, flush=True)
+
+
+def close_diag() -> None:
+    """At the process's exit: no thread writes to stderr any more (a message being written
+    is finished first), and logging (urllib3's warnings from a watch thread) is off. A daemon
+    thread still writing when the interpreter shuts down can hold stderr's buffer lock, and
+    Python then aborts the process (SIGABRT) after the summary was printed."""
+    global _diag_closed
+    with _diag_lock:
+        _diag_closed = True
+    logging.disable(logging.CRITICAL)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass

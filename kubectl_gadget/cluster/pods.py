@@ -118,6 +118,8 @@ class SessionWatch:
 
     def stop(self) -> None:
         self._stop.set()
+        if self._reporter.is_alive():  # it may be drawing the status line or a waiting line
+            self._reporter.join(5.0)
         if self.status is not None:
             self.status("")
 
