@@ -4,18 +4,15 @@
 in reverse order on `close` (it is a context manager). Configuration happens strictly between
 open and load: params and the container-filter switch are written into `.rodata`, maps are
 resized from `<map>_max_entries`, and programs whose tracepoint this kernel lacks are not
-loaded (with a warning). Load and attach failures are classified here, because only here are
-the gadget, the program and its attach type known: a kernel that refuses a program type gets
-`NotSupported` naming both, a verifier refusal gets `VerifierRejected` with a one-line reason
-and the full log as detail. The mount-namespace filter map is filled before attaching, so no
-event of another container is ever emitted.
+loaded (with a warning). Load and attach failures are turned into the runner's errors by
+`load_errors`, given the gadget, the program and its section, which only this module knows.
+The mount-namespace filter map is filled before attaching, so no event of another container
+is ever emitted.
 """
 
 from __future__ import annotations
 
-import errno
 import os
-import re
 from collections.abc import Callable, Iterable, Mapping
 
 from node_runner import constants as C
@@ -26,10 +23,8 @@ from node_runner.attach.targets import TargetAttachments
 from node_runner.errors import (
     GadgetInvalid,
     NotSupported,
-    PermissionDenied,
     RunnerError,
     UsageError,
-    VerifierRejected,
 )
 from node_runner.gadget.spec import GadgetSpec, check_params, encode_param
 from node_runner.libbpf.library import LibbpfCallError, num_possible_cpus
@@ -44,46 +39,11 @@ from node_runner.libbpf.maps import (
 )
 from node_runner.libbpf.objects import BpfLink, BpfObject, BpfProgram
 from node_runner.libbpf.perf import online_cpus, perf_event_open_sampling
+from node_runner.load_errors import attach_error, attach_kind, load_error
 from node_runner.perfbuf import PerfBufReader
 from node_runner.ringbuf import RingBufReader
 
-# Program types that need BPF trampolines or kprobes: kernels without them refuse these.
-_UNSUPPORTED_HINTS = {
-    "fentry": "fentry (BPF trampoline)", "fexit": "fexit (BPF trampoline)",
-    "fmod_ret": "fmod_ret (BPF trampoline)", "lsm": "lsm (BPF LSM)",
-    "kprobe": "kprobe", "kretprobe": "kretprobe", "kprobe.multi": "kprobe.multi",
-    "kretprobe.multi": "kretprobe.multi", "ksyscall": "ksyscall (kprobe)",
-    "kretsyscall": "kretsyscall (kprobe)", "freplace": "freplace (BPF trampoline)",
-}
 DEFAULT_SAMPLING_HZ = 49
-_REFUSED_ERRNOS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOENT, errno.EINVAL, 524}
-_FAILED_PROG = re.compile(r"prog '([^']+)': (?:BPF program load failed|failed to load)")
-
-
-def _attach_kind(section: str) -> str:
-    return section.split("/", 1)[0].split(".s")[0] if section else ""
-
-
-_INSN_LINE = re.compile(r"^\d+: \(")
-_STATS = ("processed ", "verification time", "stack depth", "libbpf:")
-
-
-def _verifier_summary(log: str) -> str:
-    """The verifier's reason: the lines after the refused instruction, before the statistics.
-
-    A reason can take two lines ("invalid access to map value, ..." then "R6 min value is
-    outside of the allowed memory range"); the first is the one that says what is wrong.
-    """
-    body = log.split("-- BEGIN PROG LOAD LOG --")[-1].split("-- END PROG LOAD LOG --")[0]
-    lines = [ln.strip() for ln in body.splitlines() if ln.strip()]
-    while lines and lines[-1].startswith(_STATS):
-        lines.pop()
-    reason: list[str] = []
-    for line in reversed(lines):
-        if _INSN_LINE.match(line) or line.startswith(";") or len(reason) == 3:
-            break
-        reason.insert(0, line)
-    return "; ".join(reason) or "rejected by the verifier"
 
 
 def _open(spec: GadgetSpec) -> BpfObject:
@@ -253,37 +213,18 @@ class LoadedGadget:
         try:
             self._obj.load()
         except LibbpfCallError as exc:
-            raise self._classify_load(exc) from None
+            sections = {p.name: p.section for p in self._obj.programs()}
+            raise load_error(exc, self.spec.name, sections) from None
         finally:
             while self._inner_fds:
                 os.close(self._inner_fds.pop())
-
-    def _classify_load(self, exc: LibbpfCallError) -> Exception:
-        assert self._obj is not None
-        match = _FAILED_PROG.search(exc.log)
-        prog = match.group(1) if match else ""
-        section = next((p.section for p in self._obj.programs() if p.name == prog), "")
-        kind = _attach_kind(section)
-        where = f"loading program '{prog}' of gadget {self.spec.name}" if prog else \
-            f"loading gadget {self.spec.name}"
-        if kind in _UNSUPPORTED_HINTS and exc.errno in _REFUSED_ERRNOS:
-            return NotSupported(
-                f"{where}: not supported on this kernel: {_UNSUPPORTED_HINTS[kind]} programs "
-                f"are refused ({section}: {exc.message.split(': ', 1)[-1]})", detail=exc.log)
-        if "-- BEGIN PROG LOAD LOG --" in exc.log and exc.errno in (errno.EACCES, errno.EINVAL):
-            return VerifierRejected(f"{where}: rejected by the verifier: "
-                                    f"{_verifier_summary(exc.log)}", detail=exc.log)
-        if exc.errno == errno.EPERM:
-            return PermissionDenied(f"{where}: permission denied (needs root or CAP_BPF, "
-                                    "CAP_PERFMON; check 'ulimit -l')", detail=exc.log)
-        return GadgetInvalid(f"{where}: {exc.message}", detail=exc.log)
 
     def _attach(self) -> None:
         assert self._obj is not None
         for prog in self._obj.programs():
             if any(prog.name in w for w in self.warnings) or self._per_target.claims(prog.name):
                 continue
-            kind = _attach_kind(prog.section)
+            kind = attach_kind(prog.section)
             if kind == "iter":  # attached per datasource by _open_arrays
                 continue
             try:
@@ -292,17 +233,7 @@ class LoadedGadget:
                     continue
                 self._links.append(prog.attach())
             except LibbpfCallError as exc:
-                kind = _attach_kind(prog.section)
-                where = f"attaching program '{prog.name}' of gadget {self.spec.name}"
-                if kind in _UNSUPPORTED_HINTS:
-                    cause = exc.message.split(': ', 1)[-1]
-                    if "kprobe" in kind and not system.has_kprobes():
-                        cause = "this kernel has no kprobes (no kprobe event source)"
-                    raise NotSupported(f"{where}: not supported on this kernel: "
-                                       f"{_UNSUPPORTED_HINTS[kind]} attach failed "
-                                       f"({prog.section}: {cause})", detail=exc.log) from None
-                raise NotSupported(f"{where} ({prog.section}): {exc.message}",
-                                   detail=exc.log) from None
+                raise attach_error(exc, self.spec.name, prog.name, prog.section) from None
         self._per_target.attach(self._targets)
         self.warnings.extend(self._per_target.warnings)
         self._attached = True
@@ -340,7 +271,7 @@ class LoadedGadget:
     def _attach_iter(self, ds: str, prog: BpfProgram | None, target: str | None,
                      name: str) -> BpfLink:
         assert self._obj is not None
-        if prog is None or _attach_kind(prog.section) != "iter":
+        if prog is None or attach_kind(prog.section) != "iter":
             raise GadgetInvalid(f"datasource {ds}: gadget {self.spec.name} has no iter/* "
                                 f"program '{name}'")
         map_fd = None
