@@ -11,6 +11,7 @@ and go on when it may not list services, and leave no watch thread behind.
 
 from __future__ import annotations
 
+import signal
 import sys
 import threading
 from typing import Any
@@ -77,7 +78,7 @@ def _lists(gc: GadgetCluster, path: str) -> list[Any]:
 
 def test_destinations_are_named_by_pod_ip_and_cluster_ip(make_gadget_cluster: Any) -> None:
     gc = _cluster(make_gadget_cluster)
-    client = gc.run_gadget("-n", "shop", "-l", "app=cart", "--timeout", "40",
+    client = gc.run_gadget("-n", "shop", "-l", "app=cart", "--timeout", "600",
                            gadget=_trace_tcp())
     gc.wait_runners_streaming(client.session, ["node-a"])
     pod_port, svc_port, late_port = _connect(gc, POD_IP, SVC_IP, LATE_IP)
@@ -101,6 +102,7 @@ def test_destinations_are_named_by_pod_ip_and_cluster_ip(make_gadget_cluster: An
         if _owner(late) != ("raw", "", ""):
             break
     assert _owner(late) == ("pod", "store", "late-1")
+    client.signal(signal.SIGINT)  # seen: stop now (a loaded machine may need long to get here)
     assert client.wait() == 0, client.stderr
     assert "warning" not in client.stderr, client.stderr
     # One list of each for the session (the others are the target resolution's, by label);
@@ -114,11 +116,13 @@ def test_destinations_are_named_by_pod_ip_and_cluster_ip(make_gadget_cluster: An
 def test_filter_on_owner_and_a_refused_service_list(make_gadget_cluster: Any) -> None:
     gc = _cluster(make_gadget_cluster)
     gc.cluster.ctx.admission.deny(DenyRule(verb="list", resource="services"))
-    client = gc.run_gadget("-n", "shop", "-l", "app=cart", "--timeout", "15",
+    client = gc.run_gadget("-n", "shop", "-l", "app=cart", "--timeout", "600",
                            "--filter", "dst.k8s.kind!=raw", gadget=_trace_tcp())
     gc.wait_runners_streaming(client.session, ["node-a"])
-    pod_port, svc_port = _connect(gc, POD_IP, SVC_IP)
+    svc_port, pod_port = _connect(gc, SVC_IP, POD_IP)  # the pod's last: both seen when it is
     client.wait_events(lambda ev: bool(_connects(ev, pod_port)), what="the connect to the pod")
+    client.wait_stderr("not resolved")  # the services watch's own thread says it
+    client.signal(signal.SIGINT)  # seen: stop now (a loaded machine may need long to get here)
     assert client.wait() == 0, client.stderr
     events = client.events()
     assert {_owner(e) for e in events} <= {("pod", "store", "web-1")}, events
