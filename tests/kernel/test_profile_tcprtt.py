@@ -124,13 +124,23 @@ def test_one_histogram_by_local_and_remote_address_and_in_milliseconds(gadget: P
         (overall,) = _wait_counts(runner, {("", ""): 2 * ROUND_TRIPS}).values()
         assert runner.stop() == 0, runner.stderr()
     assert any(overall[2:]), overall  # microseconds: loopback round trips take over 4 us
-    with _traced(gadget, "by-local-addr=true", "by-remote-addr=true",
-                 "milliseconds=true") as (runner, target, _neighbour):
+    pairs = ("by-local-addr=true", "by-remote-addr=true")
+    with _traced(gadget, *pairs, "milliseconds=true") as (runner, target, _neighbour), \
+            RunnerProcess(gadget, "--mntns", str(target.mntns_id), "--map-fetch-interval",
+                          "0.5", "--timeout", "300",
+                          *[a for p in pairs for a in ("--param", p)]) as in_us:
+        in_us.wait_schema()  # the same segments, in microseconds
         _ping_pong(target, "127.0.0.5", "127.0.0.6")
-        hists = _wait_counts(runner, {("127.0.0.5", "127.0.0.6"): ROUND_TRIPS,
-                                      ("127.0.0.6", "127.0.0.5"): ROUND_TRIPS})
+        enough = {("127.0.0.5", "127.0.0.6"): ROUND_TRIPS, ("127.0.0.6", "127.0.0.5"): ROUND_TRIPS}
+        hists = _wait_counts(runner, enough)
+        us_hists = _wait_counts(in_us, enough)
         assert runner.stop() == 0, runner.stderr()
-    assert set(hists) == {("127.0.0.5", "127.0.0.6"), ("127.0.0.6", "127.0.0.5")}, hists
-    # milliseconds: under 2 ms lands in slot 0, and nothing on loopback takes a second
-    assert all(slots[0] for slots in hists.values()) and \
-        not any(s for slots in hists.values() for s in slots[10:]), hists
+        assert in_us.stop() == 0, in_us.stderr()
+    assert set(hists) == set(us_hists) == set(enough), (hists, us_hists)
+    # milliseconds are microseconds / 1000: a sample in slot s (2^s us and more) lands in slot
+    # s - 9 or lower; nothing on loopback takes a second. (How long a round trip takes is the
+    # machine's: a loaded one can take milliseconds, so no sample needs to be in slot 0.)
+    for key, slots in hists.items():
+        top_us = max(i for i, n in enumerate(us_hists[key]) if n)
+        top_ms = max(i for i, n in enumerate(slots) if n)
+        assert top_ms <= max(0, top_us - 9) and not any(slots[10:]), (key, slots, us_hists[key])
