@@ -320,6 +320,10 @@ class ContainerTable:
             found = snapshot.by_mntns.get(mntns_id)
         return found if found is not None else snapshot.gone.get(mntns_id)
 
+    def non_container_mntns(self) -> frozenset[int]:
+        """Mount namespaces the last scan found held only by processes of no container."""
+        return self._snapshot.not_containers
+
     def containers(self) -> list[Container]:
         """Every container found by the last scan, by container id."""
         return sorted(self._snapshot.by_id.values(), key=lambda c: c.container_id)

@@ -177,6 +177,7 @@ class _Loop:
         self.counts = _Counters()
         self.dropped_reported = 0
         self.seen = {c.container_id for c in table.containers()}
+        self.followed: set[int] = set()  # mount namespaces added by following
         self.arrays: ArrayFetcher | None = None
         start = time.monotonic()
         self.last_refresh = start
@@ -230,7 +231,12 @@ class _Loop:
                                          or self._following):
             self.table.refresh()
             fresh = (_targets(self.opts, self.table) or set()) | self._new_followed()
-            if not fresh <= self.targets:
+            # A followed container is gone and its namespace id, reused, is held by processes
+            # of no container: they are not followed (their events would name no container).
+            reused = (self.followed & self.table.non_container_mntns()) - fresh
+            self.followed -= reused
+            if reused or not fresh <= self.targets:
+                self.targets -= reused
                 self.targets |= fresh
                 self.g.set_mntns_filter(self.targets)
 
@@ -250,6 +256,7 @@ class _Loop:
             ns = c.k8s_namespace
             if self.opts.follow_all or not ns or ns in self.opts.follow_namespaces:
                 found |= self.table.mntns_ids(c) or {c.mntns_id}
+        self.followed |= found
         return found
 
     def run(self) -> str:
