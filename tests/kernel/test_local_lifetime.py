@@ -79,7 +79,7 @@ def test_a_runner_slow_to_load_is_not_stopped_before_its_timeout(
     env = dict(os.environ, KUBECTL_GADGET_RUNNER=str(wrapper))
     done = subprocess.run([sys.executable, "-m", "kubectl_gadget", "run",
                            str(built_gadgets["trace_oomkill"]), "--local", "--timeout", "1"],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
                           stdin=subprocess.DEVNULL, check=False)
     assert done.returncode == 0, done.stderr
     assert "did not stop at the timeout" not in done.stderr, done.stderr
