@@ -28,13 +28,11 @@ Traps avoided:
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TypedDict
 
 from node_runner.cgroups import (
     CgroupIdentity,
@@ -42,28 +40,22 @@ from node_runner.cgroups import (
     parse_cgroup,
     parse_cgroup_path,
 )
-from node_runner.gadget.schema import ENRICHMENT_FIELDS
-from node_runner.runtime_state import Labels, RuntimeInfo, RuntimePaths, read_runtime_info
+from node_runner.container_info import Container, ContainerMetadata, build_container
+from node_runner.mntns import host_mntns, scan_processes
+from node_runner.runtime_state import RuntimeInfo, RuntimePaths, read_runtime_info
 
 __all__ = [
-    "ENRICHMENT_FIELDS",
     "AmbiguousContainerError",
-    "Container",
-    "ContainerMetadata",
     "ContainerSelectorError",
     "ContainerTable",
     "RuntimePaths",
     "container_of_pid",
-    "enrichment_fields",
-    "host_mntns",
-    "mntns_of",
     "parse_cgroup",
     "parse_cgroup_path",
 ]
 
 MIN_ID_PREFIX = 12
 GONE_KEPT = 1024  # containers remembered after their namespace is left by its last process
-_MNT_LINK = re.compile(r"mnt:\[(\d+)\]")
 _ID_SCHEME = re.compile(r"^[a-z-]+://")
 _HEX = re.compile(r"[0-9a-f]+")
 
@@ -76,132 +68,8 @@ class AmbiguousContainerError(ContainerSelectorError):
     """A container id prefix matches more than one container."""
 
 
-@dataclass(frozen=True)
-class Container:
-    """One container on this node; names are empty strings when unknown."""
-
-    container_id: str
-    runtime: str
-    mntns_id: int
-    pid: int
-    pod_uid: str = ""
-    name: str = ""
-    image: str = ""
-    k8s_namespace: str = ""
-    k8s_pod_name: str = ""
-    k8s_container_name: str = ""
-    k8s_pod_labels: Labels = ()
-    k8s_owner_kind: str = ""
-    k8s_owner_name: str = ""
-
-
-class ContainerMetadata(TypedDict, total=False):
-    """What the cluster client knows about a container (or a whole pod) from the API.
-
-    Keys of ``extra_metadata`` are container ids (``containerd://`` style prefixes allowed) or
-    pod uids; a pod entry applies to every container of the pod, a container entry wins over it.
-    Non-empty values override what the runtime's state files say.
-    """
-
-    namespace: str
-    pod_name: str
-    container_name: str
-    pod_labels: Mapping[str, str]
-    owner_kind: str
-    owner_name: str
-    image: str
-    name: str
-
-
-def mntns_of(pid: int, proc_root: str = "/proc") -> int:
-    """Mount namespace id (nsfs inode) of a process; ``OSError`` when it is gone."""
-    path = os.path.join(proc_root, str(pid), "ns", "mnt")
-    match = _MNT_LINK.fullmatch(os.readlink(path))
-    return int(match.group(1)) if match else os.stat(path).st_ino
-
-
-def host_mntns(proc_root: str = "/proc") -> int | None:
-    """The host's mount namespace: pid 1's, else kthreadd's (pid 2 shares init's), else None.
-
-    pid 1 can be unreadable even to root (a sandbox's non-dumpable init); kernel threads
-    always live in the initial mount namespace.
-    """
-    for pid in (1, 2):
-        try:
-            return mntns_of(pid, proc_root)
-        except OSError:
-            continue
-    return None
-
-
-def _scan(proc_root: str) -> Iterator[tuple[int, int | None, CgroupIdentity | None]]:
-    """``(pid, mntns, identity)`` of every process still alive when it is read; ``mntns`` is
-    None for a container's process whose mount namespace may not be read (permission)."""
-    try:
-        names = os.listdir(proc_root)
-    except OSError:
-        return
-    for name in names:
-        if not name.isdigit():
-            continue
-        pid = int(name)
-        try:
-            identity = container_of_pid(pid, proc_root)
-        except (OSError, ValueError):
-            continue
-        try:
-            mntns: int | None = mntns_of(pid, proc_root)
-        except PermissionError:  # reading another's namespace needs CAP_SYS_PTRACE
-            if identity is None:
-                continue
-            mntns = None
-        except OSError:
-            continue
-        yield pid, mntns, identity
-
-
 def _norm_id(value: str) -> str:
     return _ID_SCHEME.sub("", value.strip().lower())
-
-
-def _build_container(
-    identity: CgroupIdentity,
-    pid: int,
-    mntns: int,
-    state: tuple[str, RuntimeInfo | None],
-    extra: Mapping[str, ContainerMetadata],
-) -> Container:
-    runtime, info = state
-    info = info or RuntimeInfo()
-    pod_uid = identity.pod_uid or info.k8s_pod_uid
-    meta: dict[str, object] = {}
-    for key in (pod_uid, identity.container_id):
-        meta.update((k, v) for k, v in extra.get(key, {}).items() if v)
-
-    def text(key: str, default: str) -> str:
-        value = meta.get(key)
-        return value if isinstance(value, str) else default
-
-    labels = meta.get("pod_labels")
-    return Container(
-        container_id=identity.container_id,
-        runtime=runtime,
-        mntns_id=mntns,
-        pid=pid,
-        pod_uid=pod_uid,
-        name=text("name", info.name),
-        image=text("image", info.image),
-        k8s_namespace=text("namespace", info.k8s_namespace),
-        k8s_pod_name=text("pod_name", info.k8s_pod_name),
-        k8s_container_name=text("container_name", info.k8s_container_name),
-        k8s_pod_labels=(
-            tuple(sorted((str(k), str(v)) for k, v in labels.items()))
-            if isinstance(labels, Mapping)
-            else info.k8s_pod_labels
-        ),
-        k8s_owner_kind=text("owner_kind", ""),
-        k8s_owner_name=text("owner_name", ""),
-    )
 
 
 @dataclass(frozen=True)
@@ -266,7 +134,8 @@ class ContainerTable:
         mntns_by_id: dict[str, set[int]] = {}
         seen: set[int] = set()
         denied: set[str] = set()
-        for pid, mntns, identity in sorted(_scan(self.proc_root), key=lambda item: item[0]):
+        scanned = sorted(scan_processes(self.proc_root), key=lambda item: item[0])
+        for pid, mntns, identity in scanned:
             if mntns is None:
                 if identity is not None:
                     denied.add(identity.container_id)
@@ -277,7 +146,7 @@ class ContainerTable:
             cid = identity.container_id
             if cid not in by_id:
                 state = self._read_state(identity)
-                by_id[cid] = _build_container(identity, pid, mntns, state, self._extra)
+                by_id[cid] = build_container(identity, pid, mntns, state, self._extra)
             by_mntns[mntns] = by_id[cid]
             mntns_by_id.setdefault(cid, set()).add(mntns)
         self._state_cache = {k: v for k, v in self._state_cache.items() if k[1] in by_id}
@@ -393,25 +262,3 @@ def _checked_id(value: str) -> str:
             f"resolving container id {value!r}: a prefix needs at least {MIN_ID_PREFIX} characters"
         )
     return wanted
-
-
-def enrichment_fields(c: Container | None, node: str) -> dict[str, str]:
-    """The ``k8s.*``/``runtime.*`` values of one event (exactly ``ENRICHMENT_FIELDS``)."""
-    if c is None:
-        values = dict.fromkeys(ENRICHMENT_FIELDS, "")
-        values["k8s.node"] = node
-        return values
-    return {
-        "k8s.node": node,
-        "k8s.namespace": c.k8s_namespace,
-        "k8s.podName": c.k8s_pod_name,
-        "k8s.containerName": c.k8s_container_name,
-        "k8s.podLabels": ",".join(f"{k}={v}" for k, v in c.k8s_pod_labels),
-        "k8s.owner.kind": c.k8s_owner_kind,
-        "k8s.owner.name": c.k8s_owner_name,
-        "runtime.containerId": c.container_id,
-        "runtime.containerName": c.name,
-        "runtime.runtimeName": c.runtime,
-        "runtime.containerImageName": c.image,
-        "runtime.containerPid": str(c.pid),
-    }

@@ -15,7 +15,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from node_runner.containers import ContainerTable, enrichment_fields
+from node_runner.container_info import enrichment_fields
+from node_runner.containers import ContainerTable
 from node_runner.gadget.schema import enrichment_schema as enrichment_schema  # re-exported
 
 _quote: Callable[[str], str] = json.encoder.encode_basestring_ascii

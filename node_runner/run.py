@@ -25,7 +25,8 @@ from typing import BinaryIO
 from node_runner import __version__, system, wasm
 from node_runner import constants as C
 from node_runner.array_fetch import ArrayFetcher
-from node_runner.containers import ContainerMetadata, ContainerSelectorError, ContainerTable
+from node_runner.container_info import ContainerMetadata
+from node_runner.containers import ContainerSelectorError, ContainerTable
 from node_runner.decoder import DatasourceEncoder
 from node_runner.enrich import Enricher
 from node_runner.errors import GadgetInvalid, PermissionDenied, RunnerError, UsageError

@@ -36,7 +36,8 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from node_runner.containers import RuntimePaths, mntns_of
+from node_runner.mntns import mntns_of
+from node_runner.runtime_state import RuntimePaths
 from tests.runtime_layout import ContainerState, cgroup_relpath, write_runtime_state
 
 __all__ = [

@@ -17,12 +17,9 @@ from pathlib import Path
 import pytest
 
 from node_runner.cgroups import container_of_pid
-from node_runner.containers import (
-    AmbiguousContainerError,
-    ContainerTable,
-    enrichment_fields,
-    mntns_of,
-)
+from node_runner.container_info import enrichment_fields
+from node_runner.containers import AmbiguousContainerError, ContainerTable
+from node_runner.mntns import mntns_of
 from tests.conftest import REPO
 from tests.workloads import (
     ContainerState,

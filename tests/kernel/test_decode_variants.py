@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from node_runner.containers import ENRICHMENT_FIELDS
+from node_runner.gadget.schema import ENRICHMENT_FIELDS
 from node_runner.gadget.spec import load_spec
 from tests.conftest import TEST_GADGETS_SRC, needs_root_btf
 from tests.kernel.runner_proc import RunnerProcess

@@ -9,17 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from node_runner.containers import (
-    ENRICHMENT_FIELDS,
-    AmbiguousContainerError,
-    Container,
-    ContainerMetadata,
-    ContainerSelectorError,
-    ContainerTable,
-    enrichment_fields,
-    host_mntns,
-    mntns_of,
-)
+from node_runner.container_info import Container, ContainerMetadata, enrichment_fields
+from node_runner.containers import AmbiguousContainerError, ContainerSelectorError, ContainerTable
+from node_runner.gadget.schema import ENRICHMENT_FIELDS
+from node_runner.mntns import host_mntns, mntns_of
 from node_runner.runtime_state import (
     RuntimeInfo,
     RuntimePaths,

@@ -20,12 +20,12 @@ from typing import Any
 
 import pytest
 
-from node_runner.containers import ENRICHMENT_FIELDS, Container
+from node_runner.container_info import Container
 from node_runner.decoder import DatasourceEncoder
 from node_runner.enrich import Enricher
 from node_runner.formatters import FormatContext
 from node_runner.gadget.layout import FlatField
-from node_runner.gadget.schema import build_schema, enrichment_schema, wire_type
+from node_runner.gadget.schema import ENRICHMENT_FIELDS, build_schema, enrichment_schema, wire_type
 from node_runner.gadget.spec import DatasourceSpec, GadgetSpec, load_spec
 from node_runner.protocol import LineWriter
 from tests import golden
