@@ -16,6 +16,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -251,13 +252,14 @@ def stderr_diag(message: str) -> None:
 
 def close_diag() -> None:
     """At the process's exit: no thread writes to stderr any more (a message being written
-    is finished first), and logging (urllib3's warnings from a watch thread) is off. A daemon
-    thread still writing when the interpreter shuts down can hold stderr's buffer lock, and
-    Python then aborts the process (SIGABRT) after the summary was printed."""
+    is finished first), and logging and Python warnings (urllib3's, from a watch thread) are
+    off. A daemon thread still writing when the interpreter shuts down can hold stderr's
+    buffer lock, and Python then aborts the process (SIGABRT) after the summary was printed."""
     global _diag_closed
     with _diag_lock:
         _diag_closed = True
     logging.disable(logging.CRITICAL)
+    warnings.simplefilter("ignore")
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

@@ -15,8 +15,11 @@ from kubectl_gadget.session import close_diag, stderr_diag
 
 go = threading.Event()
 def late():
+    import logging, warnings
     go.wait()
     stderr_diag("late message")
+    logging.getLogger("urllib3").warning("late log")
+    warnings.warn("late warning")
 thread = threading.Thread(target=late, daemon=True)
 thread.start()
 stderr_diag("before the close")
@@ -32,7 +35,7 @@ def test_no_thread_writes_after_the_close() -> None:
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "before the close" in proc.stderr
-    assert "late message" not in proc.stderr, proc.stderr
+    assert "late" not in proc.stderr, proc.stderr
 
 
 def test_the_command_line_closes_on_its_way_out() -> None:
