@@ -7,7 +7,7 @@ APT_PACKAGES := clang llvm libbpf1 libbpf-dev bpftool libbpf-tools docker-regist
 
 .PHONY: install install-deps install-python gadgets test test-unit test-kernel lint bench fuzz \
 	runner-image runner-image-docker runner-image-test kind-up kind-down integration clean \
-	vmlinux wheel dist dist-test
+	vmlinux vmlinux-arm64 gadgets-arm64 wheel dist dist-test
 
 install: install-deps install-python gadgets
 
@@ -26,6 +26,14 @@ gadgets:
 	$(PYTHON) -m kubectl_gadget.image.build $(addprefix gadgets/,$(GADGETS)) --out build/gadgets
 	$(PYTHON) -m kubectl_gadget.image.build gadgets/runtime/socket_enricher --out build/runtime
 	for g in $(GADGETS); do $(PYTHON) -m kubectl_gadget image build gadgets/$$g -t $$g || exit 1; done
+
+# Every in-tree gadget (and the runner's own objects) compiled for arm64 (cross-compiled with
+# gadgets/include/arm64/vmlinux.h), into build/gadgets-arm64/ and build/runtime-arm64/.
+gadgets-arm64:
+	$(PYTHON) -m kubectl_gadget.image.build $(addprefix gadgets/,$(GADGETS)) --arch arm64 \
+		--out build/gadgets-arm64
+	$(PYTHON) -m kubectl_gadget.image.build gadgets/runtime/socket_enricher --arch arm64 \
+		--out build/runtime-arm64
 
 # The test command of the README and of CI.
 test:
@@ -102,6 +110,13 @@ integration:
 # Regenerate the checked-in vmlinux.h of this machine's architecture from its kernel BTF.
 vmlinux:
 	bpftool btf dump file /sys/kernel/btf/vmlinux format c > gadgets/include/$(ARCH)/vmlinux.h
+
+# Regenerate gadgets/include/arm64/vmlinux.h from the BTF inside Debian's arm64 kernel image
+# package (downloaded with apt into a scratch directory; see kubectl_gadget/release/vmlinux_btf.py).
+VMLINUX_SUITE ?= sid
+vmlinux-arm64:
+	$(PYTHON) -m kubectl_gadget.release.vmlinux_btf --arch arm64 --suite $(VMLINUX_SUITE) \
+		--out gadgets/include/arm64/vmlinux.h
 
 clean:
 	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache

@@ -96,9 +96,14 @@ def test_no_manifest_for_this_architecture(built_store: str) -> None:
     from node_runner.oci.resolve import ResolveOptions, resolve
 
     with pytest.raises(ImageError) as err:
-        resolve("trace_open", ResolveOptions(pull="never", verify=False, arch="arm64"))
+        resolve("trace_open", ResolveOptions(pull="never", verify=False, arch="riscv64"))
     assert str(err.value) == ("gadget image ghcr.io/kubectl-gadget/gadgets/trace_open:latest "
-                              "has no manifest for linux/arm64 (it has: linux/amd64)")
-    resolved = resolve("trace_open", ResolveOptions(pull="never", verify=False, arch="amd64"))
-    assert resolved.digest == built_store and resolved.platform == "linux/amd64"
-    assert Path(resolved.path).name == "trace_open"
+                              "has no manifest for linux/riscv64 (it has: linux/arm64, "
+                              "linux/amd64)")
+    objects = set()
+    for arch in ("amd64", "arm64"):
+        resolved = resolve("trace_open", ResolveOptions(pull="never", verify=False, arch=arch))
+        assert resolved.digest == built_store and resolved.platform == f"linux/{arch}"
+        assert Path(resolved.path).name == "trace_open"
+        objects.add((Path(resolved.path) / "program.bpf.o").read_bytes())
+    assert len(objects) == 2  # one object per architecture

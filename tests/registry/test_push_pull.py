@@ -21,6 +21,7 @@ from node_runner.oci.reference import parse_reference
 from node_runner.oci.registry import RegistryClient, RegistryOptions
 from node_runner.oci.resolve import ResolveOptions, resolve
 from node_runner.oci.store import Store
+from node_runner.packaged import oci_arch
 from tests.registry.conftest import Registry, docker_config
 from tests.registry.util import image, image_ok, runner_error
 
@@ -131,8 +132,10 @@ def test_unreachable_and_missing_are_one_line_errors(registry: Registry, store_d
 
 
 def _program_digest(store: Store, digest: str) -> str:
+    """The program layer of this machine's architecture (the one the runner extracts)."""
     index = store.read_manifest(digest)
-    manifest = store.read_manifest(index["manifests"][0]["digest"])
+    (entry,) = [m for m in index["manifests"] if m["platform"]["architecture"] == oci_arch()]
+    manifest = store.read_manifest(entry["digest"])
     return str(manifest["layers"][0]["digest"])
 
 
