@@ -20,7 +20,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from kubectl_gadget.cluster.logstream import StatusError, open_log, status_message
-from kubectl_gadget.errors import GadgetError, UsageError
+from kubectl_gadget.errors import GadgetError
 
 # A followed log may stay silent for long (a quiet gadget); a read timeout ends it anyway.
 FOLLOW_READ_TIMEOUT = 24 * 3600
@@ -100,6 +100,28 @@ def _override(conf: client.Configuration, cfg: KubeConfig) -> None:
         conf.ssl_ca_cert = None
 
 
+class _GroupHeaders:
+    """The official client's pool manager, sending one ``Impersonate-Group`` line per group.
+
+    kubectl sends a header line per ``--as-group`` and the API server reads every line; the
+    client's default headers are a plain dict (one value per name), so the lines are added
+    here, on the way to urllib3, which sends each value of a ``HTTPHeaderDict`` on its own.
+    """
+
+    def __init__(self, pool: Any, groups: tuple[str, ...]) -> None:
+        self._pool, self._groups = pool, groups
+
+    def request(self, method: str, url: str, headers: Any = None, **kwargs: Any) -> Any:
+        merged = urllib3.HTTPHeaderDict(headers or {})
+        merged.discard("Impersonate-Group")
+        for group in self._groups:
+            merged.add("Impersonate-Group", group)
+        return self._pool.request(method, url, headers=merged, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pool, name)
+
+
 class Kube:
     """A connection to one cluster (kubeconfig + context)."""
 
@@ -120,9 +142,8 @@ class Kube:
         if cfg.impersonate:
             api_client.set_default_header("Impersonate-User", cfg.impersonate)
         if cfg.impersonate_groups:
-            if len(cfg.impersonate_groups) > 1:  # the client library sends each header once
-                raise UsageError("--as-group: only one group is supported")
-            api_client.set_default_header("Impersonate-Group", cfg.impersonate_groups[0])
+            rest = api_client.rest_client
+            rest.pool_manager = _GroupHeaders(rest.pool_manager, cfg.impersonate_groups)
         self.timeout = cfg.request_timeout
         self.api_client = api_client
         self.core = client.CoreV1Api(api_client)

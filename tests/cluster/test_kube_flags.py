@@ -53,7 +53,16 @@ def test_token_and_impersonation_reach_the_api_server(gadget_cluster: GadgetClus
     assert listed.returncode == 0, listed.stderr
     seen = gc.requests("GET", "/api/v1/namespaces/gadget/pods")
     assert {r.user for r in seen} == {"bob"}
-    assert all(r.headers.get("Impersonate-Group") == "devs" for r in seen), seen[0].headers
+    assert all(r.groups == ["devs"] for r in seen), seen[0].headers
+
+    # kubectl sends one header line per --as-group; so do we, on every request.
+    gc.clear_requests()
+    listed = _client("list", "--kubeconfig", str(kubeconfig), "--token", token,
+                     "--as", "bob", "--as-group", "devs", "--as-group", "system:authenticated")
+    assert listed.returncode == 0, listed.stderr
+    seen = gc.requests()
+    assert seen and all(r.groups == ["devs", "system:authenticated"] for r in seen), [
+        (r.path, r.groups) for r in seen]
 
     bad = _client("list", "--kubeconfig", str(kubeconfig), "--token", "not-a-token")
     assert bad.returncode == 1 and "Traceback" not in bad.stderr, bad.stderr

@@ -53,6 +53,7 @@ class RecordedRequest:
     body: bytes = b""
     user_agent: str = ""
     headers: dict[str, str] = field(default_factory=dict)
+    groups: list[str] = field(default_factory=list)  # every Impersonate-Group line, in order
 
     @property
     def is_write(self) -> bool:
@@ -150,7 +151,8 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {k: v for k, v in self.headers.items()}
         record = RecordedRequest(self.command, url.path, query, body=body,
                                  content_type=self.headers.get("Content-Type") or "",
-                                 user_agent=self.headers.get("User-Agent") or "", headers=headers)
+                                 user_agent=self.headers.get("User-Agent") or "", headers=headers,
+                                 groups=self.headers.get_all("Impersonate-Group") or [])
         owner.record(record)
         req = Request(self.command, url.path, query, cast(Mapping[str, str], self.headers), body)
         try:
