@@ -143,7 +143,7 @@ class Kube:
             api_client.set_default_header("Impersonate-User", cfg.impersonate)
         if cfg.impersonate_groups:
             rest = api_client.rest_client
-            rest.pool_manager = _GroupHeaders(rest.pool_manager, cfg.impersonate_groups)
+            rest.pool_manager = _GroupHeaders(rest.pool_manager, cfg.impersonate_groups)  # type: ignore[assignment]
         self.timeout = cfg.request_timeout
         self.api_client = api_client
         self.core = client.CoreV1Api(api_client)
