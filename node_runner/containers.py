@@ -197,6 +197,10 @@ class ContainerTable:
         """Every container found by the last scan, by container id."""
         return sorted(self._snapshot.by_id.values(), key=lambda c: c.container_id)
 
+    def unreadable(self) -> frozenset[str]:
+        """Container ids the last scan saw whose mount namespace could not be read."""
+        return self._snapshot.unreadable
+
     def unreadable_targets(self, ids: Iterable[str], names: Iterable[str],
                            found: Iterable[Container]) -> list[str]:
         """Unreadable containers that unresolved selectors may mean: those whose id starts

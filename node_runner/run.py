@@ -26,10 +26,10 @@ from node_runner import __version__, system, wasm
 from node_runner import constants as C
 from node_runner.array_fetch import ArrayFetcher
 from node_runner.container_info import ContainerMetadata
-from node_runner.containers import ContainerSelectorError, ContainerTable
+from node_runner.containers import ContainerTable
 from node_runner.decoder import DatasourceEncoder
 from node_runner.enrich import Enricher
-from node_runner.errors import GadgetInvalid, PermissionDenied, RunnerError, UsageError
+from node_runner.errors import GadgetInvalid, RunnerError, UsageError
 from node_runner.formatters import FormatContext, boot_to_wall_ns
 from node_runner.gadget.arrays import array_fields
 from node_runner.gadget.errors import GadgetFormatError
@@ -49,6 +49,7 @@ from node_runner.protocol import (
 )
 from node_runner.runtime_state import RuntimePaths
 from node_runner.stacks import StackResolver
+from node_runner.target_scope import target_mntns, unattributed_message
 
 BATCH = 8192
 TICK = 1.0
@@ -102,35 +103,6 @@ class _Counters:
     events: int = 0
     lost: int = 0
     dropped: int = 0
-
-
-def _targets(opts: RunOptions, table: ContainerTable) -> set[int] | None:
-    """Mount namespaces to filter on, or None to trace the whole host."""
-    if not (opts.container_ids or opts.container_names or opts.mntns_ids):
-        return None
-    mntns = set(opts.mntns_ids)
-    if opts.container_ids or opts.container_names:
-        try:
-            found = table.resolve(opts.container_ids, opts.container_names)
-        except ContainerSelectorError as exc:
-            raise UsageError(str(exc)) from None
-        denied = table.unreadable_targets(opts.container_ids, opts.container_names, found)
-        if denied:
-            raise PermissionDenied(_unreadable_message(denied))
-        if not found and not opts.cluster:
-            wanted = ", ".join(opts.container_ids + opts.container_names)
-            raise UsageError(f"resolving containers: no running container matches {wanted}")
-        for c in found:
-            mntns |= table.mntns_ids(c) or {c.mntns_id}
-    return mntns
-
-
-def _unreadable_message(ids: list[str]) -> str:
-    why = ("the runner lacks CAP_SYS_PTRACE, which reading another process's /proc/<pid>/ns/mnt "
-           "needs (grant it)" if not system.has_capability(system.CAP_SYS_PTRACE) else
-           "refused although the runner has CAP_SYS_PTRACE (a security module?)")
-    return (f"resolving containers: the mount namespace of container "
-            f"{', '.join(c[:12] for c in ids)} cannot be read (permission denied): {why}")
 
 
 def _host_etc(opts: RunOptions) -> str:
@@ -231,7 +203,9 @@ class _Loop:
         if self.targets is not None and (self.opts.container_ids or self.opts.container_names
                                          or self._following):
             self.table.refresh()
-            fresh = (_targets(self.opts, self.table) or set()) | self._new_followed()
+            o = self.opts
+            fresh = (target_mntns(self.table, o.container_ids, o.container_names, o.mntns_ids,
+                                  o.cluster) or set()) | self._new_followed()
             # A followed container is gone and its namespace id, reused, is held by processes
             # of no container: they are not followed (their events would name no container).
             reused = (self.followed & self.table.non_container_mntns()) - fresh
@@ -361,7 +335,8 @@ def _run(opts: RunOptions, spec: GadgetSpec, writer: LineWriter,
     if opts.prepare_host:
         system.prepare_host()
     table = ContainerTable(opts.proc_root, opts.runtime_paths, extra_metadata=opts.k8s_metadata)
-    targets = _targets(opts, table)
+    targets = target_mntns(table, opts.container_ids, opts.container_names, opts.mntns_ids,
+                           opts.cluster)
     enricher = Enricher(table, opts.node, nested=nested)
     encoders = _encoders(spec, enricher, opts)
     with LoadedGadget(spec, opts.params, targets, opts.sampling_frequency,
@@ -372,6 +347,8 @@ def _run(opts: RunOptions, spec: GadgetSpec, writer: LineWriter,
             writer.record(_schema(spec, enc, opts.cluster))
         for warning in gadget.warnings:
             writer.record(warning_record(warning))
+        if targets is None and table.unreadable():
+            writer.record(warning_record(unattributed_message(sorted(table.unreadable()))))
         if wasm.has_module(spec.object_path):
             produced = {name: {f.name for f in enc.fields} for name, enc in encoders.items()}
             writer.record(warning_record(wasm.notice(spec.name, spec.metadata, produced)))

@@ -221,3 +221,29 @@ def test_runner_without_sys_ptrace_says_so_for_a_target_container(
     assert "CAP_SYS_PTRACE" in errors[0]["message"] and w.container_id[:12] in errors[0]["message"]
     assert records[-1]["type"] == "end" and records[-1]["exit_code"] == 6
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.skipif(not shutil.which("setpriv"), reason="needs util-linux setpriv")
+def test_whole_host_run_without_sys_ptrace_warns_that_containers_are_unknown(
+        built_gadgets: dict[str, Path]) -> None:
+    """A whole-host run without CAP_SYS_PTRACE cannot tell which container a process is in:
+    it still runs, and a warning names the capability, so container events are not taken for
+    host processes without a word."""
+    with sleeping_container() as w:
+        proc = subprocess.run(
+            ["setpriv", "--bounding-set=-sys_ptrace", sys.executable, "-m", "node_runner", "run",
+             "--gadget", str(built_gadgets["trace_exec"]), "--timeout", "1"],
+            cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+        with_cap = subprocess.run(
+            [sys.executable, "-m", "node_runner", "run", "--gadget",
+             str(built_gadgets["trace_exec"]), "--timeout", "1"],
+            cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+    records = [json.loads(line) for line in proc.stdout.splitlines()]
+    warnings = [r["message"] for r in records if r["type"] == "warning"]
+    assert proc.returncode == 0, (records, proc.stderr)
+    assert any("CAP_SYS_PTRACE" in m and "cannot be identified" in m for m in warnings), records
+    assert any(w.container_id[:12] in m or "..." in m for m in warnings), warnings
+    unwarned = [json.loads(line) for line in with_cap.stdout.splitlines()]
+    assert with_cap.returncode == 0, with_cap.stderr
+    assert not [r for r in unwarned if r["type"] == "warning"
+                and "cannot be identified" in r["message"]], unwarned
