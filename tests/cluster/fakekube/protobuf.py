@@ -1,12 +1,14 @@
 """Just enough Kubernetes protobuf to read the bodies kubectl's typed clients send.
 
 kubectl's typed clientsets (``kubectl auth can-i``) POST ``application/vnd.kubernetes.protobuf``
-and do not fall back to JSON. The envelope is ``k8s\\0`` + ``runtime.Unknown``; only the kinds
-listed in :data:`FIELDS` are decoded (others stay 415, as an honest "not supported here").
+and do not fall back to JSON (``kubectl create configmap`` too). The envelope is ``k8s\\0`` +
+``runtime.Unknown``; only the kinds listed in :data:`FIELDS` and ConfigMap are decoded (others
+stay 415, as an honest "not supported here").
 """
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from .errors import bad_request
@@ -14,6 +16,7 @@ from .errors import bad_request
 MEDIA_TYPE = "application/vnd.kubernetes.protobuf"
 _ATTRS = {1: "namespace", 2: "verb", 3: "group", 4: "version", 5: "resource",
           6: "subresource", 7: "name"}
+_META_STRINGS = {1: "name", 2: "generateName", 3: "namespace", 5: "uid", 6: "resourceVersion"}
 # kind -> field number -> (json name, nested field table or None for a string)
 FIELDS: dict[str, dict[int, tuple[str, Any]]] = {
     "SelfSubjectAccessReview": {
@@ -68,6 +71,53 @@ def _to_dict(data: bytes, table: dict[int, tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+def _entries(values: list[int | bytes], text: bool) -> dict[str, Any]:
+    """A protobuf map (repeated key=1/value=2 entries); bytes values as base64, as JSON has
+    them."""
+    out: dict[str, Any] = {}
+    for entry in values:
+        if not isinstance(entry, bytes):
+            continue
+        parts = {n: v for n, v in fields(entry) if isinstance(v, bytes)}
+        value = parts.get(2, b"")
+        out[parts.get(1, b"").decode()] = value.decode() if text else \
+            base64.b64encode(value).decode()
+    return out
+
+
+def _object_meta(data: bytes) -> dict[str, Any]:
+    meta: dict[str, Any] = {}
+    grouped: dict[int, list[int | bytes]] = {}
+    for number, value in fields(data):
+        grouped.setdefault(number, []).append(value)
+    for number, name in _META_STRINGS.items():
+        value = grouped.get(number, [b""])[-1]
+        if isinstance(value, bytes) and value:
+            meta[name] = value.decode()
+    for number, name in ((11, "labels"), (12, "annotations")):
+        if number in grouped:
+            meta[name] = _entries(grouped[number], True)
+    if 14 in grouped:
+        meta["finalizers"] = [v.decode() for v in grouped[14] if isinstance(v, bytes)]
+    return meta
+
+
+def _configmap(data: bytes) -> dict[str, Any]:
+    obj: dict[str, Any] = {"metadata": {}}
+    grouped: dict[int, list[int | bytes]] = {}
+    for number, value in fields(data):
+        grouped.setdefault(number, []).append(value)
+    if grouped.get(1) and isinstance(grouped[1][-1], bytes):
+        obj["metadata"] = _object_meta(grouped[1][-1])
+    if 2 in grouped:
+        obj["data"] = _entries(grouped[2], True)
+    if 3 in grouped:
+        obj["binaryData"] = _entries(grouped[3], False)
+    if 4 in grouped:
+        obj["immutable"] = bool(grouped[4][-1])
+    return obj
+
+
 def decode(body: bytes) -> dict[str, Any] | None:
     """The JSON-equivalent object, or None when this kind is not decodable here."""
     if not body.startswith(b"k8s\x00"):
@@ -79,6 +129,10 @@ def decode(body: bytes) -> dict[str, Any] | None:
         elif number == 2 and isinstance(value, bytes):
             raw = value
     kind = type_meta.get(2, "")
+    if kind == "ConfigMap":
+        obj = _configmap(raw)
+        obj.update(apiVersion=type_meta.get(1, ""), kind=kind)
+        return obj
     if kind not in FIELDS:
         return None
     obj = _to_dict(raw, FIELDS[kind])

@@ -87,6 +87,15 @@ CORE: dict[str, Resource] = {
         {"status": ("get", "patch", "update")},
         singular="service",
     ),
+    "configmaps": Resource(
+        "configmaps",
+        "ConfigMap",
+        True,
+        _RW,
+        _fields("metadata.name", "metadata.namespace"),
+        ("cm",),
+        singular="configmap",
+    ),
     "nodes": Resource(
         "nodes",
         "Node",

@@ -13,11 +13,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from . import errors, protobuf, services, validation
+from . import configmaps, errors, protobuf, services, validation
 from .admission import terminating_namespace
 from .context import ApiContext, Request, Response
 from .patching import PATCH_TYPES, apply_patch
-from .resources import SELF_SAR, Resource
+from .resources import CORE, SELF_SAR, Resource
 from .routing import Route
 from .schema import apply_field_validation
 from .selectors import fields_match, labels_match, parse_field_selector, parse_label_selector
@@ -27,6 +27,7 @@ from .timeutil import rfc3339
 
 Obj = dict[str, Any]
 JSON_TYPES = ("application/json", "application/yaml")
+_NAMESPACED = tuple(plural for plural, res in CORE.items() if res.namespaced)
 
 
 def typed(resource: Resource, obj: Obj) -> Obj:
@@ -163,6 +164,8 @@ def handle_create(ctx: ApiContext, req: Request, route: Route) -> Response:
     elif resource.plural == "namespaces":
         validation.validate_namespace(obj)
         validation.default_namespace(obj)
+    elif resource.plural == "configmaps":
+        configmaps.validate_configmap(obj)
     else:
         validation.validate_generic(resource.kind, obj)
     if resource.plural == "services":
@@ -209,6 +212,9 @@ def _merge_for_update(resource: Resource, route: Route, current: Obj, new: Obj) 
             new_meta["generation"] = cur_meta.get("generation", 1) + 1
     if resource.plural == "services":
         services.validate_service_update(current, new)
+    if resource.plural == "configmaps":
+        configmaps.validate_configmap_update(current, new)
+        return new
     validation.validate_generic(resource.kind, new)
     return new
 
@@ -328,9 +334,7 @@ def _delete_namespace(ctx: ApiContext, ns: Obj) -> Obj:
         return obj
 
     marked = ctx.store.mutate("namespaces", "", name, terminate) or ns
-    from .resources import CORE
-
-    for plural in ("pods", "events", "services"):
+    for plural in _NAMESPACED:
         items, _ = ctx.store.list(plural, name)
         for item in items:
             try:
@@ -347,7 +351,7 @@ def finalize_namespace(ctx: ApiContext, name: str) -> None:
         ns = ctx.store.get("namespaces", "", name)
         if ns is None or ns.get("status", {}).get("phase") != "Terminating":
             return
-        if any(ctx.store.list(plural, name)[0] for plural in ("pods", "events", "services")):
+        if any(ctx.store.list(plural, name)[0] for plural in _NAMESPACED):
             return
         ctx.store.remove("namespaces", "", name)
 

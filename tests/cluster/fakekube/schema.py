@@ -18,6 +18,7 @@ from .errors import bad_request
 from .resources import CORE
 
 MODELS = {"Pod": "V1Pod", "Service": "V1Service", "Namespace": "V1Namespace", "Node": "V1Node",
+          "ConfigMap": "V1ConfigMap",
           "Event": "CoreV1Event", "SelfSubjectAccessReview": "V1SelfSubjectAccessReview"}
 MODES = ("Ignore", "Warn", "Strict")
 

@@ -103,6 +103,7 @@ _COLUMNS: dict[str, list[Obj]] = {
         _column("Kernel-Version", priority=1), _column("Container-Runtime", priority=1),
     ],
     "namespaces": [_column("Name", fmt="name"), _column("Status"), _column("Age")],
+    "configmaps": [_column("Name", fmt="name"), _column("Data", "integer"), _column("Age")],
     "services": [_column("Name", fmt="name"), _column("Type"), _column("Cluster-IP"),
                  _column("External-IP"), _column("Port(s)"), _column("Age"),
                  _column("Selector", priority=1)],
@@ -121,6 +122,9 @@ def _row(resource: str, obj: Obj) -> list[Any]:
                 age(obj["metadata"].get("creationTimestamp"))]
     if resource == "services":
         return _service_row(obj)
+    if resource == "configmaps":
+        keys = len(obj.get("data") or {}) + len(obj.get("binaryData") or {})
+        return [obj["metadata"]["name"], keys, age(obj["metadata"].get("creationTimestamp"))]
     if resource == "events":
         involved = obj.get("involvedObject") or {}
         return [age(obj.get("lastTimestamp") or obj["metadata"].get("creationTimestamp")),

@@ -27,7 +27,7 @@ _SUFFIX_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 _RESTART = ("Always", "OnFailure", "Never")
 
 
-def _decode_error(kind: str, field: str, want: str, got: Any) -> ApiError:
+def decode_error(kind: str, field: str, want: str, got: Any) -> ApiError:
     gotname = {bool: "bool", int: "number", float: "number", str: "string", list: "array"}.get(
         type(got), "object"
     )
@@ -40,37 +40,41 @@ def _decode_error(kind: str, field: str, want: str, got: Any) -> ApiError:
 def check_types(kind: str, obj: Any) -> None:
     """Reject bodies that a Go decoder could not unmarshal (400 BadRequest)."""
     if not isinstance(obj, dict):
-        raise _decode_error(kind, kind, "v1." + kind, obj)
+        raise decode_error(kind, kind, "v1." + kind, obj)
     meta = obj.get("metadata", {})
     if not isinstance(meta, dict):
-        raise _decode_error(kind, f"{kind}.metadata", "v1.ObjectMeta", meta)
+        raise decode_error(kind, f"{kind}.metadata", "v1.ObjectMeta", meta)
     for name in ("labels", "annotations"):
         mapping = meta.get(name)
         if mapping is None:
             continue
         if not isinstance(mapping, dict):
-            raise _decode_error(kind, f"ObjectMeta.metadata.{name}", "map[string]string", mapping)
+            raise decode_error(kind, f"ObjectMeta.metadata.{name}", "map[string]string", mapping)
         for value in mapping.values():
             if not isinstance(value, str):
-                raise _decode_error(kind, f"ObjectMeta.metadata.{name}", "string", value)
+                raise decode_error(kind, f"ObjectMeta.metadata.{name}", "string", value)
     for name in ("name", "generateName", "namespace"):
         if name in meta and not isinstance(meta[name], str):
-            raise _decode_error(kind, f"ObjectMeta.metadata.{name}", "string", meta[name])
+            raise decode_error(kind, f"ObjectMeta.metadata.{name}", "string", meta[name])
+    if kind == "ConfigMap":
+        from .configmaps import check_configmap_types
+
+        check_configmap_types(obj)
     if kind == "Pod":
         spec = obj.get("spec", {})
         if not isinstance(spec, dict):
-            raise _decode_error(kind, "Pod.spec", "v1.PodSpec", spec)
+            raise decode_error(kind, "Pod.spec", "v1.PodSpec", spec)
         containers = spec.get("containers", [])
         if not isinstance(containers, list) or not all(isinstance(c, dict) for c in containers):
-            raise _decode_error(kind, "PodSpec.spec.containers", "[]v1.Container", containers)
+            raise decode_error(kind, "PodSpec.spec.containers", "[]v1.Container", containers)
         for container in containers:
             for name in ("command", "args"):
                 value = container.get(name, [])
                 if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                    raise _decode_error(kind, f"Container.spec.containers.{name}", "string", value)
+                    raise decode_error(kind, f"Container.spec.containers.{name}", "string", value)
         deadline = spec.get("activeDeadlineSeconds")
         if deadline is not None and (not isinstance(deadline, int) or isinstance(deadline, bool)):
-            raise _decode_error(kind, "PodSpec.spec.activeDeadlineSeconds", "int64", deadline)
+            raise decode_error(kind, "PodSpec.spec.activeDeadlineSeconds", "int64", deadline)
 
 
 def assign_name(obj: Obj) -> None:
@@ -80,7 +84,7 @@ def assign_name(obj: Obj) -> None:
         meta["name"] = meta["generateName"] + suffix
 
 
-def _meta_causes(meta: Obj, namespaced: bool, dns_label: bool = False) -> list[Cause]:
+def meta_causes(meta: Obj, namespaced: bool, dns_label: bool = False) -> list[Cause]:
     causes: list[Cause] = []
     name = meta.get("name", "")
     if not name:
@@ -210,11 +214,44 @@ def _spec_causes(spec: Obj) -> list[Cause]:
         if "hostPath" in volume and not (volume["hostPath"] or {}).get("path"):
             causes.append((f"spec.volumes[{i}].hostPath.path", "FieldValueRequired",
                            "Required value"))
+        if "configMap" in volume:
+            causes += _configmap_volume_causes(f"spec.volumes[{i}].configMap",
+                                               volume["configMap"] or {})
+    return causes
+
+
+_MODE_RANGE = "must be a number between 0 and 0777 (octal), both inclusive"
+
+
+def _configmap_volume_causes(path: str, source: Obj) -> list[Cause]:
+    causes: list[Cause] = []
+    if not source.get("name"):
+        causes.append((f"{path}.name", "FieldValueRequired", "Required value"))
+    mode = source.get("defaultMode")
+    if mode is not None and not 0 <= mode <= 0o777:
+        causes.append((f"{path}.defaultMode", "FieldValueInvalid",
+                       f"Invalid value: {mode}: {_MODE_RANGE}"))
+    for j, item in enumerate(source.get("items") or []):
+        where, key, rel = f"{path}.items[{j}]", item.get("key", ""), item.get("path", "")
+        if not key:
+            causes.append((f"{where}.key", "FieldValueRequired", "Required value"))
+        if not rel:
+            causes.append((f"{where}.path", "FieldValueRequired", "Required value"))
+        elif rel.startswith("/"):
+            causes.append((f"{where}.path", "FieldValueInvalid",
+                           f'Invalid value: "{rel}": must be a relative path'))
+        elif ".." in rel.split("/"):
+            causes.append((f"{where}.path", "FieldValueInvalid",
+                           f'Invalid value: "{rel}": must not contain \'..\''))
+        item_mode = item.get("mode")
+        if item_mode is not None and not 0 <= item_mode <= 0o777:
+            causes.append((f"{where}.mode", "FieldValueInvalid",
+                           f"Invalid value: {item_mode}: {_MODE_RANGE}"))
     return causes
 
 
 def validate_pod(pod: Obj) -> None:
-    causes = _meta_causes(pod["metadata"], True) + _spec_causes(pod.get("spec") or {})
+    causes = meta_causes(pod["metadata"], True) + _spec_causes(pod.get("spec") or {})
     if causes:
         raise invalid("Pod", pod["metadata"].get("name", ""), causes)
 
@@ -289,7 +326,7 @@ def validate_pod_update(old: Obj, new: Obj) -> None:
 
 
 def validate_namespace(ns: Obj) -> None:
-    causes = _meta_causes(ns["metadata"], False, dns_label=True)
+    causes = meta_causes(ns["metadata"], False, dns_label=True)
     if causes:
         raise invalid("Namespace", ns["metadata"].get("name", ""), causes)
 
@@ -303,6 +340,6 @@ def default_namespace(ns: Obj) -> None:
 
 
 def validate_generic(kind: str, obj: Obj) -> None:
-    causes = _meta_causes(obj["metadata"], True)
+    causes = meta_causes(obj["metadata"], True)
     if causes:
         raise invalid(kind, obj["metadata"].get("name", ""), causes)
