@@ -3,9 +3,10 @@
 One job: say, as plain data, what a container of this pod may do, the way containerd's CRI
 plugin derives it for a non-privileged container: exactly the capabilities the security
 context leaves after `drop`/`add` (nothing more), no PID namespace with `hostPID`, hostPath
-volumes bind-mounted read-only when the volumeMount says so, a read-only /sys, the usual masked
-and read-only /proc paths, no service-account token when the pod refuses one, the image's
-entry point and environment under the container's args and env. `--privileged` pods get every
+volumes bind-mounted read-only when the volumeMount says so, configMap volumes (the kubelet's
+files) always read-only, a read-only /sys, the usual masked and read-only /proc paths, no
+service-account token when the pod refuses one, the image's entry point and environment under
+the container's args and env. `--privileged` pods get every
 capability and a writable /sys. The trap avoided: a test harness more generous than a real
 node (all capabilities, a writable /sys, a token), which would hide a missing privilege.
 """
@@ -61,15 +62,24 @@ def capabilities(container: dict[str, Any]) -> list[str]:
     return sorted(set(base) | set(added))
 
 
-def _volume_mounts(pod_spec: dict[str, Any], container: dict[str, Any]) -> list[dict[str, Any]]:
+def _volume_mounts(pod_spec: dict[str, Any], container: dict[str, Any],
+                   volume_dirs: Mapping[str, str]) -> list[dict[str, Any]]:
     volumes = {v["name"]: v for v in pod_spec.get("volumes") or []}
     out = []
     for vm in container.get("volumeMounts") or []:
         vol = volumes.get(vm["name"])
         if vol is None:
             raise PodSpecError(f"volumeMount {vm['name']} names no volume")
+        if "configMap" in vol:  # the kubelet's files for it; always read-only
+            if vm["name"] not in volume_dirs:
+                raise PodSpecError(f"volume {vm['name']}: the configMap was not set up")
+            out.append({"destination": vm["mountPath"], "type": "bind",
+                        "source": volume_dirs[vm["name"]],
+                        "options": ["rbind", "rprivate", "ro"]})
+            continue
         if "hostPath" not in vol:
-            raise PodSpecError(f"volume {vm['name']}: only hostPath volumes are supported")
+            raise PodSpecError(f"volume {vm['name']}: only hostPath and configMap volumes are "
+                               "supported")
         mode = "ro" if vm.get("readOnly") else "rw"
         out.append({"destination": vm["mountPath"], "type": "bind",
                     "source": vol["hostPath"]["path"], "options": ["rbind", "rprivate", mode]})
@@ -111,9 +121,11 @@ def _env(image_env: list[str], container: dict[str, Any],
 
 def runtime_config(pod: dict[str, Any], container: dict[str, Any], image_config: dict[str, Any],
                    rootfs: str, cgroups_path: str,
-                   env: Mapping[str, str] | None = None) -> dict[str, Any]:
+                   env: Mapping[str, str] | None = None,
+                   volume_dirs: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The config.json of `container` of `pod` run from an unpacked image at `rootfs`; `env`
-    holds the kubelet's values of the container's env entries (fieldRefs resolved)."""
+    holds the kubelet's values of the container's env entries (fieldRefs resolved),
+    `volume_dirs` the directories the kubelet filled for configMap volumes (by volume)."""
     spec = pod["spec"]
     img = image_config.get("config") or {}
     argv = list(container.get("command") or img.get("Entrypoint") or [])
@@ -139,6 +151,6 @@ def runtime_config(pod: dict[str, Any], container: dict[str, Any], image_config:
         },
         "root": {"path": rootfs, "readonly": False},
         "hostname": pod["metadata"]["name"][:63],
-        "mounts": _base_mounts(privileged) + _volume_mounts(spec, container),
+        "mounts": _base_mounts(privileged) + _volume_mounts(spec, container, volume_dirs or {}),
         "linux": linux,
     }

@@ -1,9 +1,10 @@
 """One kubelet pod worker: admits, pulls, starts, watches and stops one runner pod.
 
 The worker owns the pod's status while the pod lives and publishes it through the store:
-Pending (ContainerCreating / ErrImagePull / ImagePullBackOff) -> Running -> Succeeded or
-Failed, with container states and exit codes; it enforces ``activeDeadlineSeconds``, restarts
-per ``restartPolicy``, and on graceful deletion stops the processes and then removes the pod.
+Pending (ContainerCreating, also while a configMap volume cannot be set up / ErrImagePull /
+ImagePullBackOff) -> Running -> Succeeded or Failed, with container states and exit codes; it
+enforces ``activeDeadlineSeconds``, restarts per ``restartPolicy``, and on graceful deletion
+stops the processes and then removes the pod. configMap volumes are set up first (volumes.py).
 Every status write checks that the node is still alive *inside the store lock*, so a worker
 racing with "node lost" can never overwrite the NodeLost status.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 import sys
 import threading
 import time
@@ -23,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import podstatus as ps
 from . import runc
+from .configmaps import MountError, materialize
 from .oci_spec import PodSpecError, grantable, runtime_config
 from .runtime import (
     ContainerProcess,
@@ -34,6 +37,7 @@ from .runtime import (
 )
 from .scheduler import node_affinity_matches
 from .timeutil import rfc3339
+from .volumes import MountPoints, configmap_mounts, in_mount_namespace
 
 if TYPE_CHECKING:
     from .kubelet import Kubelet, NodeState
@@ -74,6 +78,10 @@ class PodWorker:
         self.pod_ip = kubelet.allocate_ip(node)
         self.start_time = time.time()
         self.forced: tuple[str, str, str] | None = None  # phase, reason, message
+        self.volume_dirs: dict[str, str] | None = None  # configMap volume -> files; None: not yet
+        self.mount_retry = 0.0
+        self.mount_error = ""
+        self.mount_points = MountPoints()
         self.thread = threading.Thread(target=self._main, name=f"pod-{self.name}", daemon=True)
 
     # -- plumbing ------------------------------------------------------------------------
@@ -126,6 +134,8 @@ class PodWorker:
             for run in self.runs:
                 if run.process is not None:
                     run.process.kill()
+            self.mount_points.release()
+            shutil.rmtree(self._volume_root(), ignore_errors=True)
             if self._pod() is None or self.k.stopping.is_set():
                 self.k.ctx.logs.forget(self.uid)
 
@@ -139,8 +149,7 @@ class PodWorker:
                 self.wake.wait(self.k.start_delay)
             pod = self._pod()
             if pod is not None and not pod["metadata"].get("deletionTimestamp"):
-                for run in self.runs:
-                    self._try_start(run, pod)
+                self._start_when_mounted(pod)
                 self.publish()
         while not self.k.stopping.is_set():
             self.wake.wait(0.1)
@@ -155,6 +164,8 @@ class PodWorker:
                 return
             self._check_deadline(pod)
             self._sync(pod)
+            if self._phase() in ("Succeeded", "Failed"):
+                self.mount_points.release()  # no process of the pod is left to use them
             self.publish()
 
     def _admit(self, pod: Obj) -> bool:
@@ -172,6 +183,43 @@ class PodWorker:
         self.publish()
         self._event(pod, self.forced[1], self.forced[2], "Warning")
         return True
+
+    def _volume_root(self) -> Path:
+        return Path(self.k.workdir) / "pod-volumes" / self.uid
+
+    def _start_when_mounted(self, pod: Obj) -> None:
+        """Set up the pod's configMap volumes, then start its containers; until they can be
+        set up the containers wait in ContainerCreating (FailedMount events say why)."""
+        if self.volume_dirs is None and time.time() >= self.mount_retry:
+            self._mount_volumes(pod)
+        if self.volume_dirs is None:
+            return
+        for run in self.runs:
+            if run.kind == "waiting" and run.process is None:
+                self._try_start(run, pod)
+
+    def _mount_volumes(self, pod: Obj) -> None:
+        dirs = {}
+        try:
+            for volume in pod["spec"].get("volumes") or []:
+                if "configMap" not in volume:
+                    continue
+                name = (volume["configMap"] or {}).get("name", "")
+                cm = self.k.ctx.store.get("configmaps", self.ns, name)
+                target = self._volume_root() / volume["name"]
+                try:
+                    materialize(volume, cm, target)
+                except MountError as exc:
+                    raise MountError(f'MountVolume.SetUp failed for volume "{volume["name"]}" '
+                                     f": {exc}") from None
+                dirs[volume["name"]] = str(target)
+        except MountError as exc:
+            self.mount_retry = time.time() + self.k.pull_backoff
+            if str(exc) != self.mount_error:  # the real kubelet repeats it with backoff
+                self.mount_error = str(exc)
+                self._event(pod, "FailedMount", str(exc), "Warning")
+            return
+        self.volume_dirs = dirs
 
     def _try_start(self, run: ContainerRun, pod: Obj) -> None:
         c, faults = run.spec, self.k.ctx.faults
@@ -196,6 +244,10 @@ class PodWorker:
                 on_exit = functools.partial(self._oci_exited, bundle)
             else:
                 argv = resolve_argv(c, self.k.images, env)
+                mounts = configmap_mounts(c, self.volume_dirs or {})
+                if mounts:  # a process has no rootfs: its own mount namespace instead
+                    self.mount_points.acquire([target for _source, target in mounts])
+                    argv = in_mount_namespace(argv, mounts)
             if entry is not None and entry.oci is None and (
                     not c.get("command") or entry.replace_command):
                 env.update(entry.env)
@@ -233,7 +285,8 @@ class PodWorker:
         by oci_spec); an unsupported spec is a start error, as containerd would report it."""
         try:
             config = runtime_config(pod, c, dict(image.config), image.rootfs,
-                                    f"/kubepods/besteffort/pod{self.uid}/{cid}", env)
+                                    f"/kubepods/besteffort/pod{self.uid}/{cid}", env,
+                                    self.volume_dirs)
         except PodSpecError as exc:
             raise StartError(str(exc)) from None
         caps = config["process"]["capabilities"]
@@ -257,6 +310,8 @@ class PodWorker:
 
     def _sync(self, pod: Obj) -> None:
         now = time.time()
+        if self.volume_dirs is None and not self.forced:
+            self._start_when_mounted(pod)
         policy = pod["spec"].get("restartPolicy", "Always")
         for run in self.runs:
             proc = run.process
