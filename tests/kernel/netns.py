@@ -38,6 +38,24 @@ def netns_inode(pid: int | str = "self") -> int:
     return os.stat(f"/proc/{pid}/ns/net").st_ino
 
 
+def left_host_netns(pid: int, timeout: float = 30.0) -> int:
+    """The network namespace id of `pid` once it is not the host's (``unshare --net`` moves the
+    process after it starts)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ino = netns_inode(pid)
+        if ino != netns_inode():
+            return ino
+        time.sleep(0.05)
+    raise AssertionError(f"process {pid} never left the host's network namespace")
+
+
+def netns_run(pid: int, *cmd: str) -> str:
+    """Run `cmd` in the network namespace of `pid` (nsenter); its stdout."""
+    return subprocess.run(["nsenter", "-t", str(pid), "-n", *cmd], check=True,
+                          capture_output=True, text=True, timeout=60).stdout
+
+
 def endpoint(data: dict[str, Any], prefix: str) -> tuple[str, int, int]:
     """(address, port, IP protocol number) of the L4 endpoint ``prefix`` of a record, as the
     runner decoded it; its `addr:port` field must say the same."""

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import secrets
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import needs_root_btf, needs_unshare
+from tests.kernel.netns import left_host_netns, netns_run
 from tests.kernel.runner_proc import Record, RunnerProcess, python_argv, wait_exit
 from tests.workloads import sleeping_container
 
@@ -32,19 +31,6 @@ SEND = ("import socket, sys\n"
         "    s.sendto(b'x' * 100, ('10.214.9.2', 9))\n")
 
 
-def _netns_of(pid: int) -> int:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:  # wait until unshare has moved the process
-        ino = os.stat(f"/proc/{pid}/ns/net").st_ino
-        if ino != os.stat("/proc/self/ns/net").st_ino:
-            return ino
-        time.sleep(0.05)
-    raise AssertionError(f"process {pid} never left the host's network namespace")
-
-
-def _in_ns(pid: int, *cmd: str) -> str:
-    return subprocess.run(["nsenter", "-t", str(pid), "-n", *cmd], check=True,
-                          capture_output=True, text=True, timeout=60).stdout
 
 
 @contextlib.contextmanager
@@ -54,16 +40,16 @@ def _veth_pair() -> Iterator[tuple[int, int, str, int]]:
     procs = [subprocess.Popen(["unshare", "--net", "sleep", "1000"]) for _ in range(2)]
     try:
         sender, peer = (p.pid for p in procs)
-        netns = _netns_of(sender)
-        _netns_of(peer)
+        netns = left_host_netns(sender)
+        left_host_netns(peer)
         subprocess.run(["ip", "link", "add", mine, "netns", str(sender), "type", "veth",
                         "peer", "name", peer_if, "netns", str(peer)], check=True, timeout=60)
         for pid, ifname, addr in ((sender, mine, "10.214.9.1/24"),
                                   (peer, peer_if, "10.214.9.2/24")):
-            _in_ns(pid, "ip", "addr", "add", addr, "dev", ifname)
-            _in_ns(pid, "ip", "link", "set", ifname, "up")
-        _in_ns(sender, "tc", "qdisc", "add", "dev", mine, "root", "handle", "1:", "htb")
-        ifindex = int(_in_ns(sender, "ip", "-o", "link", "show", "dev", mine).split(":")[0])
+            netns_run(pid, "ip", "addr", "add", addr, "dev", ifname)
+            netns_run(pid, "ip", "link", "set", ifname, "up")
+        netns_run(sender, "tc", "qdisc", "add", "dev", mine, "root", "handle", "1:", "htb")
+        ifindex = int(netns_run(sender, "ip", "-o", "link", "show", "dev", mine).split(":")[0])
         yield sender, netns, mine, ifindex
     finally:
         for p in procs:
@@ -104,7 +90,7 @@ def test_packets_through_a_qdisc(built_gadgets: dict[str, Path]) -> None:
             assert wait_exit(send, 60) == 0
             counted, enough = _counter(netns, ifindex)
             every.wait_for(enough, 60, f"{PACKETS} packets in the interface's histograms")
-            link = json.loads(_in_ns(sender, "ip", "-j", "-s", "link", "show", "dev", ifname))
+            link = json.loads(netns_run(sender, "ip", "-j", "-s", "link", "show", "dev", ifname))
             sent = link[0]["stats64"]["tx"]["packets"]
             in_container, enough = _counter(netns, ifindex)
             selected.wait_for(enough, 60, f"{PACKETS} packets of the selected container")

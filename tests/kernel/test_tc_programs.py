@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import TEST_GADGETS_SRC, needs_root_btf, needs_unshare
+from tests.kernel.netns import left_host_netns, netns_run
 from tests.kernel.runner_proc import RunnerProcess, python_argv, wait_exit
 from tests.workloads import ContainerWorkload, run_in_container
 
@@ -74,19 +75,6 @@ USER_FILTER = ("protocol", "all", "prio", "7", "u32", "match", "u32", "0", "0",
                "classid", "1:7")
 
 
-def _ns_of(pid: int) -> int:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:  # wait until unshare has moved the process
-        ino = os.stat(f"/proc/{pid}/ns/net").st_ino
-        if ino != os.stat("/proc/self/ns/net").st_ino:
-            return ino
-        time.sleep(0.05)
-    raise AssertionError(f"process {pid} never left the host's network namespace")
-
-
-def _in_ns(pid: int, *cmd: str) -> str:
-    return subprocess.run(["nsenter", "-t", str(pid), "-n", *cmd], check=True,
-                          capture_output=True, text=True).stdout
 
 
 def _has_tcx() -> bool:
@@ -110,7 +98,7 @@ class Box:
         return (self.mine, *self.extra)
 
     def tc(self, *args: str) -> Any:
-        return json.loads(_in_ns(self.box.pid, "tc", "-j", *args) or "[]")
+        return json.loads(netns_run(self.box.pid, "tc", "-j", *args) or "[]")
 
     def bpf_filters(self, dev: str) -> list[dict[str, Any]]:
         """The bpf filters on both sides of `dev` (entries with options: the filters)."""
@@ -122,7 +110,7 @@ class Box:
         return any(q.get("kind") == "clsact" for q in self.tc("qdisc", "show", "dev", dev))
 
     def tcx_programs(self, dev: str) -> tuple[int, int]:
-        out = _in_ns(self.box.pid, *python_argv(TCX_QUERY), dev).split()
+        out = netns_run(self.box.pid, *python_argv(TCX_QUERY), dev).split()
         return int(out[0]), int(out[1])
 
     def user_filters(self) -> list[dict[str, Any]]:
@@ -147,18 +135,18 @@ def _veth_box() -> Iterator[Box]:
                             stdout=subprocess.PIPE)
     try:
         with run_in_container(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE) as box:
-            netns = _ns_of(box.pid)
-            _ns_of(peer.pid)
+            netns = left_host_netns(box.pid)
+            left_host_netns(peer.pid)
             assert peer.stdout is not None and peer.stdout.readline() == b"ready\n"
             subprocess.run(["ip", "link", "add", mine, "netns", str(box.pid), "type", "veth",
                             "peer", "name", peer_if, "netns", str(peer.pid)], check=True)
             for pid, ifname, addr in ((box.pid, mine, "10.213.7.1/24"),
                                       (peer.pid, peer_if, "10.213.7.2/24")):
-                _in_ns(pid, "ip", "addr", "add", addr, "dev", ifname)
-                _in_ns(pid, "ip", "link", "set", ifname, "up")
-            _in_ns(box.pid, "ip", "link", "add", extra[0], "type", "veth", "peer", "name",
-                   extra[1])
-            ifindex = int(_in_ns(box.pid, "ip", "-o", "link", "show", "dev", mine).split(":")[0])
+                netns_run(pid, "ip", "addr", "add", addr, "dev", ifname)
+                netns_run(pid, "ip", "link", "set", ifname, "up")
+            netns_run(box.pid, "ip", "link", "add", extra[0], "type", "veth", "peer", "name",
+                      extra[1])
+            ifindex = int(netns_run(box.pid, "ip", "-o", "link", "show", "dev", mine).split(":")[0])
             yield Box(box, mine, ifindex, netns, extra)
     finally:
         peer.kill()
@@ -228,8 +216,8 @@ def test_a_sigkilled_runner_leaves_nothing_with_tcx(
         build_gadget: Callable[[Path], Path]) -> None:
     gadget = build_gadget(TEST_GADGETS_SRC / "tc_packets")
     with _veth_box() as b:
-        _in_ns(b.box.pid, "tc", "qdisc", "add", "dev", b.mine, "clsact")
-        _in_ns(b.box.pid, "tc", "filter", "add", "dev", b.mine, "ingress", *USER_FILTER)
+        netns_run(b.box.pid, "tc", "qdisc", "add", "dev", b.mine, "clsact")
+        netns_run(b.box.pid, "tc", "filter", "add", "dev", b.mine, "ingress", *USER_FILTER)
         user = b.user_filters()
         assert user
         with _runner(gadget, b) as runner:
@@ -249,8 +237,8 @@ def test_filters_a_killed_qdisc_runner_left_are_removed_by_the_next_only(
     gadget = build_gadget(TEST_GADGETS_SRC / "tc_packets")
     qdisc = ("--tc-attach", "qdisc")
     with _veth_box() as b:
-        _in_ns(b.box.pid, "tc", "qdisc", "add", "dev", b.mine, "clsact")
-        _in_ns(b.box.pid, "tc", "filter", "add", "dev", b.mine, "ingress", *USER_FILTER)
+        netns_run(b.box.pid, "tc", "qdisc", "add", "dev", b.mine, "clsact")
+        netns_run(b.box.pid, "tc", "filter", "add", "dev", b.mine, "ingress", *USER_FILTER)
         user = b.user_filters()
         with _runner(gadget, b, *qdisc) as killed:
             killed.wait_schema()
