@@ -3,11 +3,14 @@
 The whole chain runs for real except the API server: the client (`python -m kubectl_gadget`, a
 real process) talks HTTP to fakekube, whose process-kubelet runs each runner pod as
 `python -m node_runner ...` on this machine (real eBPF), and target pods are real processes in
-their own mount namespace and containerd-shaped cgroup (tests/workloads.py), so the runner's
-/proc-based container resolution and the in-kernel mount-namespace filter run for real.
+their own mount namespace and containerd-shaped cgroup (tests/workloads.py), or with
+`targets="runc"` real runc containers with containerd's bundle and cgroup layout
+(runc_targets.py), so the runner's /proc-based container resolution and the in-kernel
+mount-namespace filter run for real.
 
-- `gadget_cluster` / `make_gadget_cluster(nodes=...)`: a `GadgetCluster` (fakekube + target
-  workloads + runner image mapped + privileged `gadget` namespace).
+- `gadget_cluster` / `make_gadget_cluster(nodes=..., targets=...)`: a `GadgetCluster` (fakekube
+  + target workloads + runner image mapped + privileged `gadget` namespace); `targets`
+  defaults to $KUBECTL_GADGET_TEST_TARGETS ("process" when unset, or "runc").
 - `no_runner_leftovers`: teardown check that no pod labelled
   `app.kubernetes.io/managed-by=kubectl-gadget` remains in any namespace; test modules make it
   autouse with ``pytestmark = pytest.mark.usefixtures("no_runner_leftovers")``.
@@ -40,12 +43,14 @@ import pytest
 
 from kubectl_gadget.cluster.runner_pod import DEFAULT_IMAGE, MANAGED_BY, MANAGER, SESSION_LABEL
 from tests.cluster.fakekube import FakeCluster, NodeSpec
+from tests.cluster.runc_targets import RuncWorkloads, runc_available
 from tests.workloads import ContainerWorkload, sleeping_container
 
 ROOT = Path(__file__).resolve().parents[2]
 GADGETS = ROOT / "build" / "gadgets"
 TRACE_EXEC = str(GADGETS / "trace_exec")
 RUNNER_NAMESPACE = "gadget"
+TARGETS_ENV = "KUBECTL_GADGET_TEST_TARGETS"  # default of `targets`: "process" or "runc"
 Obj = dict[str, Any]
 
 
@@ -128,6 +133,18 @@ class Workloads:
             self.by_pod.clear()
         for stack in stacks:
             stack.close()
+
+
+def target_runtime(targets: str | None) -> Workloads | RuncWorkloads:
+    """The hook backing target pods: "process" (Workloads) or "runc" (RuncWorkloads)."""
+    kind = targets or os.environ.get(TARGETS_ENV) or "process"
+    if kind == "runc":
+        if not runc_available():
+            pytest.skip("target pods as runc containers need runc, which is not installed")
+        return RuncWorkloads()
+    if kind != "process":
+        raise ValueError(f"targets={kind!r}: expected 'process' or 'runc'")
+    return Workloads()
 
 
 class GadgetClient:
@@ -241,7 +258,7 @@ class GadgetClient:
 class GadgetCluster:
     """fakekube with real target workloads, the runner image mapped and a `gadget` namespace."""
 
-    def __init__(self, cluster: FakeCluster, workloads: Workloads) -> None:
+    def __init__(self, cluster: FakeCluster, workloads: Workloads | RuncWorkloads) -> None:
         self.cluster, self.workloads = cluster, workloads
         self.clients: list[GadgetClient] = []
         cluster.map_image(DEFAULT_IMAGE, [sys.executable, "-m", "node_runner"], cwd=str(ROOT))
@@ -324,9 +341,11 @@ class GadgetClusterFactory:
         self.made: list[GadgetCluster] = []
 
     def __call__(self, nodes: Sequence[str | NodeSpec] = ("node-a", "node-b", "node-c"),
-                 privileged_namespace: bool = True, **options: Any) -> GadgetCluster:
-        """`privileged_namespace=False` creates `gadget` without the PSA enforce label."""
-        runtime = Workloads()
+                 privileged_namespace: bool = True, targets: str | None = None,
+                 **options: Any) -> GadgetCluster:
+        """`privileged_namespace=False` creates `gadget` without the PSA enforce label;
+        `targets`: "process" or "runc" (default: $KUBECTL_GADGET_TEST_TARGETS, else process)."""
+        runtime = target_runtime(targets)
         try:
             cluster = self._make_fake_cluster(nodes=list(nodes), target_runtime=runtime,
                                               **options)
