@@ -5,13 +5,15 @@ headers); one with `program.bpf.o` is used as is; an in-tree gadget name (`trace
 compiled from the checkout when there is one, else taken from the copy prebuilt into the
 installed package (wheel or one-file binary: no clang needed); anything else is an image
 reference for the runner to pull. Resolved once, into a plain value, before anything starts.
+On a cluster a directory's built files go to the runner pods in a ConfigMap
+(cluster/gadget_files); in-tree names and images are what the runners get.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from kubectl_gadget.errors import GadgetInvalid, UsageError
@@ -28,6 +30,7 @@ class ResolvedGadget:
     arg: str
     runner_gadget: str  # what the runner gets as --gadget: a built dir or an image reference
     spec: GadgetSpec | None  # known when the gadget is on this machine
+    local_dir: bool = False  # GADGET named a directory here: a cluster run ships its files
 
 
 def _spec(path: Path, name: str) -> GadgetSpec:
@@ -61,9 +64,10 @@ def resolve_gadget(arg: str, cluster: bool = False) -> ResolvedGadget:
     path = Path(arg)
     if _is_dir(arg):
         if build.is_built_dir(path):
-            return ResolvedGadget(arg, str(path.resolve()), _spec(path, path.resolve().name))
+            return ResolvedGadget(arg, str(path.resolve()), _spec(path, path.resolve().name),
+                                  True)
         if build.is_source_dir(path):
-            return _compile(arg, path)
+            return replace(_compile(arg, path), local_dir=True)
         raise GadgetInvalid(f"{arg} is a directory but holds neither {build.SOURCE_FILE} nor "
                           f"{build.OBJECT_FILE}")
     if arg.startswith((".", "/")) and not os.path.exists(arg):

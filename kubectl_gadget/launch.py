@@ -16,7 +16,7 @@ from typing import Any
 
 from kubectl_gadget.array_flags import ArrayFlags, check_array_flags, check_sort_fields
 from kubectl_gadget.errors import UsageError
-from kubectl_gadget.gadget_arg import resolve_gadget
+from kubectl_gadget.gadget_arg import ResolvedGadget, resolve_gadget
 from kubectl_gadget.image.run_flags import ImageRunFlags, precheck
 from kubectl_gadget.local import LocalNode
 from kubectl_gadget.params import parse_param_flags, parse_param_options, runner_param_args
@@ -96,7 +96,7 @@ def launch(req: RunRequest, make_pipeline: Callable[[Operators], Pipeline] | Non
             if req.operators.mode == "none":  # nothing on stdout: say what was seen (cluster
                 _local_summary(pipeline)       # runs end with their summary anyway)
         else:
-            code = _run_cluster(req, resolved.runner_gadget, args, pipeline)
+            code = _run_cluster(req, resolved, args, pipeline)
     finally:
         if owners is not None:
             owners.stop()
@@ -140,18 +140,20 @@ def _run_local(req: RunRequest, gadget: str, args: list[str], pipeline: Pipeline
     return Session([node], pipeline, timeout=req.timeout, diag=pipeline.diag).run()
 
 
-def _run_cluster(req: RunRequest, gadget: str, args: list[str], pipeline: Pipeline) -> int:
-    if os.path.isdir(gadget):
-        pipeline.diag(f"note: runner pods will read the gadget from {gadget} on "
-                    "their node; for a real cluster build and push it as an image "
-                    "(kubectl gadget image build/push)")
+def _run_cluster(req: RunRequest, resolved: ResolvedGadget, args: list[str],
+                 pipeline: Pipeline) -> int:
     # Cluster runs only: the Kubernetes client costs ~0.2 s of start-up that --local never pays.
     from kubectl_gadget.cluster.cli import runner_settings
+    from kubectl_gadget.cluster.gadget_files import GadgetFiles
     from kubectl_gadget.cluster.kube import Kube, KubeConfig
     from kubectl_gadget.cluster.owners import EndpointOwners
     from kubectl_gadget.cluster.session import ClusterRun, run_cluster
     from kubectl_gadget.cluster.targets import Selection
 
+    files = None
+    if resolved.local_dir:  # no node has the client's path: its files go in a ConfigMap
+        files = GadgetFiles.from_dir(req.gadget, resolved.runner_gadget,
+                                     resolved.spec.name if resolved.spec else None)
     if pipeline.can_forward():  # as for --local; the target gate reads two keys of each event
         pipeline.forward = True
         args += ["--nested-data"]
@@ -161,6 +163,8 @@ def _run_cluster(req: RunRequest, gadget: str, args: list[str], pipeline: Pipeli
         pipeline.owners.connect(kube)
     sel = Selection(None if req.all_namespaces else (req.namespace or kube.namespace),
                     req.selector, req.podname, req.container_names, req.nodes)
-    plan = ClusterRun(sel, runner_settings(cluster, req.timeout), gadget, tuple(args),
-                      req.timeout, float(cluster["startup_timeout"]), verbose=req.verbose)
+    plan = ClusterRun(sel, runner_settings(cluster, req.timeout),
+                      files.runner_path if files else resolved.runner_gadget, tuple(args),
+                      req.timeout, float(cluster["startup_timeout"]), verbose=req.verbose,
+                      files=files)
     return run_cluster(kube, plan, pipeline, diag=pipeline.diag)

@@ -4,7 +4,9 @@
 label and a session label, whose name has our prefix. A foreign pod with a similar name or a
 copied label set is kept and reported. Of our pods it deletes only orphans: sessions whose
 client stopped renewing them or whose deadline passed (see `liveness`); `--all` takes live
-sessions too. The trap avoided: a cleanup command that deletes by name pattern and takes
+sessions too. A shipped gadget directory's ConfigMap (same labels, component
+`gadget-files`) goes when its deadline passed or no live runner pod of its session is left.
+The trap avoided: a cleanup command that deletes by name pattern and takes
 someone else's pod, or a running session, with it.
 """
 
@@ -17,18 +19,20 @@ from typing import Any
 
 import click
 
-from kubectl_gadget.cluster.liveness import age, liveness
+from kubectl_gadget.cluster.liveness import STALE_AFTER, age, liveness
 from kubectl_gadget.cluster.runner_pod import (
     COMPONENT,
     COMPONENT_LABEL,
     DEFAULT_IMAGE,
     DEFAULT_NAMESPACE,
+    FILES_COMPONENT,
     GADGET,
     MANAGED_BY,
     MANAGER,
     NODE_LABEL,
     SESSION_LABEL,
     RunnerSettings,
+    configmap_name,
 )
 from kubectl_gadget.numflags import MAX_SECONDS, SECONDS, Count
 
@@ -135,13 +139,14 @@ Examples:
 @kube_options
 def gc(dry_run: bool, everything: bool, gadget_namespace: str, all_namespaces: bool,
        **kube_flags: Any) -> None:
-    """Delete runner pods left behind (by a killed client, for example)."""
+    """Delete runner pods (and gadget ConfigMaps) left behind, by a killed client say."""
     from kubectl_gadget.cluster.kube import Kube, KubeConfig  # the Kubernetes client: ~0.2 s
 
     kube = Kube(KubeConfig.pop(kube_flags))
     pods = kube.list_pods(None if all_namespaces else gadget_namespace,
                           label_selector=f"{MANAGED_BY}={MANAGER}")
-    found = 0
+    found = _gc_files(kube, None if all_namespaces else gadget_namespace, pods, dry_run,
+                      everything)
     for pod in pods:
         meta = pod["metadata"]
         where = f"{meta.get('namespace')}/{meta.get('name')}"
@@ -160,6 +165,61 @@ def gc(dry_run: bool, everything: bool, gadget_namespace: str, all_namespaces: b
             click.echo(f"deleted {where}")
     if not found:
         click.echo("no leftover runner pods", err=True)
+
+
+def files_orphaned(cm: dict[str, Any], pods: list[dict[str, Any]],
+                   now: float | None = None) -> str:
+    """Why a shipped gadget's ConfigMap is left over ("" when its session is alive): its
+    deadline passed, or no live runner pod of its session remains (and it is older than a
+    session needs to create them)."""
+    now = time.time() if now is None else now
+    meta = cm.get("metadata", {})
+    session = (meta.get("labels") or {}).get(SESSION_LABEL)
+    alive = liveness({"metadata": {"annotations": meta.get("annotations") or {}},
+                      "status": {}}, now)
+    if alive.deadline is not None and now >= alive.deadline:
+        return "deadline passed"
+    mine = [p for p in pods if (p["metadata"].get("labels") or {}).get(SESSION_LABEL) == session
+            and p["metadata"].get("namespace") == meta.get("namespace")]
+    if any(not liveness(p, now).orphaned for p in mine):
+        return ""
+    if not mine and alive.created is not None and now - alive.created <= STALE_AFTER:
+        return ""  # its session is still creating its pods
+    return "its session's runner pods are gone" if not mine else "its session is orphaned"
+
+
+def _gc_files(kube: Any, namespace: str | None, pods: list[dict[str, Any]], dry_run: bool,
+              everything: bool) -> int:
+    """The ConfigMaps of shipped gadget directories left behind; how many were taken."""
+    from kubectl_gadget.cluster.kube import Forbidden
+
+    try:
+        cms = kube.list_configmaps(namespace, label_selector=f"{MANAGED_BY}={MANAGER}")
+    except Forbidden as exc:
+        click.echo(f"warning: not looking for leftover gadget ConfigMaps: {exc}", err=True)
+        return 0
+    found = 0
+    for cm in cms:
+        meta = cm["metadata"]
+        where = f"{meta.get('namespace')}/{meta.get('name')}"
+        labels = meta.get("labels") or {}
+        session = labels.get(SESSION_LABEL)
+        if not (labels.get(COMPONENT_LABEL) == FILES_COMPONENT and session
+                and meta.get("name") == configmap_name(session)):
+            click.echo(f"keeping configmap {where}: labelled like ours but not a gadget's "
+                       "files", err=True)
+            continue
+        why = files_orphaned(cm, pods)
+        if not why and not everything:
+            click.echo(f"keeping configmap {where}: its session is running (--all to delete "
+                       "it anyway)", err=True)
+            continue
+        found += 1
+        if dry_run:
+            click.echo(f"would delete configmap {where}")
+        elif kube.delete_configmap(meta["namespace"], meta["name"]):
+            click.echo(f"deleted configmap {where}")
+    return found
 
 
 @click.command("list")

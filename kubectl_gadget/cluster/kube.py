@@ -189,6 +189,38 @@ class Kube:
         return dict(self._call(doing, self.core.create_namespaced_pod, namespace, body,
                                **kwargs))
 
+    def create_configmap(self, namespace: str, body: Mapping[str, Any],
+                         dry_run: bool = False) -> dict[str, Any]:
+        name = body.get("metadata", {}).get("name", "")
+        kwargs = {"dry_run": "All"} if dry_run else {}
+        doing = f"{'checking' if dry_run else 'creating'} configmap {name} in namespace " \
+            f"{namespace}"
+        return dict(self._call(doing, self.core.create_namespaced_config_map, namespace, body,
+                               **kwargs))
+
+    def delete_configmap(self, namespace: str, name: str, dry_run: bool = False) -> bool:
+        """Delete a ConfigMap; False when it does not exist (a dry run checks the right to)."""
+        kwargs = {"dry_run": "All"} if dry_run else {}
+        try:
+            self._call(f"deleting configmap {namespace}/{name}",
+                       self.core.delete_namespaced_config_map, name, namespace, **kwargs)
+            return True
+        except NotFound:
+            return False
+
+    def list_configmaps(self, namespace: str | None,
+                        label_selector: str = "") -> list[dict[str, Any]]:
+        where = f"in namespace {namespace}" if namespace else "in all namespaces"
+        if namespace:
+            data = self._call(f"listing configmaps {where}",
+                              self.core.list_namespaced_config_map, namespace,
+                              label_selector=label_selector)
+        else:
+            data = self._call(f"listing configmaps {where}",
+                              self.core.list_config_map_for_all_namespaces,
+                              label_selector=label_selector)
+        return list(data.get("items") or [])
+
     def read_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
             return dict(self._call(f"reading pod {namespace}/{name}",

@@ -18,7 +18,8 @@ Host access: hostPID (the host's /proc, to map containers to mount namespaces); 
 AppArmor unconfined (the default profiles refuse bpf() and perf_event_open()); read-only host
 mounts of the runtime state directories under /host; tracefs and debugfs from the host
 (read-write: attaching a tracepoint writes to tracefs). No service-account token: the runner
-never calls the API. Lifetime: `restartPolicy: Never` (a failing probe never runs twice) and
+never calls the API. A gadget directory of the client's machine comes as a ConfigMap volume,
+read-only (gadget_files). Lifetime: `restartPolicy: Never` (a failing probe never runs twice) and
 `activeDeadlineSeconds`, so a pod outlives a SIGKILLed client by at most its deadline.
 """
 
@@ -39,6 +40,7 @@ SESSION_LABEL = "kubectl-gadget.io/session"
 NODE_LABEL = "kubectl-gadget.io/node"
 COMPONENT_LABEL = "app.kubernetes.io/component"
 COMPONENT = "runner"
+FILES_COMPONENT = "gadget-files"  # the ConfigMap of a shipped gadget directory (gadget_files)
 CREATED_AT = "kubectl-gadget.io/created-at"
 DEADLINE = "kubectl-gadget.io/deadline"
 RENEWED_AT = "kubectl-gadget.io/renewed-at"  # the client's liveness signal (cluster/liveness.py)
@@ -88,6 +90,11 @@ def pod_name(session: str, node: str) -> str:
     return name
 
 
+def configmap_name(session: str) -> str:
+    """The ConfigMap holding a shipped gadget directory's files for `session`."""
+    return f"gadget-{session}-files"
+
+
 def runner_margin(deadline_seconds: int) -> int:
     """How much earlier than the pod's deadline the runner stops by itself: so its own
     deadline, which drains and writes `end`, wins the race against the kubelet's kill."""
@@ -110,8 +117,11 @@ def _security(settings: RunnerSettings) -> dict[str, Any]:
 
 
 def runner_pod(settings: RunnerSettings, session: str, node: str, args: list[str],
-               gadget: str, now: float) -> dict[str, Any]:
-    """The manifest of the runner pod of `session` on `node`, running `node-runner ARGS`."""
+               gadget: str, now: float,
+               volumes: tuple[tuple[dict[str, Any], dict[str, Any]], ...] = ()
+               ) -> dict[str, Any]:
+    """The manifest of the runner pod of `session` on `node`, running `node-runner ARGS`;
+    `volumes` adds (volume, volumeMount) pairs (a shipped gadget's ConfigMap)."""
     labels = {MANAGED_BY: MANAGER, COMPONENT_LABEL: COMPONENT, SESSION_LABEL: session,
               NODE_LABEL: label_value(node), **dict(settings.extra_labels)}
     deadline = now + settings.deadline_seconds
@@ -135,9 +145,10 @@ def runner_pod(settings: RunnerSettings, session: str, node: str, args: list[str
             "resources": {"requests": {"cpu": "100m", "memory": "128Mi"},
                           "limits": {"memory": "1Gi"}},
             "volumeMounts": [{"name": n, "mountPath": m, "readOnly": ro}
-                             for n, _h, m, ro in HOST_MOUNTS],
+                             for n, _h, m, ro in HOST_MOUNTS] + [m for _v, m in volumes],
         }],
-        "volumes": [{"name": n, "hostPath": {"path": h}} for n, h, _m, _ro in HOST_MOUNTS],
+        "volumes": [{"name": n, "hostPath": {"path": h}} for n, h, _m, _ro in HOST_MOUNTS]
+        + [v for v, _m in volumes],
     }
     if settings.tolerate_taints:
         spec["tolerations"] = [{"operator": "Exists"}]

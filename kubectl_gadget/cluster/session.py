@@ -5,7 +5,9 @@ matters and is the point of this module: every input is checked and the targets 
 (read-only) before anything is created; a server-side dry run of one runner pod turns a Pod
 Security or RBAC refusal into one message naming the label or role to apply, before any pod
 exists; and whatever happens after the first pod is created, every pod of the session is
-deleted before returning (the session watch confirms they are gone).
+deleted before returning (the session watch confirms they are gone). A local gadget
+directory's ConfigMap (gadget_files) is checked the same way, created before the pods and
+deleted after them, on every way out (Ctrl-C, errors).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+from kubectl_gadget.cluster import gadget_files
 from kubectl_gadget.cluster.follow import Follower, TargetGate
 from kubectl_gadget.cluster.kube import Forbidden, Kube
 from kubectl_gadget.cluster.liveness import Renewer
@@ -45,6 +48,21 @@ class ClusterRun:
     startup_timeout: float = 120.0
     session: str = field(default_factory=lambda: secrets.token_hex(4))
     verbose: bool = False  # -v: every node without a runner on its own line
+    files: gadget_files.GadgetFiles | None = None  # a local gadget directory, shipped
+
+    @property
+    def shown_gadget(self) -> str:
+        """The gadget as `list` shows it (a shipped directory by its name)."""
+        return self.files.name if self.files is not None else self.gadget
+
+    def volumes(self) -> tuple[tuple[dict, dict], ...]:
+        if self.files is None:
+            return ()
+        return ((self.files.volume(self.session), gadget_files.volume_mount()),)
+
+    def pod(self, plan: NodePlan, now: float) -> dict:
+        return runner_pod(self.settings, self.session, plan.node, _node_args(plan, self),
+                          self.shown_gadget, now, self.volumes())
 
 
 def namespace_help(ns: str) -> str:
@@ -52,8 +70,9 @@ def namespace_help(ns: str) -> str:
             f"kubectl label namespace {ns} {PSA_LABEL}=privileged")
 
 
-RBAC_HELP = ("the user needs, in that namespace: pods create/get/list/watch/delete and "
-             "pods/log get; and cluster-wide: nodes list, pods list (see README, 'RBAC')")
+RBAC_HELP = ("the user needs, in that namespace: pods create/get/list/watch/patch/delete and "
+             "pods/log get (and configmaps create/delete for a local gadget directory); and "
+             "cluster-wide: nodes list, pods list (see README, 'What the cluster needs')")
 
 
 def preflight(kube: Kube, run: ClusterRun, sample: dict) -> None:
@@ -118,10 +137,31 @@ def run_cluster(kube: Kube, run: ClusterRun, pipeline: Pipeline, diag=stderr_dia
     describe_plan(plan, diag, run.verbose)
     if not plan.nodes:
         raise GadgetError("no node to run on: " + "; ".join(f"{n}: {w}" for n, w in plan.skipped))
+    if run.files is not None:
+        wrong = {p.node: plan.arch(p.node) for p in plan.nodes
+                 if plan.arch(p.node) not in ("", run.files.arch)}
+        if wrong:
+            raise GadgetError(gadget_files.arch_error(run.files, wrong))
     now = time.time()
-    manifests = [(p, runner_pod(run.settings, run.session, p.node, _node_args(p, run),
-                                run.gadget, now)) for p in plan.nodes]
+    manifests = [(p, run.pod(p, now)) for p in plan.nodes]
     preflight(kube, run, manifests[0][1])
+    files = run.files.manifest(run.settings, run.session, now) if run.files else None
+    if run.files is not None and files is not None:
+        gadget_files.preflight(kube, run.files, files)
+    shipped = False
+    try:
+        if files is not None:
+            with gadget_files.interrupts_deferred():
+                kube.create_configmap(run.settings.namespace, files)
+                shipped = True
+        return _run_pods(kube, run, plan, manifests, pipeline, diag, status)
+    finally:
+        if shipped:  # after the pods: every pod of the session is gone by now
+            gadget_files.remove(kube, run.settings.namespace, run.session, diag)
+
+
+def _run_pods(kube: Kube, run: ClusterRun, plan: TargetPlan, manifests: list[tuple[NodePlan, dict]],
+              pipeline: Pipeline, diag, status: StatusLine | None) -> int:
     watch = SessionWatch(kube, run.settings.namespace, run.session, diag)
     watch.status = status.set if status is not None else None
     watch.start()
@@ -136,8 +176,12 @@ def run_cluster(kube: Kube, run: ClusterRun, pipeline: Pipeline, diag=stderr_dia
         pipeline.gate = gate
 
         def new_runner(p: NodePlan) -> None:
-            manifest = runner_pod(run.settings, run.session, p.node, _node_args(p, run),
-                                  run.gadget, time.time())
+            arch = plan.arch(p.node)
+            if run.files is not None and arch not in ("", run.files.arch):
+                diag(f"node {p.node}: no runner: "
+                     f"{gadget_files.arch_error(run.files, {p.node: arch})}")
+                return
+            manifest = run.pod(p, time.time())
             session.add_node(PodNode(kube, watch, manifest, p.node, run.startup_timeout))
 
         follower = Follower(kube, run.selection, gate, plan.eligible,

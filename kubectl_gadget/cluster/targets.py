@@ -73,6 +73,10 @@ class TargetPlan:
     skipped: tuple[tuple[str, str], ...] = ()  # (node, why no runner)
     notes: tuple[str, ...] = field(default=())
     eligible: tuple[str, ...] = ()  # nodes that could run a runner
+    arches: tuple[tuple[str, str], ...] = ()  # (node, node.status.nodeInfo.architecture)
+
+    def arch(self, node: str) -> str:
+        return dict(self.arches).get(node, "")
 
 
 def _node_ready(node: Mapping[str, Any]) -> bool:
@@ -105,7 +109,14 @@ def pod_containers(pod: Mapping[str, Any], names: Iterable[str] = ()) -> list[Ta
     return out
 
 
-def _eligible_nodes(kube: PodLister, sel: Selection) -> tuple[list[str], list[tuple[str, str]]]:
+def _arches(nodes: list[dict[str, Any]]) -> tuple[tuple[str, str], ...]:
+    return tuple((str(n.get("metadata", {}).get("name", "")),
+                  str(((n.get("status") or {}).get("nodeInfo") or {}).get("architecture") or ""))
+                 for n in nodes)
+
+
+def _eligible_nodes(kube: PodLister, sel: Selection) -> tuple[list[str], list[tuple[str, str]],
+                                                               tuple[tuple[str, str], ...]]:
     nodes = kube.list_nodes()
     known = {n.get("metadata", {}).get("name", "") for n in nodes}
     missing = [n for n in sel.nodes if n not in known]
@@ -124,14 +135,14 @@ def _eligible_nodes(kube: PodLister, sel: Selection) -> tuple[list[str], list[tu
             skipped.append((name, "node is not Ready"))
         else:
             usable.append(name)
-    return sorted(usable), skipped
+    return sorted(usable), skipped, _arches(nodes)
 
 
 def resolve_targets(kube: PodLister, sel: Selection) -> TargetPlan:
-    usable, skipped = _eligible_nodes(kube, sel)
+    usable, skipped, arches = _eligible_nodes(kube, sel)
     if not sel.narrows:
         return TargetPlan(tuple(NodePlan(n, whole_host=True) for n in usable), tuple(skipped),
-                          eligible=tuple(usable))
+                          eligible=tuple(usable), arches=arches)
     field_sel = f"metadata.name={sel.pod}" if sel.pod else ""
     pods = kube.list_pods(sel.namespace, sel.label_selector, field_sel)
     by_node: dict[str, list[TargetContainer]] = {}
@@ -157,4 +168,4 @@ def resolve_targets(kube: PodLister, sel: Selection) -> TargetPlan:
         if node not in by_node:
             skipped.append((node, NO_TARGETS))
     plans = tuple(NodePlan(n, tuple(by_node[n])) for n in sorted(by_node))
-    return TargetPlan(plans, tuple(skipped), tuple(notes), tuple(usable))
+    return TargetPlan(plans, tuple(skipped), tuple(notes), tuple(usable), arches)

@@ -11,7 +11,7 @@ mount-namespace filter run for real.
 - `gadget_cluster` / `make_gadget_cluster(nodes=..., targets=...)`: a `GadgetCluster` (fakekube
   + target workloads + runner image mapped + privileged `gadget` namespace); `targets`
   defaults to $KUBECTL_GADGET_TEST_TARGETS ("process" when unset, or "runc").
-- `no_runner_leftovers`: teardown check that no pod labelled
+- `no_runner_leftovers`: teardown check that no pod or ConfigMap labelled
   `app.kubernetes.io/managed-by=kubectl-gadget` remains in any namespace; test modules make it
   autouse with ``pytestmark = pytest.mark.usefixtures("no_runner_leftovers")``.
 - `GadgetClient`: one client process, its stdout parsed as JSON events (flattened to dotted
@@ -80,6 +80,13 @@ def managed_pods(cluster: FakeCluster) -> list[str]:
     """namespace/name of every pod labelled as ours, in any namespace."""
     return [f"{p['metadata']['namespace']}/{p['metadata']['name']}"
             for p in cluster.pods(None, {MANAGED_BY: MANAGER})]
+
+
+def managed_configmaps(cluster: FakeCluster) -> list[str]:
+    """namespace/name of every ConfigMap labelled as ours (a shipped gadget directory's)."""
+    return [f"{c['metadata']['namespace']}/{c['metadata']['name']}"
+            for c in cluster.store.list("configmaps")[0]
+            if (c["metadata"].get("labels") or {}).get(MANAGED_BY) == MANAGER]
 
 
 class Workloads:
@@ -386,6 +393,7 @@ def no_runner_leftovers(make_gadget_cluster: GadgetClusterFactory) -> Iterator[N
     It depends on the factory, so it is torn down before it, while the clusters still run.
     """
     yield
-    leftovers = {made.cluster.url: managed_pods(made.cluster) for made in make_gadget_cluster.made}
+    leftovers = {made.cluster.url: managed_pods(made.cluster) + managed_configmaps(made.cluster)
+                 for made in make_gadget_cluster.made}
     leftovers = {url: pods for url, pods in leftovers.items() if pods}
     assert not leftovers, f"objects with our labels left behind: {leftovers}"

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from kubectl_gadget.cluster.gadget_files import MOUNT_PATH, GadgetFiles, volume_mount
 from kubectl_gadget.cluster.runner_pod import (
     CLIENT_VERSION,
     DEFAULT_IMAGE,
@@ -46,8 +47,18 @@ CASES = {
 }
 
 
-def render(settings: RunnerSettings) -> str:
-    manifest = runner_pod(settings, SESSION, NODE, list(ARGS), GADGET, NOW)
+# A local gadget directory (`run ./my_exec`): its files come in the session's ConfigMap.
+FILES = GadgetFiles("./my_exec", "my_exec", (("program.bpf.o", b"\x7fELF"),
+                                            ("gadget.yaml", b"name: my_exec\n")), "amd64")
+SHIPPED_ARGS = ["--gadget", f"{MOUNT_PATH}/my_exec", *ARGS[2:]]
+
+
+def render(settings: RunnerSettings, shipped: bool = False) -> str:
+    if shipped:
+        manifest = runner_pod(settings, SESSION, NODE, list(SHIPPED_ARGS), FILES.name, NOW,
+                              ((FILES.volume(SESSION), volume_mount()),))
+    else:
+        manifest = runner_pod(settings, SESSION, NODE, list(ARGS), GADGET, NOW)
     manifest["metadata"]["annotations"][CLIENT_VERSION] = "<version>"
     container = manifest["spec"]["containers"][0]
     if container["image"] == DEFAULT_IMAGE:
@@ -58,6 +69,25 @@ def render(settings: RunnerSettings) -> str:
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_runner_pod_matches_golden(name: str) -> None:
     check_golden(GOLDEN / name, render(CASES[name]))
+
+
+def test_shipped_gadget_directory_pod_matches_golden() -> None:
+    """Only the ConfigMap volume, its read-only mount and --gadget differ from the default."""
+    text = render(RunnerSettings(), shipped=True)
+    check_golden(GOLDEN / "runner_pod_shipped_gadget.yaml", text)
+    shipped, default = yaml.safe_load(text), yaml.safe_load(render(RunnerSettings()))
+    volume = shipped["spec"]["volumes"].pop()
+    mount = shipped["spec"]["containers"][0]["volumeMounts"].pop()
+    assert volume == {"name": "gadget-files", "configMap": {
+        "name": f"gadget-{SESSION}-files",
+        "items": [{"key": "program.bpf.o", "path": "my_exec/program.bpf.o"},
+                  {"key": "gadget.yaml", "path": "my_exec/gadget.yaml"}]}}
+    assert mount == {"name": "gadget-files", "mountPath": MOUNT_PATH, "readOnly": True}
+    args = shipped["spec"]["containers"][0]["args"]
+    assert args[args.index("--gadget") + 1] == f"{MOUNT_PATH}/my_exec"
+    args[args.index("--gadget") + 1] = GADGET
+    shipped["metadata"]["annotations"]["kubectl-gadget.io/gadget"] = GADGET
+    assert shipped == default
 
 
 def test_goldens_differ_where_the_flags_say() -> None:
