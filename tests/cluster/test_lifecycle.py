@@ -103,15 +103,18 @@ def test_sigkill_leaves_pods_that_stop_at_their_deadline_and_gc_removes_them(
     gc.clear_requests()
     dry = gc.command("gc", "--dry-run")
     assert dry.returncode == 0, dry.stderr
+    files = f"gadget-{session}-files"  # the shipped gadget directory (build/gadgets/...)
     assert sorted(line.split("/")[-1] for line in dry.stdout.splitlines()
-                  if line.startswith("would delete ")) == names, dry.stdout
+                  if line.startswith("would delete ")) == sorted([*names, files]), dry.stdout
     assert gc.requests("DELETE") == []
     assert len(gc.runner_pods(session)) == 2
     done = gc.command("gc")
     assert done.returncode == 0, done.stderr
-    assert sorted(done.stdout.split()[1::2]) == [f"{RUNNER_NAMESPACE}/{n}" for n in names], \
-        done.stdout
+    assert sorted(done.stdout.splitlines()) == sorted(
+        [f"deleted {RUNNER_NAMESPACE}/{n}" for n in names]
+        + [f"deleted configmap {RUNNER_NAMESPACE}/{files}"]), done.stdout
     assert gc.runner_pods(session) == []
+    assert gc.store.list("configmaps", RUNNER_NAMESPACE)[0] == []
 
 
 def _plant(gc: GadgetCluster, name: str, namespace: str = RUNNER_NAMESPACE,
