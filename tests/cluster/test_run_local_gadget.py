@@ -209,6 +209,28 @@ def test_node_of_another_architecture_is_refused_before_anything_is_created(
     intree.wait(120)
 
 
+def test_late_target_pod_on_another_architecture_gets_no_runner(
+        gadget_cluster: GadgetCluster, built_copy: Path) -> None:
+    gc = gadget_cluster
+
+    def arm(node: dict[str, Any]) -> dict[str, Any]:
+        node["status"]["nodeInfo"]["architecture"] = "arm64"
+        return node
+
+    gc.store.mutate("nodes", "", "node-b", arm)
+    gc.target("cart-a", node="node-a")
+    client = gc.run_gadget("-n", "shop", "-l", "app=cart", "--timeout", "120",
+                           gadget=str(built_copy))
+    session = client.session
+    gc.wait_runners_streaming(session, ["node-a"])
+    gc.target("cart-b", node="node-b")  # matches the run: node-b would get a runner
+    client.wait_stderr(r"node node-b: no runner: gadget .* node-b \(arm64\)")
+    assert [p["spec"]["nodeName"] for p in gc.runner_pods(session)] == ["node-a"]
+    client.signal(signal.SIGINT)
+    assert client.wait() == 0, client.stderr
+    assert configmaps(gc) == []
+
+
 def test_forbidden_configmaps_is_one_message_and_nothing_is_created(
         gadget_cluster: GadgetCluster, built_copy: Path) -> None:
     gc = gadget_cluster
