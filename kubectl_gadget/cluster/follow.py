@@ -6,11 +6,14 @@ those are targets: `Follower` watches the matching pods and tells `TargetGate` t
 ids as soon as the API reports them, and asks for a runner on a node that has none yet.
 `TargetGate` admits an event when its container is a target, and holds events of a container
 it does not know yet for a few seconds (the API often reports a container id after the
-container's first events), then releases or drops them. Array rows (tables of an interval)
-cannot wait: a row of a container that is not a target is left out at once. Window: a new
-container is traced from the runner's next rescan (at most ~1 s after it starts); on a node
-without a runner, from when the new runner pod attaches (a pod start, a few seconds). The trap
-avoided: dropping a new container's first events because they outran the API's status update.
+container's first events), then releases or drops them. A container whose runner was not told
+its names (a pod started during the run) is named by the runner from the runtime's state,
+which has no pod labels or owner: each k8s field the runner left empty is filled from the
+API. Array rows (tables of an interval) cannot wait: a row of a container that is not a target
+is left out at once. Window: a new container is traced from the runner's next rescan (at most
+~1 s after it starts); on a node without a runner, from when the new runner pod attaches (a
+pod start, a few seconds). The trap avoided: dropping a new container's first events because
+they outran the API's status update.
 """
 
 from __future__ import annotations
@@ -34,6 +37,15 @@ def _k8s_values(c: TargetContainer) -> dict[str, str]:
             "k8s.owner.kind": c.owner_kind, "k8s.owner.name": c.owner_name}
 
 
+def _fill(data: dict[str, Any], c: TargetContainer) -> None:
+    """Each k8s field the runner left empty, from the API. A runner names a container it was
+    not told about from the runtime's state (namespace, pod, container), which has no pod
+    labels or owner: those still come from here."""
+    for key, value in _k8s_values(c).items():
+        if not data.get(key):
+            data[key] = value
+
+
 class TargetGate:
     def __init__(self, initial: Iterable[TargetContainer], hold_seconds: float = 10.0,
                  max_held: int = 50_000) -> None:
@@ -41,26 +53,30 @@ class TargetGate:
         self._targets: dict[str, TargetContainer] = {}
         self._held: OrderedDict[str, list[tuple[float, str, dict[str, Any]]]] = OrderedDict()
         self._held_count = 0
+        self._told: set[str] = set()  # targets whose runner got all their names at its start
         self.hold_seconds, self.max_held = hold_seconds, max_held
         self.dropped = 0
-        self.allow(initial)
+        self.allow(initial, told=True)
 
-    def allow(self, containers: Iterable[TargetContainer]) -> None:
+    def allow(self, containers: Iterable[TargetContainer], told: bool = False) -> None:
+        """Make containers targets; `told`: their runner starts with their metadata."""
         with self._lock:
             for c in containers:
                 self._targets[c.container_id] = c
+                if told:
+                    self._told.add(c.container_id)
 
     def shows(self, container_id: str) -> bool:
-        """Whether events of this container are shown as they come (it is a target)."""
-        return container_id in self._targets
+        """Whether an event of this container the runner named is shown as it came: a target
+        whose runner was told its names (pod labels and owner too)."""
+        return container_id in self._told
 
     def admit(self, ds: str, data: dict[str, Any]) -> bool:
         """True: show it now. False: held (or dropped when it is not a container event)."""
         cid = str(data.get("runtime.containerId") or "")
         target = self._targets.get(cid)
         if target is not None:
-            if not data.get("k8s.podName"):
-                data.update(_k8s_values(target))
+            _fill(data, target)
             return True
         if not cid:
             self.dropped += 1
@@ -84,8 +100,7 @@ class TargetGate:
         if target is None:
             self.dropped += 1
             return False
-        if not row.get("k8s.podName"):
-            row.update(_k8s_values(target))
+        _fill(row, target)
         return True
 
     def release(self) -> list[tuple[str, dict[str, Any]]]:
@@ -99,8 +114,7 @@ class TargetGate:
             target = self._targets.get(cid)
             if target is not None:
                 for _t, ds, data in events:
-                    if not data.get("k8s.podName"):
-                        data.update(_k8s_values(target))
+                    _fill(data, target)
                     out.append((ds, data))
             elif now - events[0][0] < self.hold_seconds:
                 continue
@@ -154,6 +168,7 @@ class Follower:
         if self.sel.nodes and node not in self.sel.nodes:
             return
         self.have_runner.add(node)
+        self.gate.allow(containers, told=True)  # the new runner starts with their names
         meta = pod.get("metadata", {})
         self.diag(f"node {node}: new target pod {meta.get('namespace')}/{meta.get('name')}, "
                   "starting a runner there")

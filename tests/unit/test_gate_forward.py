@@ -96,3 +96,29 @@ def test_gated_forwarding_prints_what_the_decoding_path_prints() -> None:
     assert dropped == forwarded_dropped == 1
     assert sum("skipping a malformed record (event data is not an object)" in d
                for d in diag) == 1, diag
+
+
+def test_a_container_named_from_runtime_state_gets_labels_and_owner_from_the_api() -> None:
+    """A target the runner was not told about (its pod started during the run) is named by
+    the runner from the runtime's state: namespace, pod and container, but no pod labels or
+    owner. Forwarded or decoded, the printed event has those from the API."""
+    for nested in (False, True):
+        data = _data("runtime-named", LATE.container_id, "cart-2")
+        data.update({"k8s.podLabels": "", "k8s.owner.kind": "", "k8s.owner.name": ""})
+        hello = {"type": "hello", "protocol": 1, "runner": "t", "node": "n1",
+                 "data": "nested" if nested else ""}
+        lines = [_line(hello), _line({"type": "schema", "ds": M.DS, "fields": FIELDS}),
+                 _line({"type": "event", "ds": M.DS, "data": _nest(data) if nested else data})]
+        out = io.StringIO()
+        gate = TargetGate([KNOWN], hold_seconds=3600)
+        gate.allow([LATE])  # reported by the pod watch, not told to the runner
+        pipeline = Pipeline(Operators(mode="json"), out, lambda _m: None, gate=gate)
+        pipeline.prepare(M.DS, FIELDS)
+        pipeline.forward = nested
+        node = M.MemoryNode("n1", b"\n".join([*lines, M.end(1)]) + b"\n")
+        Session([node], pipeline, timeout=None, diag=lambda _m: None).run()
+        pipeline.flush()
+        (event,) = [json.loads(x) for x in out.getvalue().splitlines()]
+        assert event["k8s"]["podName"] == "cart-2", (nested, event)
+        assert event["k8s"]["podLabels"] == "app=cart", (nested, event)
+        assert event["k8s"]["owner"] == {"kind": "ReplicaSet", "name": "cart-5d"}, (nested, event)
