@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from tests.cluster.product_fixtures import GADGETS, GadgetCluster
+from tests.cluster.runc_targets import RuncWorkloads
 
 pytestmark = pytest.mark.usefixtures("no_runner_leftovers")
 
@@ -71,8 +72,14 @@ def _pods(gc: GadgetCluster) -> tuple[tuple[subprocess.Popen[bytes], int],
     return _mover(gc, "cart-a"), _mover(gc, "web-b")
 
 
-def test_snapshot_socket_names_pod_and_owner(make_gadget_cluster: Any) -> None:
+def test_snapshot_socket_names_pod_and_owner(make_gadget_cluster: Any,
+                                             request: pytest.FixtureRequest) -> None:
     gc: GadgetCluster = make_gadget_cluster(nodes=("node-a", "node-b"))
+    if isinstance(gc.workloads, RuncWorkloads):
+        request.applymarker(pytest.mark.xfail(strict=True, reason=(
+            "snapshot_socket runs its iter/tcp and iter/udp programs in the runner's network "
+            "namespace only: a pod with its own (a runc target, a pod on a real node) is not "
+            "listed (the runner should create the iterators in each target's namespace)")))
     (cart, cart_port), (_web, web_port) = _pods(gc)
     client = gc.run_gadget("-n", "shop", "-l", "app=cart", "--timeout", "60",
                            gadget=_gadget("snapshot_socket"))
@@ -149,8 +156,12 @@ def test_top_blockio_counts_the_pods_requests(make_gadget_cluster: Any, tmp_path
     if os.major(dev) == 0:
         pytest.skip(f"{tmp_path} is not on a block device here")
     gc: GadgetCluster = make_gadget_cluster(nodes=("node-a", "node-b"))
-    gc.target("cart-a", node="node-a")
-    gc.target("web-b", node="node-b", labels={"app": "web"})
+    # The file's dir as a hostPath volume at the same path (a runc target sees it that way).
+    volume = {"volumes": [{"name": "data", "hostPath": {"path": str(tmp_path)}}],
+              "containers": [{"name": "app", "volumeMounts": [
+                  {"name": "data", "mountPath": str(tmp_path), "readOnly": True}]}]}
+    gc.target("cart-a", node="node-a", **volume)
+    gc.target("web-b", node="node-b", labels={"app": "web"}, **volume)
     readers = {}
     for pod in ("cart-a", "web-b"):
         proc = gc.workloads.container("shop", pod).popen(

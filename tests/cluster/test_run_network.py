@@ -1,18 +1,19 @@
 """Network gadgets through the cluster path: real client, fakekube, runner pods, real eBPF.
 
-Target pods are real processes in their own mount namespace (on this machine they share the
-host's network namespace). A process in one target pod opens a TCP connection to itself over
-127.0.0.1 (a listener and a forked client); trace_tcp must report its connect, accept and
-closes with that pod's Kubernetes metadata, and nothing of a pod that was not selected which
-does the same. trace_sni does the same for a TLS ClientHello, through a socket filter the
-runner attaches in the targets' network namespace, with the client's process from the runner's
-sockets map.
+Target pods are real processes in their own mount namespace (sharing the host's network
+namespace), or runc containers in their pod's network namespace (targets="runc"). In one
+target pod a client process connects to a listening process over 127.0.0.1; trace_tcp must
+report its connect, accept and closes with that pod's Kubernetes metadata, and nothing of a pod
+that was not selected which does the same. trace_sni does the same for a TLS ClientHello,
+through a socket filter the runner attaches in the targets' network namespace, with the
+client's process from the runner's sockets map.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 from typing import Any
 
@@ -22,21 +23,21 @@ from tests.cluster.product_fixtures import GADGETS, GadgetCluster
 
 pytestmark = pytest.mark.usefixtures("no_runner_leftovers")
 
-# Listens, forks a client that connects and closes, prints "<server pid> <client port>".
-CONVERSATION = """
-import os, socket, sys
+# Listens, prints its port, accepts one connection, closes it, prints the client's port.
+SERVER = """
+import socket
 srv = socket.socket()
 srv.bind(("127.0.0.1", 0))
 srv.listen()
-child = os.fork()
-if child == 0:
-    c = socket.create_connection(srv.getsockname())
-    c.recv(1)
-    os._exit(0)
+print(srv.getsockname()[1], flush=True)
 conn, peer = srv.accept()
 conn.close()
-os.waitpid(child, 0)
-open(sys.argv[1], "w").write(f"{os.getpid()} {peer[1]} {child}")
+print(peer[1], flush=True)
+"""
+# Connects to the port in argv[1] and waits for the server to hang up.
+CLIENT = """
+import socket, sys
+socket.create_connection(("127.0.0.1", int(sys.argv[1]))).recv(1)
 """
 
 # Sends one ClientHello naming argv[1] to a plain listener that hangs up.
@@ -65,19 +66,30 @@ def _gadget(name: str) -> str:
     return str(path)
 
 
-def test_trace_tcp_names_pod_and_owner(make_gadget_cluster: Any, tmp_path: Any) -> None:
+def _converse(gc: GadgetCluster, pod: str) -> tuple[int, int, int]:
+    """A server and a client process in `pod` talk once: (server pid, client port, client
+    pid), pids as the host sees them (`popen(...).pid`)."""
+    container = gc.workloads.container("shop", pod)
+    server = container.popen([sys.executable, "-c", SERVER], stdout=subprocess.PIPE)
+    assert server.stdout is not None
+    port = int(server.stdout.readline())
+    client = container.popen([sys.executable, "-c", CLIENT, str(port)])
+    assert client.wait(60) == 0
+    client_port = int(server.stdout.readline())
+    assert server.wait(60) == 0
+    server.stdout.close()
+    return server.pid, client_port, client.pid
+
+
+def test_trace_tcp_names_pod_and_owner(make_gadget_cluster: Any) -> None:
     gc: GadgetCluster = make_gadget_cluster(nodes=("node-a", "node-b"))
     gc.target("cart-a", node="node-a")
     gc.target("web-b", node="node-b", labels={"app": "web"})
     client = gc.run_gadget("-n", "shop", "-l", "app=cart", "--timeout", "60",
                            gadget=_gadget("trace_tcp"))
     gc.wait_runners_streaming(client.session, ["node-a"])
-    gc.workloads.exec("shop", "web-b", [sys.executable, "-c", CONVERSATION,
-                                        str(tmp_path / "web")])
-    gc.workloads.exec("shop", "cart-a", [sys.executable, "-c", CONVERSATION,
-                                         str(tmp_path / "cart")])
-    server, client_port, child = map(int, (tmp_path / "cart").read_text().split())
-    web_port = int((tmp_path / "web").read_text().split()[1])
+    web_port = _converse(gc, "web-b")[1]
+    server, client_port, child = _converse(gc, "cart-a")
 
     def mine(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return [e for e in events if client_port in (e["src.port"], e["dst.port"])]

@@ -181,10 +181,11 @@ class FakeCluster(FaultInjection):
                           annotations: Mapping[str, str] | None = None,
                           runtime: HookLike | None = None,
                           run_as_process: bool = False, pod_ip: str | None = None,
-                          host_network: bool = False) -> Obj:
+                          host_network: bool = False, volumes: Sequence[Obj] = ()) -> Obj:
         """A Running workload pod on ``node`` (round-robin by default); see targets.py.
         ``pod_ip``: the address the network plugin gives it (default: the node's next one);
-        ``host_network``: a hostNetwork pod, whose pod IP is the node's."""
+        ``host_network``: a hostNetwork pod, whose pod IP is the node's; ``volumes``: the
+        pod's volumes (its containers' ``volumeMounts`` name them)."""
         if node is None:
             node = self.nodes[self._next_node % len(self.nodes)]
             self._next_node += 1
@@ -194,6 +195,8 @@ class FakeCluster(FaultInjection):
                         target=not run_as_process)
         if host_network:
             pod["spec"]["hostNetwork"] = True
+        if volumes:
+            pod["spec"]["volumes"] = [dict(v) for v in volumes]
         stored = self.store.create("pods", pod)
         if run_as_process:
             return self.wait_for_pod(namespace, name,
