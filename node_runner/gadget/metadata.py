@@ -5,6 +5,8 @@ everything else is kept in `raw` and ignored, so a gadget.yaml written for a new
 for Inspektor Gadget, with keys we do not know) still loads. The trap avoided: treating an
 unknown key as an error, or letting a YAML error escape as a traceback. Annotation values are
 always strings, as in the ABI ("true", "32"), whatever YAML type they were written as.
+Structural keys match regardless of case (`dataSources` is `datasources`, as Inspektor Gadget
+reads them), and the top-level `ebpfParams` of its older gadgets is `params.ebpf`.
 """
 
 from __future__ import annotations
@@ -53,6 +55,17 @@ def _mapping(value: object, where: str) -> dict[str, Any]:
     return value
 
 
+def _get(body: Mapping[str, Any], key: str) -> Any:
+    """`body[key]`, matching the key regardless of case; an exact match wins."""
+    if key in body:
+        return body[key]
+    lower = key.lower()
+    for k, v in body.items():
+        if str(k).lower() == lower:
+            return v
+    return None
+
+
 def _text(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -81,22 +94,30 @@ def _annotations(value: object, where: str) -> dict[str, str]:
 def _datasource(name: str, body: object, where: str) -> DatasourceMeta:
     body = _mapping(body, where)
     fields = {}
-    for fname, fbody in _mapping(body.get("fields"), f"{where}.fields").items():
+    for fname, fbody in _mapping(_get(body, "fields"), f"{where}.fields").items():
         fbody = _mapping(fbody, f"{where}.fields.{fname}")
-        fields[str(fname)] = _annotations(fbody.get("annotations"),
+        fields[str(fname)] = _annotations(_get(fbody, "annotations"),
                                           f"{where}.fields.{fname}.annotations")
-    return DatasourceMeta(name, _annotations(body.get("annotations"), f"{where}.annotations"),
+    return DatasourceMeta(name, _annotations(_get(body, "annotations"), f"{where}.annotations"),
                           fields)
 
 
-def _params(value: object, where: str) -> dict[str, ParamMeta]:
+def _ebpf_params(value: object, where: str) -> dict[str, ParamMeta]:
     params = {}
-    for var, body in _mapping(_mapping(value, where).get("ebpf"), f"{where}.ebpf").items():
-        body = _mapping(body, f"{where}.ebpf.{var}")
-        default = body.get("defaultValue")
-        params[str(var)] = ParamMeta(str(var), _text(body.get("key")) or str(var),
+    for var, body in _mapping(value, where).items():
+        body = _mapping(body, f"{where}.{var}")
+        default = _get(body, "defaultValue")
+        params[str(var)] = ParamMeta(str(var), _text(_get(body, "key")) or str(var),
                                      None if default is None else _text(default),
-                                     _text(body.get("description")))
+                                     _text(_get(body, "description")))
+    return params
+
+
+def _params(doc: Mapping[str, Any], origin: str) -> dict[str, ParamMeta]:
+    """`params.ebpf`, and the older top-level `ebpfParams` (`params.ebpf` wins a clash)."""
+    params = _ebpf_params(_get(doc, "ebpfParams"), f"{origin}: ebpfParams")
+    section = _mapping(_get(doc, "params"), f"{origin}: params")
+    params.update(_ebpf_params(_get(section, "ebpf"), f"{origin}: params.ebpf"))
     return params
 
 
@@ -116,15 +137,15 @@ def parse_metadata(text: str, origin: str = "gadget.yaml") -> GadgetMetadata:
     doc = _mapping(doc, origin)
     datasources = {
         str(name): _datasource(str(name), body, f"{origin}: datasources.{name}")
-        for name, body in _mapping(doc.get("datasources"), f"{origin}: datasources").items()
+        for name, body in _mapping(_get(doc, "datasources"), f"{origin}: datasources").items()
     }
     return GadgetMetadata(
-        name=_text(doc.get("name")),
-        description=_text(doc.get("description")),
-        homepage_url=_text(doc.get("homepageURL")),
-        documentation_url=_text(doc.get("documentationURL")),
-        source_url=_text(doc.get("sourceURL")),
+        name=_text(_get(doc, "name")),
+        description=_text(_get(doc, "description")),
+        homepage_url=_text(_get(doc, "homepageURL")),
+        documentation_url=_text(_get(doc, "documentationURL")),
+        source_url=_text(_get(doc, "sourceURL")),
         datasources=datasources,
-        params=_params(doc.get("params"), f"{origin}: params"),
+        params=_params(doc, origin),
         raw=doc,
     )

@@ -68,7 +68,10 @@ def test_marker_parser_uses_the_constants() -> None:
 def test_lost_samples_suffix_matches_buffer_h() -> None:
     text = _header("buffer.h")
     assert re.search(rf"\bname##{C.LOST_SAMPLES_SUFFIX}\s+SEC\(\"\.maps\"\)", text)
-    assert f"map##{C.LOST_SAMPLES_SUFFIX}" in text  # gadget_reserve_buf bumps that map
+    # gadget_reserve_buf() and gadget_output_buf() bump that map, reached through the accessor
+    # GADGET_TRACER_MAP defines next to it.
+    assert re.search(rf"return &name##{C.LOST_SAMPLES_SUFFIX};", text)
+    assert text.count("(map##__gadget_lost)()") == 2
 
 
 def test_mntns_filter_names_match_mntns_filter_h() -> None:

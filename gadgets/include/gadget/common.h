@@ -2,7 +2,7 @@
 /*
  * Filling `struct gadget_process` (types.h), the process part of a record that shows up as
  * `proc.comm`, `proc.pid`, `proc.tid`, `proc.mntns_id`, `proc.creds.uid`, `proc.creds.gid`,
- * `proc.parent.comm` and `proc.parent.pid`.
+ * `proc.parent.comm`, `proc.parent.pid` and `proc.parent.tid`.
  *
  * gadget_process_populate() describes the current task; gadget_process_populate_from_task()
  * any task the program holds a pointer to (the victim of an OOM kill, the target of a signal).
@@ -33,9 +33,11 @@ static __always_inline void gadget_process_populate_from_task(struct task_struct
 	if (parent) {
 		BPF_CORE_READ_STR_INTO(&p->parent.comm, parent, comm);
 		p->parent.pid = BPF_CORE_READ(parent, tgid);
+		p->parent.tid = BPF_CORE_READ(parent, pid);
 	} else {
 		p->parent.comm[0] = '\0';
 		p->parent.pid = 0;
+		p->parent.tid = 0;
 	}
 }
 
@@ -56,10 +58,18 @@ static __always_inline void gadget_process_populate(struct gadget_process *p)
 	if (parent) {
 		BPF_CORE_READ_STR_INTO(&p->parent.comm, parent, comm);
 		p->parent.pid = BPF_CORE_READ(parent, tgid);
+		p->parent.tid = BPF_CORE_READ(parent, pid);
 	} else {
 		p->parent.comm[0] = '\0';
 		p->parent.pid = 0;
+		p->parent.tid = 0;
 	}
+}
+
+/* The older name of gadget_process_populate(), still used by Inspektor Gadget's gadgets. */
+static __always_inline void gadget_fill_current_process(struct gadget_process *p)
+{
+	gadget_process_populate(p);
 }
 
 #endif /* __GADGET_COMMON_H */

@@ -165,4 +165,49 @@ static __always_inline void gadget_task_file_path(struct task_struct *task, stru
 		gadget_path_str(&file->f_path, &fs->root, dst, scratch);
 }
 
+/*
+ * Inspektor Gadget's names for the same job: get_path_str() returns the path of `path` (as
+ * the current task sees it) in a per-CPU buffer of GADGET_PATH_BUF bytes that stays valid
+ * until the next call on this CPU, or NULL; callers copy it out with
+ * bpf_probe_read_kernel_str(). The `size` of get_path_str_with_size() only caps the result.
+ */
+#ifndef MAX_STRING_SIZE
+#define MAX_STRING_SIZE 4096
+#endif
+
+struct gadget_path_str_buf {
+	char buf[GADGET_PATH_BUF];
+	struct gadget_path_scratch scratch;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct gadget_path_str_buf);
+} gadget_path_str_heap SEC(".maps");
+
+static __always_inline char *get_path_str_with_size(struct path *path, __u32 size)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fs_struct *fs = BPF_CORE_READ(task, fs);
+	struct gadget_path_str_buf *b;
+	__u32 zero = 0;
+
+	b = bpf_map_lookup_elem(&gadget_path_str_heap, &zero);
+	if (!b)
+		return NULL;
+	b->buf[0] = '\0';
+	if (fs && path)
+		gadget_path_str(path, &fs->root, b->buf, &b->scratch);
+	if (size && size < GADGET_PATH_BUF)
+		b->buf[size - 1] = '\0';
+	return b->buf;
+}
+
+static __always_inline char *get_path_str(struct path *path)
+{
+	return get_path_str_with_size(path, GADGET_PATH_BUF);
+}
+
 #endif /* __GADGET_FILESYSTEM_H */

@@ -43,6 +43,43 @@ static __always_inline bool gadget_comm_matches(const char *comm)
 	return true;
 }
 
+/* One filter at a time, for values the program already has (an iterator's task, a socket's
+ * owner): true when the value misses a filter that is set. */
+static __always_inline bool gadget_should_discard_pid(gadget_pid pid)
+{
+	return targ_pid && targ_pid != pid;
+}
+
+static __always_inline bool gadget_should_discard_tid(gadget_tid tid)
+{
+	return targ_tid && targ_tid != tid;
+}
+
+static __always_inline bool gadget_should_discard_uid(gadget_uid uid)
+{
+	return targ_uid != GADGET_INVALID_ID && targ_uid != uid;
+}
+
+static __always_inline bool gadget_should_discard_gid(gadget_gid gid)
+{
+	return targ_gid != GADGET_INVALID_ID && targ_gid != gid;
+}
+
+static __always_inline bool gadget_should_discard_comm(const char *comm)
+{
+	return !gadget_comm_matches(comm);
+}
+
+/* All the filters (container first) for a task the program describes itself. */
+static __always_inline bool gadget_should_discard_data(gadget_mntns_id mntns_id, gadget_pid pid,
+						       gadget_tid tid, const char *comm,
+						       gadget_uid uid, gadget_gid gid)
+{
+	return gadget_should_discard_mntns_id(mntns_id) || gadget_should_discard_pid(pid) ||
+	       gadget_should_discard_tid(tid) || gadget_should_discard_uid(uid) ||
+	       gadget_should_discard_gid(gid) || gadget_should_discard_comm(comm);
+}
+
 /*
  * True when the current task must be skipped: other container, or a targ_* filter misses.
  * The container check comes first (it is what discards most events on a busy node), and each

@@ -12,8 +12,12 @@
 #include <vmlinux.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
+/* Inspektor Gadget's header brings the tracing macros (BPF_KPROBE, BPF_PROG) along, and
+ * gadgets written for it rely on that. */
+#include <bpf/bpf_tracing.h>
 
 #include <gadget/types.h>
+#include <gadget/mntns.h>
 
 #define GADGET_MNTNS_FILTER_MAP_ENTRIES 1024
 
@@ -25,24 +29,6 @@ struct {
 	__type(key, gadget_mntns_id);
 	__type(value, __u32);
 } gadget_mntns_filter_map SEC(".maps");
-
-/*
- * The current task's mount namespace id. Where the kernel has bpf_get_current_task_btf()
- * (5.11+), the task is a BTF pointer and task->nsproxy->mnt_ns->ns.inum are three plain
- * loads; elsewhere, three bpf_probe_read_kernel() calls (each a helper call and a fault-safe
- * copy, several times the cost of the whole walk above).
- */
-static __always_inline gadget_mntns_id gadget_get_current_mntns_id(void)
-{
-	if (bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_get_current_task_btf)) {
-		struct task_struct *task = bpf_get_current_task_btf();
-
-		return task->nsproxy->mnt_ns->ns.inum;
-	}
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-
-	return BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
-}
 
 static __always_inline bool gadget_should_discard_mntns_id(gadget_mntns_id mntns_id)
 {

@@ -22,6 +22,7 @@ static __always_inline void gadget_socket_owner(struct gadget_process *p,
 	p->creds.uid = (__u32)v->uid_gid;
 	p->creds.gid = v->uid_gid >> 32;
 	p->parent.pid = v->ppid;
+	p->parent.tid = 0; /* the sockets map keeps no parent thread */
 	__builtin_memcpy(p->comm, v->task, sizeof(p->comm));
 	__builtin_memcpy(p->parent.comm, v->ptask, sizeof(p->parent.comm));
 }

@@ -90,6 +90,7 @@ struct gadget_creds {
 struct gadget_parent {
 	gadget_pcomm comm[GADGET_TASK_COMM_LEN];
 	gadget_pid pid;
+	gadget_tid tid;
 };
 
 struct gadget_process {
