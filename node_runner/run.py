@@ -52,6 +52,10 @@ from node_runner.stacks import StackResolver
 from node_runner.target_scope import target_mntns, unattributed_message
 
 BATCH = 8192
+# Seconds one wake-up may spend reading a buffer before the loop looks at its clocks and
+# signals again; and the most the end of a run spends on what is left.
+DRAIN_BUDGET = 0.1
+FINAL_DRAIN_BUDGET = 1.0
 TICK = 1.0
 TABLE_REFRESH = 5.0
 
@@ -158,20 +162,26 @@ class _Loop:
         self.deadline_at = (start + max(0.0, opts.deadline - time.time())
                             if opts.deadline else None)
 
-    def drain(self, ds: str) -> None:
+    def drain(self, ds: str, budget: float = DRAIN_BUDGET) -> bool:
+        """Read what the buffer holds, for at most `budget` seconds; False when time ran out
+        with records still coming: a storm faster than the runner must not keep it from its
+        timeout, signals and ticks (lost counts, container refresh)."""
         reader, enc = self.g.readers[ds], self.encoders[ds]
         lines: list[str] = []
 
         def handle(buf: object, offsets: list[int], sizes: list[int]) -> None:
             self.counts.dropped += enc.encode_batch(buf, offsets, sizes, lines)
 
+        until = time.monotonic() + budget
         while True:
             n = reader.read(handle, BATCH)
             self.writer.lines(lines)
             self.counts.events += len(lines)  # written: a second signal mid-write aborts it
             lines.clear()
             if n < BATCH:
-                return
+                return True
+            if time.monotonic() >= until:
+                return False
 
     def fetch(self, final: bool = False) -> None:
         """One `array` record per array datasource (array_fetch.py)."""
@@ -259,8 +269,11 @@ class _Loop:
                 if time.monotonic() >= next_tick:
                     self.tick()
                     next_tick = time.monotonic() + TICK
-            for ds in self.g.readers:
-                self.drain(ds)
+            behind = [ds for ds in self.g.readers if not self.drain(ds, FINAL_DRAIN_BUDGET)]
+            if behind:
+                self.writer.record(warning_record(
+                    f"stopped reading {', '.join(behind)} with records still arriving faster "
+                    "than they could be read: the last of them are not shown"))
             self.tick()
             if reason != "finished" and fetcher is not None:
                 self.fetch(final=True)

@@ -8,6 +8,7 @@ the `lost` records must add up to the `end` record's count.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -107,3 +108,46 @@ def test_fail_on_lost_exits_1_when_events_were_lost(tiny_trace_open: Path, tmp_p
         assert "(--fail-on-lost)" in client.stderr
     else:
         assert client.returncode == 0, client.stderr
+
+
+PINNED_STORM = "import os\nos.sched_setaffinity(0, {0})\n" + TIMED_STORM
+
+
+@pytest.fixture
+def roomy_trace_open(tmp_path: Path, build_gadget: Callable[[Path], Path]) -> Path:
+    """trace_open with a 64 MiB ring buffer: far more records per read than one batch."""
+    src = tmp_path / "trace_open_roomy"
+    shutil.copytree(GADGETS_SRC / "trace_open", src)
+    program = src / "program.bpf.c"
+    text = program.read_text()
+    assert RINGBUF_DECL.search(text), "trace_open no longer declares its ring buffer as expected"
+    program.write_text(RINGBUF_DECL.sub("GADGET_TRACER_MAP(events, 1 << 26);", text))
+    return build_gadget(src)
+
+
+def test_a_storm_faster_than_the_runner_does_not_keep_it_from_its_timeout(
+        roomy_trace_open: Path, tmp_path: Path) -> None:
+    """Once loaded, the runner is moved to one CPU at the lowest priority and two storms share
+    that CPU, so records arrive far faster than it reads them and its large buffer never
+    empties. The run still ends at its timeout (it does not read forever), says that the last
+    records were not shown, and counts what it wrote."""
+    missing = str(tmp_path / "storm-target")
+    with sleeping_container() as w, RunnerProcess(roomy_trace_open, "--mntns", str(w.mntns_id),
+                                                  "--timeout", "15") as runner:
+        runner.wait_schema()
+        assert runner.proc is not None
+        os.sched_setaffinity(runner.proc.pid, {0})  # the main thread: it reads the buffer
+        os.setpriority(os.PRIO_PROCESS, runner.proc.pid, 19)
+        storms = [w.popen(python_argv(PINNED_STORM) + [missing, "300"]) for _ in range(2)]
+        try:
+            assert runner.wait(timeout=240) == 0, runner.stderr()
+        finally:
+            for storm in storms:
+                storm.kill()
+                storm.wait()
+        end = runner.end()
+    assert end["reason"] == "timeout", end
+    events = runner.of_type("event")
+    assert events and end["events"] == len(events), (end, len(events))
+    warnings = [r["message"] for r in runner.of_type("warning")]
+    assert any("faster than they could be read" in m for m in warnings), warnings
