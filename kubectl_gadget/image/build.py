@@ -7,6 +7,9 @@ Builds are reproducible: clang runs inside the source directory on a relative fi
 the directory mapped away in debug paths, so the object does not depend on where the tree is.
 The trap avoided: a build that embeds absolute paths (BTF line info keeps file names) and so
 gives a different object, and image digest, on every machine.
+The default `clang` compiles; when it cannot (clang 14 lacks CO-RE type-match relocations,
+`bpf_core_type_matches()`, which Inspektor Gadget's gadgets use), the newest versioned clang
+installed (clang-15 and later) is tried before the build is refused.
 """
 
 from __future__ import annotations
@@ -75,6 +78,25 @@ def _tool(names: tuple[str, ...], what: str) -> str:
     raise BuildError(f"{what} not found (apt-get install clang llvm)")
 
 
+NEWER_CLANGS = tuple(f"clang-{v}" for v in range(21, 14, -1))
+
+
+def _newer_clang() -> tuple[str, str] | None:
+    """(clang, llvm-strip) of the newest versioned clang installed, if any."""
+    for name in NEWER_CLANGS:
+        clang = shutil.which(name)
+        if clang:
+            strip = shutil.which(f"llvm-strip-{name.split('-')[1]}") or shutil.which("llvm-strip")
+            if strip:
+                return clang, strip
+    return None
+
+
+def _clang(clang: str, cmd: list[str], src_dir: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([clang, *cmd], cwd=src_dir, capture_output=True, text=True,
+                          check=False)
+
+
 def compile_object(src_dir: Path, out_file: Path, arch: str = "x86_64",
                    include: str | None = None) -> None:
     if arch not in ARCHES:
@@ -89,12 +111,18 @@ def compile_object(src_dir: Path, out_file: Path, arch: str = "x86_64",
     out_file.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_file.with_suffix(".tmp")
     # An undeclared helper would become an extern no loader can resolve: refuse it here.
-    cmd = [clang, "-target", "bpf", f"-D__TARGET_ARCH_{target}", "-g", "-O2", "-Wall",
+    cmd = ["-target", "bpf", f"-D__TARGET_ARCH_{target}", "-g", "-O2", "-Wall",
+           "-fno-crash-diagnostics",
            "-Wno-unused-function", "-Werror=implicit-function-declaration",
            f"-fdebug-prefix-map={src_dir.resolve()}=.",
            f"-fdebug-prefix-map={root.resolve()}=/include",
            "-I", str(root / arch_dir), "-I", str(root), "-c", SOURCE_FILE, "-o", str(tmp.resolve())]
-    proc = subprocess.run(cmd, cwd=src_dir, capture_output=True, text=True, check=False)
+    proc = _clang(clang, cmd, src_dir)
+    newer = _newer_clang() if proc.returncode != 0 else None
+    if newer and os.path.realpath(newer[0]) != os.path.realpath(clang):
+        retry = _clang(newer[0], cmd, src_dir)
+        if retry.returncode == 0:
+            proc, strip = retry, newer[1]
     if proc.returncode != 0:
         tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
         raise BuildError(f"compiling gadget {src_dir.name}: clang failed:\n{tail}")
