@@ -2,8 +2,9 @@
 
 tests/data/gadgets/ig_style spells every helper the way IG's gadgets do (the tracer map passed
 by address to gadget_reserve_buf() and gadget_output_buf(), gadget_get_mntns_id(),
-gadget_fill_current_process(), gadget_should_discard_data(), BPF_PROG() with only the gadget
-headers included, get_path_str(), get_task_state(), `proc.parent.tid`) and its gadget.yaml uses
+gadget_fill_current_process(), gadget_should_discard_data(), BPF_PROG() and BPF_URETPROBE()
+with only the gadget headers included, get_path_str(), get_task_state(),
+bpf_map_lookup_or_try_init(), `proc.parent.tid`) and its gadget.yaml uses
 IG's older keys (`dataSources`, top-level `ebpfParams`). A process in its own mount namespace
 renames itself, calls getppid(2) and renames itself again; the records carry what it did.
 """
@@ -66,11 +67,12 @@ def test_ig_style_records(ig_style: Path) -> None:
         assert wait_exit(child) == 0
         ppid = int(out.split()[0])
         reserved = runner.wait_event(lambda d: d["kind"] == "RESERVED", what="getppid record")
+        uprobe = runner.wait_event(lambda d: d["kind"] == "UPROBE", what="getppid() return")
         output = runner.wait_event(lambda d: d["kind"] == "OUTPUT", what="rename record")
         end = stop_and_check_end(runner)
 
     assert end["lost"] == 0
-    for rec in (reserved, output):
+    for rec in (reserved, uprobe, output):
         assert rec["proc.pid"] == rec["proc.tid"] == child.pid
         assert rec["proc.comm"] == "igstyle"
         assert rec["proc.parent.pid"] == rec["proc.parent.tid"] == ppid
@@ -78,6 +80,8 @@ def test_ig_style_records(ig_style: Path) -> None:
         assert rec["state"] == 0  # TASK_RUNNING, read through get_task_state()
         assert rec["cwd"] == WORKDIR
     assert reserved["kind_raw"] == 1 and reserved["newcomm"] == ""
+    assert reserved["calls"] == 1  # the thread's first getppid(), counted in the kernel
+    assert uprobe["kind_raw"] == 3 and uprobe["ret"] == ppid
     assert output["kind_raw"] == 2 and output["newcomm"] == "igrenamed"
     # The comm filter ran in the kernel: the first rename happened under the old name.
     events = runner.events()

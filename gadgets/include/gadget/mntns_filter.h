@@ -14,7 +14,7 @@
 #include <bpf/bpf_core_read.h>
 /* Inspektor Gadget's header brings the tracing macros (BPF_KPROBE, BPF_PROG) along, and
  * gadgets written for it rely on that. */
-#include <bpf/bpf_tracing.h>
+#include <gadget/tracing.h>
 
 #include <gadget/types.h>
 #include <gadget/mntns.h>

@@ -6,11 +6,13 @@
  * `gadget_output_buf(ctx, &events, ...)`), gadget_get_mntns_id(),
  * gadget_fill_current_process(), gadget_should_discard_data() with values the program has,
  * BPF_PROG() without including bpf_tracing.h itself, get_path_str() of filesystem.h,
- * get_task_state() of core_fixes.bpf.h and the parent's tid (`proc.parent.tid`).
+ * get_task_state() of core_fixes.bpf.h, bpf_map_lookup_or_try_init() of maps.bpf.h,
+ * BPF_URETPROBE() (which libbpf 1.1 lacks) and the parent's tid (`proc.parent.tid`).
  *
- * getppid(2) of a traced process gives a record of kind RESERVED (reserve + submit); renaming
- * a thread (raw tracepoint task_rename) gives one of kind OUTPUT (gadget_output_buf from a
- * per-CPU copy), with the new name in `newcomm`.
+ * getppid(2) of a traced process gives a record of kind RESERVED (reserve + submit) with the
+ * thread's count of getppid calls so far in `calls`; the return of libc's getppid() one of
+ * kind UPROBE with its value in `ret`; renaming a thread (raw tracepoint task_rename) one of
+ * kind OUTPUT (gadget_output_buf from a per-CPU copy), with the new name in `newcomm`.
  */
 #include <vmlinux.h>
 #include <bpf/bpf_helpers.h>
@@ -22,6 +24,7 @@
 #include <gadget/filesystem.h>
 #include <gadget/filter.h>
 #include <gadget/macros.h>
+#include <gadget/maps.bpf.h>
 #include <gadget/mntns_filter.h>
 #include <gadget/types.h>
 
@@ -30,6 +33,7 @@
 enum record_kind {
 	RESERVED = 1,
 	OUTPUT = 2,
+	UPROBE = 3,
 };
 
 struct event {
@@ -38,6 +42,8 @@ struct event {
 	gadget_mntns_id mntns_id;
 	__s64 state;
 	enum record_kind kind_raw;
+	__u64 calls;
+	__s64 ret;
 	char newcomm[TASK_COMM_LEN];
 	char cwd[CWD_LEN];
 };
@@ -51,6 +57,13 @@ struct {
 	__type(key, __u32);
 	__type(value, struct event);
 } scratch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, __u64);
+} calls SEC(".maps");
 
 GADGET_TRACER_MAP(events, 1024 * 64);
 GADGET_TRACER(ig, events, event);
@@ -76,6 +89,9 @@ static __always_inline void fill(struct event *e, enum record_kind kind)
 	e->mntns_id = gadget_get_mntns_id();
 	e->state = get_task_state(task);
 	e->kind_raw = kind;
+	e->calls = 0;
+	e->ret = 0;
+	e->newcomm[0] = '\0';
 	e->cwd[0] = '\0';
 	if (with_cwd) {
 		struct fs_struct *fs = BPF_CORE_READ(task, fs);
@@ -96,7 +112,27 @@ int ig_getppid(void *ctx)
 	if (!e)
 		return 0;
 	fill(e, RESERVED);
-	e->newcomm[0] = '\0';
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	__u64 zero = 0, *n = bpf_map_lookup_or_try_init(&calls, &tid, &zero);
+
+	if (n)
+		e->calls = __sync_add_and_fetch(n, 1);
+	gadget_submit_buf(ctx, &events, e, sizeof(*e));
+	return 0;
+}
+
+SEC("uretprobe/libc:getppid")
+int BPF_URETPROBE(ig_getppid_ret, int ret)
+{
+	struct event *e;
+
+	if (skip_current())
+		return 0;
+	e = gadget_reserve_buf(&events, sizeof(*e));
+	if (!e)
+		return 0;
+	fill(e, UPROBE);
+	e->ret = ret;
 	gadget_submit_buf(ctx, &events, e, sizeof(*e));
 	return 0;
 }
