@@ -6,7 +6,7 @@ APT_PACKAGES := clang clang-19 llvm libbpf1 libbpf-dev bpftool libbpf-tools dock
 	iproute2 util-linux procps mmdebstrap runc
 
 .PHONY: install install-deps install-python gadgets test test-unit test-kernel lint bench fuzz \
-	runner-image runner-image-docker runner-image-test kind-up kind-down integration clean \
+	runner-image runner-image-docker runner-image-test test-containers kind-up kind-down integration clean \
 	vmlinux vmlinux-arm64 gadgets-arm64 wheel dist dist-test
 
 install: install-deps install-python gadgets
@@ -86,6 +86,12 @@ runner-image:
 # with skopeo, run it with runc (the runner pod as a container, least privilege).
 runner-image-test:
 	$(PYTHON) -m pytest -q -m runner_image tests/dist
+
+# The cluster tests (tests/cluster) with every runner pod a real OCI container: the runner image
+# built from this tree, pushed to a registry on 127.0.0.1 and pulled back, run with runc by the
+# test kubelet (tests/cluster/container_mode.py). Not in `make test`; CI runs it after the above.
+test-containers:
+	KUBECTL_GADGET_TEST_CONTAINERS=1 $(PYTHON) -m pytest -q tests/cluster
 
 # The same image with a Docker engine (node_runner/Dockerfile).
 runner-image-docker:

@@ -4,7 +4,9 @@
 it (`built_gadgets["trace_exit"]`), into a temp dir, with the same `build_dir` that `make
 gadgets` uses, so kernel and golden tests run against what the sources say today (never a stale
 build/ directory). `build_gadget` compiles any other source directory (test gadgets under
-tests/data/gadgets/, patched copies).
+tests/data/gadgets/, patched copies). `runner_layout`, `runner_rootfs` and
+`pulled_runner_image`: the runner image, built once per session when a test asks for it
+(tests/runner_image.py).
 """
 
 from __future__ import annotations
@@ -87,3 +89,14 @@ def build_gadget(tmp_path: Path) -> Callable[[Path], Path]:
         return compile_gadget(Path(src), tmp_path / f"built{next(counter)}" / Path(src).name)
 
     return build
+
+
+# The runner image (built from this tree, pushed and pulled through a registry on 127.0.0.1,
+# unpacked), once per session for every directory: see tests/runner_image.py.
+from tests.runner_image import (  # noqa: E402
+    pulled_runner_image,
+    runner_layout,
+    runner_rootfs,
+)
+
+__all__ = ["pulled_runner_image", "runner_layout", "runner_rootfs"]

@@ -10,12 +10,16 @@ mount-namespace filter run for real.
 
 - `gadget_cluster` / `make_gadget_cluster(nodes=..., targets=...)`: a `GadgetCluster` (fakekube
   + target workloads + runner image mapped + privileged `gadget` namespace); `targets`
-  defaults to $KUBECTL_GADGET_TEST_TARGETS ("process" when unset, or "runc").
+  defaults to $KUBECTL_GADGET_TEST_TARGETS ("process" or "runc"; unset: runc in container
+  mode, else process).
 - `no_runner_leftovers`: teardown check that no pod or ConfigMap labelled
   `app.kubernetes.io/managed-by=kubectl-gadget` remains in any namespace; test modules make it
   autouse with ``pytestmark = pytest.mark.usefixtures("no_runner_leftovers")``.
 - `GadgetClient`: one client process, its stdout parsed as JSON events (flattened to dotted
   keys) and its stderr collected, both readable while it runs.
+
+Container mode (`KUBECTL_GADGET_TEST_CONTAINERS=1`, container_mode.py): runner pods are runc
+containers of the runner image, built, pushed and pulled once per session; targets are runc too.
 
 Traps avoided: a fixed `sleep` before generating events (we wait until every runner pod's log
 shows its `schema` record, which the runner writes only after load and attach), and a client
@@ -42,8 +46,10 @@ from typing import Any
 import pytest
 
 from kubectl_gadget.cluster.runner_pod import DEFAULT_IMAGE, MANAGED_BY, MANAGER, SESSION_LABEL
+from tests.cluster.container_mode import container_mode, runner_image
 from tests.cluster.fakekube import FakeCluster, NodeSpec
 from tests.cluster.runc_targets import RuncWorkloads, runc_available
+from tests.runner_image import UnpackedImage
 from tests.workloads import ContainerWorkload, sleeping_container
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -144,7 +150,7 @@ class Workloads:
 
 def target_runtime(targets: str | None) -> Workloads | RuncWorkloads:
     """The hook backing target pods: "process" (Workloads) or "runc" (RuncWorkloads)."""
-    kind = targets or os.environ.get(TARGETS_ENV) or "process"
+    kind = targets or os.environ.get(TARGETS_ENV) or ("runc" if container_mode() else "process")
     if kind == "runc":
         if not runc_available():
             pytest.skip("target pods as runc containers need runc, which is not installed")
@@ -265,10 +271,15 @@ class GadgetClient:
 class GadgetCluster:
     """fakekube with real target workloads, the runner image mapped and a `gadget` namespace."""
 
-    def __init__(self, cluster: FakeCluster, workloads: Workloads | RuncWorkloads) -> None:
+    def __init__(self, cluster: FakeCluster, workloads: Workloads | RuncWorkloads,
+                 image: UnpackedImage | None = None) -> None:
         self.cluster, self.workloads = cluster, workloads
         self.clients: list[GadgetClient] = []
-        cluster.map_image(DEFAULT_IMAGE, [sys.executable, "-m", "node_runner"], cwd=str(ROOT))
+        if image is not None:  # container mode
+            cluster.map_oci_image(DEFAULT_IMAGE, str(image.rootfs), image.config)
+        else:
+            cluster.map_image(DEFAULT_IMAGE, [sys.executable, "-m", "node_runner"],
+                              cwd=str(ROOT))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.cluster, name)
@@ -343,8 +354,10 @@ class GadgetCluster:
 class GadgetClusterFactory:
     """`make_gadget_cluster(nodes=..., **fakekube options)`; remembers what it made."""
 
-    def __init__(self, make_fake_cluster: Callable[..., FakeCluster]) -> None:
+    def __init__(self, make_fake_cluster: Callable[..., FakeCluster],
+                 image: UnpackedImage | None = None) -> None:
         self._make_fake_cluster = make_fake_cluster
+        self.image = image  # container mode: runner pods run from this image
         self.made: list[GadgetCluster] = []
 
     def __call__(self, nodes: Sequence[str | NodeSpec] = ("node-a", "node-b", "node-c"),
@@ -357,7 +370,7 @@ class GadgetClusterFactory:
             cluster = self._make_fake_cluster(nodes=list(nodes), target_runtime=runtime,
                                               **options)
             cluster.create_namespace(RUNNER_NAMESPACE, privileged=privileged_namespace)
-            self.made.append(GadgetCluster(cluster, runtime))
+            self.made.append(GadgetCluster(cluster, runtime, self.image))
         except BaseException:
             runtime.close()
             raise
@@ -371,10 +384,10 @@ class GadgetClusterFactory:
 
 
 @pytest.fixture
-def make_gadget_cluster(make_fake_cluster: Callable[..., FakeCluster]) -> Iterator[
-        GadgetClusterFactory]:
+def make_gadget_cluster(make_fake_cluster: Callable[..., FakeCluster],
+                        request: pytest.FixtureRequest) -> Iterator[GadgetClusterFactory]:
     require_kernel()
-    factory = GadgetClusterFactory(make_fake_cluster)
+    factory = GadgetClusterFactory(make_fake_cluster, runner_image(request))
     try:
         yield factory
     finally:

@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from kubectl_gadget.cluster.runner_pod import SESSION_LABEL
+from tests.cluster.container_mode import runner_image
 from tests.cluster.fakekube import FakeCluster
 from tests.cluster.product_fixtures import (
     ROOT,
@@ -52,8 +53,9 @@ def test_the_catalogue_is_found() -> None:
 
 
 @pytest.fixture(scope="module")
-def catalogue_runs() -> Iterator[Runs]:
-    """One fake cluster; every gadget's client started against its one target pod at once."""
+def catalogue_runs(request: pytest.FixtureRequest) -> Iterator[Runs]:
+    """One fake cluster; every gadget's client started against its one target pod at once
+    (runner pods as containers of the runner image in container mode)."""
     require_kernel()
     started: list[FakeCluster] = []
 
@@ -61,7 +63,7 @@ def catalogue_runs() -> Iterator[Runs]:
         started.append(FakeCluster(**options).start())
         return started[-1]
 
-    factory = GadgetClusterFactory(make)
+    factory = GadgetClusterFactory(make, runner_image(request))
     try:
         gc = factory(nodes=("node-a",))
         gc.target("cart-a", node="node-a")

@@ -20,7 +20,7 @@ from kubectl_gadget.cluster.runner_pod import CAPABILITIES, DEFAULT_IMAGE
 from tests.cluster.fakekube.oci_spec import CAP_ORDER, grantable
 from tests.cluster.product_fixtures import GadgetCluster
 from tests.conftest import needs_root_btf
-from tests.dist.conftest import amd64_image, needs_mmdebstrap
+from tests.runner_image import amd64_image, needs_mmdebstrap
 
 pytestmark = [pytest.mark.runner_image, needs_mmdebstrap, needs_root_btf,
               pytest.mark.skipif(not shutil.which("runc"),
@@ -48,11 +48,11 @@ def _cap_eff(pid: int) -> int:
                     if line.startswith("CapEff:")), 16)
 
 
-def test_runner_pod_as_runc_container_traces_a_target_pod(make_gadget_cluster: object,
-                                                          layout: Path, rootfs: Path) -> None:
+def test_runner_pod_as_runc_container_traces_a_target_pod(
+        make_gadget_cluster: object, runner_layout: Path, runner_rootfs: Path) -> None:
     gc: GadgetCluster = make_gadget_cluster(nodes=("node-a",))  # type: ignore[operator]
-    _, image_config, _ = amd64_image(layout)
-    gc.cluster.map_oci_image(DEFAULT_IMAGE, str(rootfs), image_config)
+    _, image_config, _ = amd64_image(runner_layout)
+    gc.cluster.map_oci_image(DEFAULT_IMAGE, str(runner_rootfs), image_config)
     gc.target("cart", node="node-a")
     marker = f"mark-{secrets.token_hex(4)}"
 

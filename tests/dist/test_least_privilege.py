@@ -31,7 +31,7 @@ from kubectl_gadget.cluster.runner_pod import CAPABILITIES, RunnerSettings, runn
 from tests.cluster.fakekube import runc
 from tests.cluster.fakekube.oci_spec import TOKEN_PATH, grantable, runtime_config
 from tests.conftest import needs_root_btf
-from tests.dist.conftest import amd64_image, needs_mmdebstrap
+from tests.runner_image import amd64_image, needs_mmdebstrap
 from tests.workloads import ContainerWorkload, sleeping_container
 
 pytestmark = [pytest.mark.runner_image, needs_mmdebstrap, needs_root_btf,
@@ -63,7 +63,7 @@ class _Run:
     marker_seen: bool
 
 
-def _run(layout: Path, rootfs: Path, tmp_path: Path, drop: str | None = None,
+def _run(runner_layout: Path, runner_rootfs: Path, tmp_path: Path, drop: str | None = None,
          target: ContainerWorkload | None = None) -> _Run:
     """Run the runner pod's container with runc, reading its records as they come.
 
@@ -76,9 +76,9 @@ def _run(layout: Path, rootfs: Path, tmp_path: Path, drop: str | None = None,
     extra = (("--cluster", "--container-id", f"containerd://{target.container_id}")
              if target is not None else ())
     pod, container = _pod(drop, timeout=60, extra=extra)
-    _, image_config, _ = amd64_image(layout)
+    _, image_config, _ = amd64_image(runner_layout)
     cid = f"kg-lp-{uuid.uuid4().hex[:8]}"
-    config = runtime_config(pod, container, image_config, str(rootfs),
+    config = runtime_config(pod, container, image_config, str(runner_rootfs),
                             f"/kubepods/besteffort/pod{cid}/{cid}")
     marker = f"lp-{uuid.uuid4().hex[:8]}"
     records: list[dict[str, Any]] = []
@@ -136,20 +136,20 @@ def test_translation_is_as_strict_as_the_manifest() -> None:
     assert "ro" in sysfs["options"]
 
 
-def _run_mode(layout: Path, rootfs: Path, tmp_path: Path, drop: str | None,
+def _run_mode(runner_layout: Path, runner_rootfs: Path, tmp_path: Path, drop: str | None,
               targeted: bool) -> _Run:
     if not targeted:
-        return _run(layout, rootfs, tmp_path, drop)
+        return _run(runner_layout, runner_rootfs, tmp_path, drop)
     with sleeping_container() as target:
-        return _run(layout, rootfs, tmp_path, drop, target)
+        return _run(runner_layout, runner_rootfs, tmp_path, drop, target)
 
 
 @pytest.mark.parametrize("targeted", [False, True], ids=["host", "container"])
 def test_runner_traces_in_a_container_with_the_listed_capabilities(
-        layout: Path, rootfs: Path, tmp_path: Path, targeted: bool) -> None:
+        runner_layout: Path, runner_rootfs: Path, tmp_path: Path, targeted: bool) -> None:
     missing = sorted(set(CAPABILITIES) - grantable())
     print(f"capabilities this machine cannot grant (left out): {missing}")
-    run = _run_mode(layout, rootfs, tmp_path, None, targeted)
+    run = _run_mode(runner_layout, runner_rootfs, tmp_path, None, targeted)
     types = [r["type"] for r in run.records]
     assert run.marker_seen, f"the exec of echo MARKER was traced: {types}\n{run.stderr}"
     assert run.returncode == 0, run.stderr
@@ -161,15 +161,16 @@ def test_runner_traces_in_a_container_with_the_listed_capabilities(
 
 @pytest.mark.parametrize("targeted", [False, True], ids=["host", "container"])
 @pytest.mark.parametrize("cap", CAPABILITIES)
-def test_one_capability_less_works_or_fails_clearly(layout: Path, rootfs: Path, tmp_path: Path,
-                                                     cap: str, targeted: bool) -> None:
+def test_one_capability_less_works_or_fails_clearly(
+        runner_layout: Path, runner_rootfs: Path, tmp_path: Path, cap: str,
+        targeted: bool) -> None:
     """Without `cap` the runner either still traces (the exec is seen) or stops by itself with
     an `error` record and a documented exit code: never a run that traces nothing, a hang
     (the watchdog's kill leaves no `end` record) or a traceback."""
     if cap not in grantable():
         pytest.skip(f"this machine cannot grant CAP_{cap} to any container (not in its "
                     "bounding set), so there is nothing to take away")
-    run = _run_mode(layout, rootfs, tmp_path, cap, targeted)
+    run = _run_mode(runner_layout, runner_rootfs, tmp_path, cap, targeted)
     records = run.records
     assert "Traceback" not in run.stderr, run.stderr
     assert records and records[-1]["type"] == "end", f"no end record: a hang?\n{run.stderr}"

@@ -18,7 +18,7 @@ import pytest
 
 from kubectl_gadget.release import runner_image
 from node_runner.oci.store import Store
-from tests.dist.conftest import TAG, amd64_image, image_index, needs_mmdebstrap
+from tests.runner_image import TAG, amd64_image, image_index, needs_mmdebstrap
 from tests.registry.conftest import Registry
 
 pytestmark = [pytest.mark.runner_image, needs_mmdebstrap]
@@ -27,19 +27,20 @@ MAX_BYTES = 150_000_000
 
 
 @pytest.fixture(scope="module")
-def members(layout: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, tarfile.TarInfo]:
-    _, _, blob = amd64_image(layout)
+def members(runner_layout: Path,
+            tmp_path_factory: pytest.TempPathFactory) -> dict[str, tarfile.TarInfo]:
+    _, _, blob = amd64_image(runner_layout)
     path = tmp_path_factory.mktemp("layer") / "layer.tar.gz"
     path.write_bytes(blob)
     with tarfile.open(path) as tar:
         return {m.name: m for m in tar.getmembers()}
 
 
-def test_index_lists_each_architecture_with_its_config(layout: Path) -> None:
-    store, _, index = image_index(layout)
+def test_index_lists_each_architecture_with_its_config(runner_layout: Path) -> None:
+    store, _, index = image_index(runner_layout)
     assert [m["platform"] for m in index["manifests"]] == [{"architecture": "amd64",
                                                             "os": "linux"}]
-    manifest, config, blob = amd64_image(layout)
+    manifest, config, blob = amd64_image(runner_layout)
     assert config["architecture"] == "amd64" and config["os"] == "linux"
     assert config["config"]["Entrypoint"] == ["python3", "-m", "node_runner"]
     size = manifest["config"]["size"] + manifest["layers"][0]["size"]
@@ -72,15 +73,15 @@ def test_layer_has_no_setuid_and_nothing_writable_by_others(members: dict[str, t
     assert app and all(m.uid == 0 and m.gid == 0 and not m.mode & 0o022 for m in app)
 
 
-def test_push_to_registry_and_pull_back_unchanged(layout: Path, registry: Registry,
+def test_push_to_registry_and_pull_back_unchanged(runner_layout: Path, registry: Registry,
                                                   tmp_path: Path) -> None:
-    _, desc, _ = image_index(layout)
+    _, desc, _ = image_index(runner_layout)
     remote = f"docker://{registry.host}/kubectl-gadget/node-runner:{TAG}"
     subprocess.run(["skopeo", "copy", "--all", "--quiet", "--dest-tls-verify=false",
-                    f"oci:{layout}:{TAG}", remote], check=True, timeout=300)
+                    f"oci:{runner_layout}:{TAG}", remote], check=True, timeout=300)
     raw = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", remote],
                          check=True, capture_output=True, timeout=60).stdout
-    assert raw == Store(layout).read_blob(desc["digest"])
+    assert raw == Store(runner_layout).read_blob(desc["digest"])
     back = tmp_path / "pulled"
     subprocess.run(["skopeo", "copy", "--all", "--quiet", "--src-tls-verify=false", remote,
                     f"oci:{back}:{TAG}"], check=True, timeout=300)
@@ -95,16 +96,17 @@ IMPORT_ALL = ("import importlib, pkgutil, node_runner\n"
               "print('imported', len(list(pkgutil.walk_packages(node_runner.__path__))))")
 
 
-def test_every_runner_module_imports_inside_the_image(layout: Path, rootfs: Path) -> None:
+def test_every_runner_module_imports_inside_the_image(runner_layout: Path,
+                                                      runner_rootfs: Path) -> None:
     """Every module of node_runner (lazy imports too: registry, symbols) finds its libraries
     among the image's packages, with the image's own environment."""
-    _, config, _ = amd64_image(layout)
-    proc = subprocess.run(["chroot", str(rootfs), "/usr/bin/env", "-i",
+    _, config, _ = amd64_image(runner_layout)
+    proc = subprocess.run(["chroot", str(runner_rootfs), "/usr/bin/env", "-i",
                            *config["config"]["Env"], "python3", "-c", IMPORT_ALL],
                           capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("imported ")
-    version = subprocess.run(["chroot", str(rootfs), "/usr/bin/env", "-i",
+    version = subprocess.run(["chroot", str(runner_rootfs), "/usr/bin/env", "-i",
                               *config["config"]["Env"], *config["config"]["Entrypoint"],
                               "--version"], capture_output=True, text=True, check=False)
     assert version.returncode == 0 and version.stdout.startswith("node-runner "), version.stderr

@@ -63,7 +63,7 @@ def _wait_ready(host: str, proc: subprocess.Popen[bytes], log: Path) -> None:
     raise RuntimeError(f"docker-registry on {host} did not answer: {log.read_text()[-2000:]}")
 
 
-def _start(root: Path, htpasswd: Path | None) -> Registry:
+def start_registry(root: Path, htpasswd: Path | None) -> Registry:
     if not os.access(REGISTRY_BIN, os.X_OK):
         pytest.skip("docker-registry not installed (apt-get install docker-registry)")
     port = _free_port()
@@ -84,12 +84,12 @@ def _start(root: Path, htpasswd: Path | None) -> Registry:
     try:
         _wait_ready(host, proc, log)
     except RuntimeError:
-        _stop(proc)
+        stop_registry(proc)
         raise
     return Registry(host, storage, proc, log)
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
+def stop_registry(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         proc.terminate()
         try:
@@ -101,9 +101,9 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    reg = _start(tmp_path_factory.mktemp("registry"), None)
+    reg = start_registry(tmp_path_factory.mktemp("registry"), None)
     yield reg
-    _stop(reg.proc)
+    stop_registry(reg.proc)
 
 
 @pytest.fixture(scope="session")
@@ -113,9 +113,9 @@ def auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry
     htpasswd = root / "htpasswd"
     hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=5)).decode()
     htpasswd.write_text(f"{USER}:{hashed}\n")
-    reg = _start(root, htpasswd)
+    reg = start_registry(root, htpasswd)
     yield reg
-    _stop(reg.proc)
+    stop_registry(reg.proc)
 
 
 def docker_config(path: Path, host: str, user: str = USER, password: str = PASSWORD) -> Path:

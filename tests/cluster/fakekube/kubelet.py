@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from . import podstatus as ps
+from . import runc
 from .context import ApiContext
 from .podworker import PodWorker
 from .runtime import ImageTable, group_alive
@@ -85,6 +86,7 @@ class Kubelet:
         self._workers: dict[str, PodWorker] = {}
         self._targets: dict[str, tuple[Obj, TargetRuntime | None]] = {}
         self._started_groups: list[int] = []
+        self._started_cgroups: list[str] = []
         self._kick = threading.Event()
         self._thread: threading.Thread | None = None
         self._sub: Any = None
@@ -282,17 +284,25 @@ class Kubelet:
                 store.mutate("pods", meta["namespace"], meta["name"], pod_lost, meta["uid"])
 
     # -- teardown ------------------------------------------------------------------------
-    def register_group(self, pgid: int) -> None:
+    def register_group(self, pgid: int, cgroup: str | None = None) -> None:
+        """A container started: its process group, and for a runc container its cgroup
+        (with hostPID its processes need not stay in runc's process group)."""
         with self._lock:
             self._started_groups.append(pgid)
+            if cgroup is not None:
+                self._started_cgroups.append(cgroup)
 
     def process_groups(self) -> list[int]:
         """Every process group (= container) this kubelet ever started."""
         with self._lock:
             return list(self._started_groups)
 
-    def leaked_process_groups(self) -> list[int]:
-        return [pgid for pgid in self.process_groups() if group_alive(pgid)]
+    def leaked_process_groups(self) -> list[int | str]:
+        """Process groups, and cgroups of runc containers, that still hold a live process."""
+        with self._lock:
+            cgroups = list(self._started_cgroups)
+        leaked: list[int | str] = [pgid for pgid in self.process_groups() if group_alive(pgid)]
+        return leaked + [path for path in cgroups if runc.cgroup_alive(path)]
 
     def stop(self) -> None:
         self.stopping.set()

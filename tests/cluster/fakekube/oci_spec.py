@@ -6,9 +6,9 @@ context leaves after `drop`/`add` (nothing more), no PID namespace with `hostPID
 volumes bind-mounted read-only when the volumeMount says so, configMap volumes (the kubelet's
 files) always read-only, a read-only /sys, the usual masked and read-only /proc paths, no
 service-account token when the pod refuses one, the image's entry point and environment under
-the container's args and env. `--privileged` pods get every
-capability and a writable /sys. The trap avoided: a test harness more generous than a real
-node (all capabilities, a writable /sys, a token), which would hide a missing privilege.
+the container's args and env (HOSTNAME first, as containerd sets it). `--privileged` pods get
+every capability and a writable /sys. The trap avoided: a test harness more generous than a
+real node (all capabilities, a writable /sys, a token), which would hide a missing privilege.
 """
 
 from __future__ import annotations
@@ -107,8 +107,9 @@ def _base_mounts(privileged: bool) -> list[dict[str, Any]]:
 
 
 def _env(image_env: list[str], container: dict[str, Any],
-         resolved: Mapping[str, str] | None) -> list[str]:
-    env = dict(kv.split("=", 1) for kv in image_env)
+         resolved: Mapping[str, str] | None, hostname: str) -> list[str]:
+    env = {"HOSTNAME": hostname}  # as containerd sets it, under the image's and pod's env
+    env.update(kv.split("=", 1) for kv in image_env)
     for e in container.get("env") or []:
         if resolved is not None and e["name"] in resolved:
             env[e["name"]] = resolved[e["name"]]
@@ -133,6 +134,7 @@ def runtime_config(pod: dict[str, Any], container: dict[str, Any], image_config:
     if not argv:
         raise PodSpecError("neither the container nor the image says what to run")
     privileged = bool((container.get("securityContext") or {}).get("privileged"))
+    hostname = pod["metadata"]["name"][:63]
     caps = [f"CAP_{c}" for c in capabilities(container)]
     namespaces = [{"type": t} for t in ("mount", "network", "ipc", "uts")]
     if not spec.get("hostPID"):
@@ -145,12 +147,13 @@ def runtime_config(pod: dict[str, Any], container: dict[str, Any], image_config:
         "ociVersion": "1.0.2",
         "process": {
             "terminal": False, "user": {"uid": 0, "gid": 0}, "args": argv,
-            "env": _env(img.get("Env") or [], container, env), "cwd": img.get("WorkingDir") or "/",
+            "env": _env(img.get("Env") or [], container, env, hostname),
+            "cwd": img.get("WorkingDir") or "/",
             "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
             "noNewPrivileges": False,
         },
         "root": {"path": rootfs, "readonly": False},
-        "hostname": pod["metadata"]["name"][:63],
+        "hostname": hostname,
         "mounts": _base_mounts(privileged) + _volume_mounts(spec, container, volume_dirs or {}),
         "linux": linux,
     }

@@ -12,13 +12,11 @@ racing with "node lost" can never overwrite the NodeLost status.
 from __future__ import annotations
 
 import functools
-import os
 import shutil
 import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -232,28 +230,33 @@ class PodWorker:
             crash = faults.crash_for(pod, c["name"])
             entry = self.k.images.lookup(image)
             cwd = (entry.cwd if entry else None) or self.k.workdir
-            on_exit: Callable[[], None] = self.wake.set
             cid = None
-            if crash is not None:
-                argv = [self.k.python, "-c", _CRASH, str(crash.exit_code),
-                        str(crash.after_seconds), *crash.lines]
-            elif entry is not None and entry.oci is not None:
+            if entry is not None and entry.oci is not None:
+                # The crash runs inside the container, from the image's python3.
+                spec = c if crash is None else {**c, "args": [], "command": [
+                    "python3", "-c", _CRASH, str(crash.exit_code), str(crash.after_seconds),
+                    *crash.lines]}
                 cid = ps.container_id()
-                bundle = self._oci_bundle(pod, c, entry.oci, env, cid.split("//", 1)[1])
-                argv, env, cwd = runc.run_argv(bundle), dict(os.environ), str(bundle.path)
-                on_exit = functools.partial(self._oci_exited, bundle)
+                bundle = self._oci_bundle(pod, spec, entry.oci, env, cid.split("//", 1)[1])
+                log = self.k.ctx.logs.open(self.uid, c["name"])
+                run.process = runc.RuncContainerProcess(
+                    bundle, log, functools.partial(self._oci_exited, bundle))
+                self.k.register_group(run.process.pgid, bundle.config["linux"]["cgroupsPath"])
             else:
-                argv = resolve_argv(c, self.k.images, env)
-                mounts = configmap_mounts(c, self.volume_dirs or {})
-                if mounts:  # a process has no rootfs: its own mount namespace instead
-                    self.mount_points.acquire([target for _source, target in mounts])
-                    argv = in_mount_namespace(argv, mounts)
-            if entry is not None and entry.oci is None and (
-                    not c.get("command") or entry.replace_command):
-                env.update(entry.env)
-            log = self.k.ctx.logs.open(self.uid, c["name"])
-            run.process = ContainerProcess(argv, env, cwd, log, on_exit)
-            self.k.register_group(run.process.pgid)
+                if crash is not None:
+                    argv = [self.k.python, "-c", _CRASH, str(crash.exit_code),
+                            str(crash.after_seconds), *crash.lines]
+                else:
+                    argv = resolve_argv(c, self.k.images, env)
+                    mounts = configmap_mounts(c, self.volume_dirs or {})
+                    if mounts:  # a process has no rootfs: its own mount namespace instead
+                        self.mount_points.acquire([target for _source, target in mounts])
+                        argv = in_mount_namespace(argv, mounts)
+                if entry is not None and (not c.get("command") or entry.replace_command):
+                    env.update(entry.env)
+                log = self.k.ctx.logs.open(self.uid, c["name"])
+                run.process = ContainerProcess(argv, env, cwd, log, self.wake.set)
+                self.k.register_group(run.process.pgid)
         except PullError as exc:
             message = str(exc) or (
                 f'rpc error: code = NotFound desc = failed to pull and unpack image '
