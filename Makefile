@@ -2,7 +2,7 @@
 PYTHON ?= python3
 ARCH := $(shell uname -m)
 GADGETS := $(sort $(patsubst gadgets/%/program.bpf.c,%,$(wildcard gadgets/*/program.bpf.c)))
-APT_PACKAGES := clang clang-19 llvm libbpf1 libbpf-dev bpftool libbpf-tools docker-registry skopeo \
+APT_PACKAGES := clang clang-19 libc6-dev-i386 llvm libbpf1 libbpf-dev bpftool libbpf-tools docker-registry skopeo \
 	iproute2 util-linux procps mmdebstrap runc
 
 .PHONY: install install-deps install-python gadgets test test-unit test-kernel lint bench fuzz \

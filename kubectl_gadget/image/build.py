@@ -33,6 +33,10 @@ ARCHES = {
     "x86_64": ("x86_64", "x86"), "amd64": ("x86_64", "x86"),
     "aarch64": ("arm64", "arm64"), "arm64": ("arm64", "arm64"),
 }
+# The system's per-architecture UAPI headers (<asm/types.h>, ...), searched last, for socket
+# filters that include <linux/bpf.h> and friends instead of vmlinux.h.
+MULTIARCH_INCLUDE = {"x86_64": "/usr/include/x86_64-linux-gnu",
+                     "arm64": "/usr/include/aarch64-linux-gnu"}
 _REPO_INCLUDE = Path(__file__).resolve().parents[2] / "gadgets" / "include"
 
 
@@ -117,6 +121,8 @@ def compile_object(src_dir: Path, out_file: Path, arch: str = "x86_64",
            f"-fdebug-prefix-map={src_dir.resolve()}=.",
            f"-fdebug-prefix-map={root.resolve()}=/include",
            "-I", str(root / arch_dir), "-I", str(root), "-c", SOURCE_FILE, "-o", str(tmp.resolve())]
+    if os.path.isdir(MULTIARCH_INCLUDE[arch_dir]):
+        cmd[-4:-4] = ["-idirafter", MULTIARCH_INCLUDE[arch_dir]]
     proc = _clang(clang, cmd, src_dir)
     newer = _newer_clang() if proc.returncode != 0 else None
     if newer and os.path.realpath(newer[0]) != os.path.realpath(clang):

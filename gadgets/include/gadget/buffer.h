@@ -9,7 +9,11 @@
 #ifndef __GADGET_BUFFER_H
 #define __GADGET_BUFFER_H
 
+/* Kernel types from vmlinux.h, unless the program already has them (vmlinux.h, or the UAPI
+ * headers <linux/bpf.h>, <linux/types.h> of a socket filter: both at once would clash). */
+#if !defined(__VMLINUX_H__) && !defined(_LINUX_TYPES_H)
 #include <vmlinux.h>
+#endif
 #include <bpf/bpf_helpers.h>
 
 /*

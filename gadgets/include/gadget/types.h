@@ -8,7 +8,11 @@
 #ifndef __GADGET_TYPES_H
 #define __GADGET_TYPES_H
 
+/* Kernel types from vmlinux.h, unless the program already has them (vmlinux.h, or the UAPI
+ * headers <linux/bpf.h>, <linux/types.h> of a socket filter: both at once would clash). */
+#if !defined(__VMLINUX_H__) && !defined(_LINUX_TYPES_H)
 #include <vmlinux.h>
+#endif
 
 #define GADGET_TASK_COMM_LEN 16
 #define GADGET_PATH_MAX 4096
