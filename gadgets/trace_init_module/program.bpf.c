@@ -3,11 +3,12 @@
  * trace_init_module: kernel module loads, one record per init_module(2) or finit_module(2)
  * call, made when the call returns so that its result is known.
  *
- * The programs attach to raw_syscalls:sys_enter and sys_exit and keep only these two syscall
- * numbers (compared first, so every other syscall of the node costs one compare). The
- * per-syscall tracepoints (syscalls:sys_enter_init_module) are not used: a kernel built without
- * module support has none, yet a process can still make the calls (they fail with ENOSYS), and
- * an attempt to load a module is worth seeing there too.
+ * The programs attach to the raw tracepoints sys_enter and sys_exit (gadget/syscall_regs.h)
+ * and keep only these two syscall numbers, compared first: every other syscall of the node
+ * costs a program call and a register read. The per-syscall tracepoints
+ * (syscalls:sys_enter_init_module) are not used: a kernel built without module support has
+ * none, yet a process can still make the calls (they fail with ENOSYS), and an attempt to load
+ * a module is worth seeing there too.
  *
  * The entry keeps the arguments by thread; the exit reads what they point to (the caller's
  * memory and file table are unchanged by the call) and makes the record:
@@ -28,6 +29,7 @@
 #include <gadget/filter.h>
 #include <gadget/macros.h>
 #include <gadget/mntns_filter.h>
+#include <gadget/syscall_regs.h>
 #include <gadget/types.h>
 
 /* The native syscall numbers (a 32-bit compat process uses other numbers: not traced). */
@@ -90,21 +92,23 @@ GADGET_PATH_SCRATCH_MAP(path_scratch);
 GADGET_TRACER_MAP(events, 256 * 1024);
 GADGET_TRACER(init, events, event);
 
-SEC("tracepoint/raw_syscalls/sys_enter")
-int trace_init_module_enter(struct trace_event_raw_sys_enter *ctx)
+SEC("raw_tp/sys_enter")
+int trace_init_module_enter(struct bpf_raw_tracepoint_args *ctx)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	long nr = ctx->id;
+	long nr = ctx->args[1];
 	struct call call = {};
+	__u64 args[6];
 
 	if (nr != NR_INIT_MODULE && nr != NR_FINIT_MODULE)
 		return 0;
 	if (gadget_should_discard_data_current())
 		return 0;
+	gadget_syscall_args(gadget_syscall_regs(ctx), args);
 	call.nr = nr;
-	call.args[0] = ctx->args[0];
-	call.args[1] = ctx->args[1];
-	call.args[2] = ctx->args[2];
+	call.args[0] = args[0];
+	call.args[1] = args[1];
+	call.args[2] = args[2];
 	bpf_map_update_elem(&calls, &tid, &call, BPF_ANY);
 	return 0;
 }
@@ -267,11 +271,11 @@ static __always_inline void file_name(struct event *event, __s32 fd)
 	bpf_probe_read_kernel_str(event->name, sizeof(event->name), scratch->buf + GADGET_PATH_BUF);
 }
 
-SEC("tracepoint/raw_syscalls/sys_exit")
-int trace_init_module_exit(struct trace_event_raw_sys_exit *ctx)
+SEC("raw_tp/sys_exit")
+int trace_init_module_exit(struct bpf_raw_tracepoint_args *ctx)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	long nr = ctx->id, ret = ctx->ret;
+	long nr = gadget_syscall_nr(gadget_syscall_regs(ctx)), ret = ctx->args[1];
 	const char *params;
 	struct event *event;
 	struct call *call;

@@ -3,10 +3,10 @@
  * traceloop: the system calls of the target containers, one record per call, in the manner of
  * strace: the call, its arguments, its result and how long it took.
  *
- * raw_syscalls:sys_enter keeps the call's arguments per thread (and the strings its string
- * arguments point to, read while the caller's memory is certain to hold them);
- * raw_syscalls:sys_exit makes the record. exit and exit_group never return: their record is
- * made at entry.
+ * The raw tracepoint sys_enter keeps the call's arguments per thread (and the strings its
+ * string arguments point to, read while the caller's memory is certain to hold them); sys_exit
+ * makes the record (raw tracepoints: gadget/syscall_regs.h says why). exit and exit_group
+ * never return: their record is made at entry.
  *
  * A container can make hundreds of thousands of calls a second. Each container (mount
  * namespace) has a token bucket of --max-rate records per second (a second's worth of burst);
@@ -28,6 +28,7 @@
 #include <gadget/filter.h>
 #include <gadget/macros.h>
 #include <gadget/mntns_filter.h>
+#include <gadget/syscall_regs.h>
 #include <gadget/types.h>
 
 #include "syscall_args.h"
@@ -258,13 +259,13 @@ static __always_inline void emit(void *ctx, struct pending_call *call, bool retu
 	gadget_submit_buf(ctx, &events, event, sizeof(*event));
 }
 
-SEC("tracepoint/raw_syscalls/sys_enter")
-int traceloop_sys_enter(struct trace_event_raw_sys_enter *ctx)
+SEC("raw_tp/sys_enter")
+int traceloop_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct pending_call *call;
 	__u32 zero = 0;
-	long nr = ctx->id;
+	long nr = ctx->args[1];
 
 	if (nr < 0 || gadget_should_discard_data_current())
 		return 0;
@@ -273,12 +274,7 @@ int traceloop_sys_enter(struct trace_event_raw_sys_enter *ctx)
 		return 0;
 	call->start = bpf_ktime_get_boot_ns();
 	call->nr = nr;
-	call->args[0] = ctx->args[0];
-	call->args[1] = ctx->args[1];
-	call->args[2] = ctx->args[2];
-	call->args[3] = ctx->args[3];
-	call->args[4] = ctx->args[4];
-	call->args[5] = ctx->args[5];
+	gadget_syscall_args(gadget_syscall_regs(ctx), call->args);
 	call->info = nr < SYSCALL_ARGS_ENTRIES ? syscall_args[nr] : 0;
 	call->read = call->cut = 0;
 	read_strings(call);
@@ -290,15 +286,15 @@ int traceloop_sys_enter(struct trace_event_raw_sys_enter *ctx)
 	return 0;
 }
 
-SEC("tracepoint/raw_syscalls/sys_exit")
-int traceloop_sys_exit(struct trace_event_raw_sys_exit *ctx)
+SEC("raw_tp/sys_exit")
+int traceloop_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct pending_call *call = bpf_map_lookup_elem(&calls, &tid);
 
 	if (!call)
 		return 0;
-	emit(ctx, call, true, ctx->ret);
+	emit(ctx, call, true, ctx->args[1]);
 	bpf_map_delete_elem(&calls, &tid);
 	return 0;
 }
