@@ -3,7 +3,7 @@ PYTHON ?= python3
 ARCH := $(shell uname -m)
 GADGETS := $(sort $(patsubst gadgets/%/program.bpf.c,%,$(wildcard gadgets/*/program.bpf.c)))
 APT_PACKAGES := clang clang-19 libc6-dev-i386 llvm libbpf1 libbpf-dev bpftool libbpf-tools docker-registry skopeo \
-	iproute2 util-linux procps mmdebstrap runc
+	iproute2 util-linux procps mmdebstrap arch-test qemu-user-static runc
 
 .PHONY: install install-deps install-python gadgets test test-unit test-kernel lint bench fuzz \
 	runner-image runner-image-docker runner-image-test test-containers kind-up kind-down integration clean \
@@ -78,14 +78,19 @@ RUNNER_LAYOUT ?= build/runner-image
 RUNNER_TAG := $(lastword $(subst :, ,$(RUNNER_IMAGE)))
 
 # The runner image from Debian packages (mmdebstrap; no Docker engine) as an OCI image layout:
-# oci:$(RUNNER_LAYOUT):$(RUNNER_TAG), e.g. `skopeo copy --all oci:... docker://REGISTRY/...`.
+# oci:$(RUNNER_LAYOUT):$(RUNNER_TAG), an index with one image per architecture of ARCHES, e.g.
+# `skopeo copy --all oci:... docker://REGISTRY/...`. A foreign architecture is bootstrapped under
+# qemu-user-static, registered in binfmt_misc by the build (root); `ARCHES=amd64` builds one.
+ARCHES ?= amd64 arm64
 runner-image:
-	$(PYTHON) -m kubectl_gadget.release runner-image --layout $(RUNNER_LAYOUT) --tag $(RUNNER_TAG)
+	$(PYTHON) -m kubectl_gadget.release runner-image --layout $(RUNNER_LAYOUT) --tag $(RUNNER_TAG) \
+		$(addprefix --arch ,$(ARCHES))
 
-# Not in `make test` (minutes; CI runs it after): build it, check its contents, push/pull it
-# with skopeo, run it with runc (the runner pod as a container, least privilege).
+# Not in `make test` (minutes; CI runs it after): build it for ARCHES, check each image's
+# contents, push/pull the index with skopeo, run it with runc (the runner pod as a container,
+# least privilege) and the foreign one's runner under emulation.
 runner-image-test:
-	$(PYTHON) -m pytest -q -m runner_image tests/dist
+	KUBECTL_GADGET_TEST_RUNNER_ARCHES="$(ARCHES)" $(PYTHON) -m pytest -q -m runner_image tests/dist
 
 # The cluster tests (tests/cluster) with every runner pod a real OCI container: the runner image
 # built from this tree, pushed to a registry on 127.0.0.1 and pulled back, run with runc by the

@@ -3,7 +3,7 @@
 Session fixtures (registered in tests/conftest.py, so one build serves every directory):
 - `runner_layout`: `python -m kubectl_gadget.release runner-image` (as `make runner-image` does:
   mmdebstrap from the Debian mirror, under a minute on a warm mirror) into a temp OCI image
-  layout tagged `TAG`;
+  layout tagged `TAG`, for `RUNNER_ARCHES`;
 - `runner_rootfs`: its linux/amd64 layer unpacked (owners and modes kept: we are root), for the
   tests that look inside the image (chroot) or run its layout directly;
 - `pulled_runner_image`: the way a node gets it: `runner_layout` pushed with skopeo to a real
@@ -32,6 +32,9 @@ REPO = Path(__file__).resolve().parent.parent
 TAG = "test"
 REPOSITORY = "kubectl-gadget/node-runner"
 ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+# The architectures the image is built for: `make runner-image-test` sets both from ARCHES (the
+# foreign one is bootstrapped under qemu-user-static); other runs need this machine's only.
+RUNNER_ARCHES = os.environ.get("KUBECTL_GADGET_TEST_RUNNER_ARCHES", ARCH).split()
 needs_mmdebstrap = pytest.mark.skipif(
     not shutil.which("mmdebstrap") or os.geteuid() != 0,
     reason="building the runner image needs mmdebstrap (apt-get install mmdebstrap) and root")
@@ -49,11 +52,12 @@ def build_layout(out: Path, tag: str = TAG) -> Path:
     build fails, with the builder's message)."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.run([sys.executable, "-m", "kubectl_gadget.release", "runner-image",
-                           "--layout", str(out), "--tag", tag], cwd=REPO, env=env,
-                          capture_output=True, text=True, check=False, timeout=1200)
+                           "--layout", str(out), "--tag", tag,
+                           *(f"--arch={arch}" for arch in RUNNER_ARCHES)], cwd=REPO, env=env,
+                          capture_output=True, text=True, check=False, timeout=3600)
     if proc.returncode != 0:
         pytest.fail(f"building the runner image failed:\n{proc.stderr}")
-    print(proc.stdout)
+    print(proc.stdout, proc.stderr)
     return out
 
 

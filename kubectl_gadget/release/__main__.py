@@ -50,7 +50,8 @@ def _check_krew(manifest: Path, archives: list[Path]) -> None:
 
 def _runner_image(layout: Path, tag: str, arches: list[str], mirror: str) -> None:
     with tempfile.TemporaryDirectory(prefix="kubectl-gadget-runner-image-") as scratch:
-        desc = runner_image.build_image(layout, tag, arches, Path(scratch), mirror)
+        desc = runner_image.build_image(layout, tag, arches, Path(scratch), mirror,
+                                        say=lambda line: print(line, file=sys.stderr))
     print(f"oci:{layout}:{tag} {desc['digest']}")
     for size, arch in runner_image.sizes(layout, desc):
         print(f"  linux/{arch}: {size / 1e6:.1f} MB compressed")
@@ -70,7 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     r = sub.add_parser("runner-image", help="the runner image as an OCI index (mmdebstrap)")
     r.add_argument("--layout", type=Path, default=Path("build/runner-image"))
     r.add_argument("--tag", default=__version__)
-    r.add_argument("--arch", action="append", help="OCI architecture (default: this machine's)")
+    r.add_argument("--arch", action="append",
+                   help="OCI architecture, repeatable (default: every one with a vmlinux.h, "
+                   "amd64 and arm64; a foreign one is built under qemu-user-static)")
     r.add_argument("--mirror", default=runner_image.MIRROR)
     ns = p.parse_args(argv)
     try:
@@ -81,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         elif ns.command == "dist":
             _dist(ns.out, ns.base_uri)
         elif ns.command == "runner-image":
-            _runner_image(ns.layout, ns.tag, ns.arch or [oci_arch()], ns.mirror)
+            _runner_image(ns.layout, ns.tag, ns.arch or runner_image.default_arches(), ns.mirror)
         else:
             _check_krew(ns.manifest, ns.archive)
     except BuildError as exc:

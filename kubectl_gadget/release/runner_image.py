@@ -1,12 +1,14 @@
 """Build the runner's OCI image from Debian packages, without a container engine.
 
 `mmdebstrap` makes a minimal Debian root filesystem (essential packages plus Python, its YAML,
-crypto and HTTP libraries and libbpf) for each architecture; the runner's files are added the
-way node_runner/Dockerfile adds them (`node_runner` in /opt/kubectl-gadget, oras beside it,
-the in-tree gadgets and the runner's own objects compiled for that architecture in
-/usr/share/kubectl-gadget/gadgets and .../runtime); the
-tree is packed into one gzip layer here, with fixed times and owners and no device nodes; each
-architecture's manifest goes into one OCI index in an image layout (`oci:DIR:TAG` for skopeo).
+crypto and HTTP libraries and libbpf) for each architecture, the same recipe for all (another
+architecture than the machine's runs its maintainer scripts under qemu-user-static, set up by
+`binfmt.ensure`); the runner's files are added the way node_runner/Dockerfile adds them
+(`node_runner` in /opt/kubectl-gadget, oras beside it, the in-tree gadgets and the runner's
+own objects compiled for that architecture in /usr/share/kubectl-gadget/gadgets and
+.../runtime); the tree is packed into one gzip layer here, with fixed times and owners and no
+device nodes; each architecture's manifest goes into one OCI index in an image layout
+(`oci:DIR:TAG` for skopeo).
 The traps avoided: a layer that differs on every build (times, the builder's uids), documents
 and package caches nobody reads inflating the image, and a recipe that only a Docker engine
 can run.
@@ -23,13 +25,14 @@ import shutil
 import subprocess
 import sys
 import tarfile
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from kubectl_gadget.errors import BuildError
 from kubectl_gadget.image import build
-from kubectl_gadget.release import stage
+from kubectl_gadget.release import binfmt, stage
 from node_runner.oci.media import (
     OCI_IMAGE_CONFIG,
     OCI_INDEX,
@@ -38,6 +41,7 @@ from node_runner.oci.media import (
     descriptor,
 )
 from node_runner.oci.store import Store
+from node_runner.packaged import oci_arch
 
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
@@ -175,19 +179,38 @@ def add_platform(store: Store, rootfs: Path, arch: str) -> dict[str, Any]:
     return descriptor(OCI_MANIFEST, data, platform={"architecture": arch, "os": "linux"})
 
 
+def default_arches() -> list[str]:
+    """Every architecture the in-tree gadgets are built for (a checked-in vmlinux.h each),
+    this machine's first."""
+    arches = build.available_arches(stage.REPO / "gadgets" / "include")
+    return sorted(arches, key=lambda arch: arch != oci_arch())
+
+
 def build_image(layout: Path, tag: str, arches: Sequence[str], scratch: Path,
-                mirror: str = MIRROR) -> dict[str, Any]:
-    """Build the image index for `arches` into the OCI layout `layout`, tagged `tag`."""
+                mirror: str = MIRROR, say: Callable[[str], None] = lambda _: None
+                ) -> dict[str, Any]:
+    """Build the image index for `arches` into the OCI layout `layout`, tagged `tag`; a
+    foreign architecture is bootstrapped under qemu-user emulation (binfmt.ensure)."""
     store = Store(layout)
     manifests = []
     for arch in arches:
         if arch not in build.available_arches(stage.REPO / "gadgets" / "include"):
             raise BuildError(f"building the runner image for {arch}: no vmlinux.h for it "
                              "under gadgets/include")
+    for arch in dict.fromkeys(arches):
+        for line in binfmt.ensure(arch):
+            say(line)
+        times = [time.monotonic()]
         rootfs = debian_rootfs(scratch / f"rootfs-{arch}", arch, mirror)
+        times.append(time.monotonic())
         add_runner(rootfs, arch)
+        times.append(time.monotonic())
         manifests.append(add_platform(store, rootfs, arch))
         shutil.rmtree(rootfs)
+        times.append(time.monotonic())
+        bootstrap, runner, pack = (b - a for a, b in zip(times, times[1:], strict=False))
+        say(f"linux/{arch}: built in {times[-1] - times[0]:.0f} s (Debian {bootstrap:.0f} s, "
+            f"runner and gadgets {runner:.0f} s, layer {pack:.0f} s)")
     index = canonical_json({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests})
     store.write_blob(index)
     desc = descriptor(OCI_INDEX, index)

@@ -69,9 +69,10 @@ def _run(runner_layout: Path, runner_rootfs: Path, tmp_path: Path, drop: str | N
 
     With a `target`, the runner is given its container id as on a cluster (`--cluster
     --container-id`). Once the runner says it traces (its `schema` record), the test execs
-    `echo MARKER` in the target, else on the host; once that exec comes back as an event, the container gets SIGTERM (as the kubelet
-    stops a pod), so a run that works ends as soon as it has shown it. The runner's own
-    timeout (60 s) and a watchdog that kills the container stop a run that does neither.
+    `echo MARKER` in the target, else on the host; once that exec comes back as an event, the
+    container gets SIGTERM (as the kubelet stops a pod), so a run that works ends as soon as it
+    has shown it. The runner's own timeout (60 s) and a watchdog that kills the container stop
+    a run that does neither.
     """
     extra = (("--cluster", "--container-id", f"containerd://{target.container_id}")
              if target is not None else ())
