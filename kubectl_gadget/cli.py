@@ -8,6 +8,7 @@ params) is parsed into plain values before any runner starts, so a typo costs no
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -202,11 +203,27 @@ def main(argv: list[str] | None = None) -> int:
     if argv is not None:  # called in-process (tests, the Python API's callers)
         return _main(argv)
     try:
-        return _main(argv)
+        code = _main(argv)
     finally:  # the process exits next: the client's background threads stop writing
         session = sys.modules.get("kubectl_gadget.session")  # none ran if it was never loaded
         if session is not None:
             session.close_diag()
+    _exit(code)
+    return code  # not reached
+
+
+def _exit(code: int) -> None:
+    """End the process without the interpreter's shutdown. Daemon threads of a run (log
+    followers, watches, the owners' lookups) can still be inside a write to stdout or stderr,
+    and Python aborts (SIGABRT, after the run's summary) when its shutdown meets a stream lock
+    held by one; nothing at exit is left to run for the command line, so output is flushed and
+    the process ends."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (`| head`), a closed stream
+            pass
+    os._exit(code)
 
 
 def _main(argv: list[str] | None) -> int:

@@ -8,6 +8,7 @@ nothing. The command line (`cli`) only parses flags into the request and calls `
 
 from __future__ import annotations
 
+import difflib
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -50,6 +51,12 @@ class RunRequest:
 
 def check_request(req: RunRequest) -> None:
     """Usage errors that need no gadget: flags that contradict each other."""
+    if req.gadget.startswith("-"):  # an unknown flag before GADGET took GADGET's place
+        flag = req.gadget.split("=", 1)[0]
+        close = difflib.get_close_matches(flag, list(req.run_flags), n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise UsageError(f"unknown flag {flag}{hint}; GADGET is a name, a directory or an "
+                         "image reference")
     if req.timeout is not None and req.timeout <= 0:
         raise UsageError("--timeout must be a positive number of seconds")
     if not req.local and req.container_ids:

@@ -195,6 +195,15 @@ def test_unknown_flag_names_the_closest_real_flag(
     assert ("params of gadget" in err) == blames_params, err
 
 
+def test_unknown_flag_before_the_gadget_is_named_not_taken_for_an_image(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["run", "--timout", "3", "trace_exec"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "unknown flag --timout (did you mean --timeout?)" in err
+    assert "image reference '--timout'" not in err, err
+
+
 def test_run_gadget_help_lists_its_params_and_fields(built_gadgets: dict[str, Path],
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", str(built_gadgets["trace_open"]), "--local", "--help"]) == 0
