@@ -14,6 +14,8 @@ Capabilities (added after dropping ALL):
 - DAC_READ_SEARCH: read the container runtime's state files for names of new containers.
 - NET_ADMIN: add and remove the clsact qdisc and filter of a tc program in a target's netns.
 - NET_RAW: open the raw AF_PACKET socket a socket-filter program is attached to.
+- SYSLOG: read kernel symbol addresses in /proc/kallsyms (without it every address reads as 0
+  and kernel stacks of profiling gadgets cannot be named).
 Host access: hostPID (the host's /proc, to map containers to mount namespaces); seccomp and
 AppArmor unconfined (the default profiles refuse bpf() and perf_event_open()); read-only host
 mounts of the runtime state directories under /host; tracefs and debugfs from the host
@@ -49,7 +51,7 @@ GADGET = "kubectl-gadget.io/gadget"
 DEFAULT_IMAGE = f"ghcr.io/kubectl-gadget/node-runner:{__version__}"
 DEFAULT_NAMESPACE = "gadget"
 CAPABILITIES = ("BPF", "PERFMON", "SYS_ADMIN", "SYS_RESOURCE", "SYS_PTRACE", "DAC_READ_SEARCH",
-                "NET_ADMIN", "NET_RAW")
+                "NET_ADMIN", "NET_RAW", "SYSLOG")
 HOST_ROOT = "/host"
 # (volume name, host path, mount path, read-only)
 HOST_MOUNTS = (

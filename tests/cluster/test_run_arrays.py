@@ -149,9 +149,6 @@ def test_histogram_rows_of_every_node(make_gadget_cluster: Any, build_gadget: An
     _run_until(gc, client, ["/bin/sleep", "0.3"], done)
 
 
-@pytest.mark.xfail(container_mode(), strict=False, reason=(
-    "container mode: kernel stacks stay unsymbolized: the runner pod lacks CAP_SYSLOG, and "
-    "without it /proc/kallsyms shows every address as 0"))
 def test_profile_stacks_of_every_node(make_gadget_cluster: Any, build_gadget: Any) -> None:
     gadget: Path = build_gadget(TEST_GADGETS_SRC / "profile_test")
     gc: GadgetCluster = make_gadget_cluster(nodes=NODES)
