@@ -70,10 +70,12 @@ def test_latency_histogram_per_container(built_gadgets: dict[str, Path], tmp_pat
     with _reader(path) as target, _reader(path) as neighbour:
         _read(target, 0)  # the file's metadata is read now, before the gadget looks
         _read(neighbour, 0)
+        # Fetches 3 s apart: each burst, started just after a fetch, ends well before the next
+        # (a burst that straddled a fetch could lose requests to the lookup-and-delete race).
         with RunnerProcess(gadget, "--container-id", target.container_id,
-                           "--map-fetch-interval", "0.5") as issued, \
+                           "--map-fetch-interval", "3") as issued, \
                 RunnerProcess(gadget, "--container-id", neighbour.container_id,
-                              "--param", "queued=true", "--map-fetch-interval", "0.5") as queued:
+                              "--param", "queued=true", "--map-fetch-interval", "3") as queued:
             issued.wait_schema()
             queued.wait_schema()
             issued.next_fetch()
