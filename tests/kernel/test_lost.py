@@ -37,15 +37,21 @@ for _ in range({STORM_OPENS}):
 RINGBUF_DECL = re.compile(r"GADGET_TRACER_MAP\(events, [^)]*\);")
 
 
-@pytest.fixture
-def tiny_trace_open(tmp_path: Path, build_gadget: Callable[[Path], Path]) -> Path:
-    src = tmp_path / "trace_open_tiny"
+def _trace_open_with_ring(tmp_path: Path, build_gadget: Callable[[Path], Path], name: str,
+                          size: str) -> Path:
+    """trace_open built with a ring buffer of `size` bytes (a C expression)."""
+    src = tmp_path / name
     shutil.copytree(GADGETS_SRC / "trace_open", src)
     program = src / "program.bpf.c"
     text = program.read_text()
     assert RINGBUF_DECL.search(text), "trace_open no longer declares its ring buffer as expected"
-    program.write_text(RINGBUF_DECL.sub("GADGET_TRACER_MAP(events, 4096);", text))
+    program.write_text(RINGBUF_DECL.sub(f"GADGET_TRACER_MAP(events, {size});", text))
     return build_gadget(src)
+
+
+@pytest.fixture
+def tiny_trace_open(tmp_path: Path, build_gadget: Callable[[Path], Path]) -> Path:
+    return _trace_open_with_ring(tmp_path, build_gadget, "trace_open_tiny", "4096")
 
 
 def test_tiny_ring_buffer_reports_lost_records(tiny_trace_open: Path, tmp_path: Path) -> None:
@@ -116,13 +122,7 @@ PINNED_STORM = "import os\nos.sched_setaffinity(0, {0})\n" + TIMED_STORM
 @pytest.fixture
 def roomy_trace_open(tmp_path: Path, build_gadget: Callable[[Path], Path]) -> Path:
     """trace_open with a 64 MiB ring buffer: far more records per read than one batch."""
-    src = tmp_path / "trace_open_roomy"
-    shutil.copytree(GADGETS_SRC / "trace_open", src)
-    program = src / "program.bpf.c"
-    text = program.read_text()
-    assert RINGBUF_DECL.search(text), "trace_open no longer declares its ring buffer as expected"
-    program.write_text(RINGBUF_DECL.sub("GADGET_TRACER_MAP(events, 1 << 26);", text))
-    return build_gadget(src)
+    return _trace_open_with_ring(tmp_path, build_gadget, "trace_open_roomy", "1 << 26")
 
 
 def test_a_storm_faster_than_the_runner_does_not_keep_it_from_its_timeout(
