@@ -33,7 +33,13 @@ from pathlib import Path
 from typing import Any
 
 from node_runner.mntns import mntns_of
-from tests.cluster.fakekube.oci_spec import DEFAULT_CAPS, MASKED, READONLY, grantable
+from tests.cluster.fakekube.oci_spec import (
+    DEFAULT_CAPS,
+    MASKED,
+    READONLY,
+    base_mounts,
+    grantable,
+)
 from tests.cluster.fakekube.runc import RUNC
 
 TASKS = ("io.containerd.runtime.v2.task", "k8s.io")
@@ -87,22 +93,10 @@ def bind_mount(source: str, dest: str, read_only: bool = True) -> dict[str, Any]
 
 
 def _kernel_mounts() -> list[dict[str, Any]]:
-    return [
-        {"destination": "/proc", "type": "proc", "source": "proc",
-         "options": ["nosuid", "noexec", "nodev"]},
-        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
-         "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-        {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
-         "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]},
-        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-         "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
-        {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
-         "options": ["nosuid", "noexec", "nodev"]},
-        {"destination": "/sys", "type": "sysfs", "source": "sysfs",
-         "options": ["nosuid", "noexec", "nodev", "ro"]},
+    """A container's usual kernel file systems (read-only /sys), plus a private /tmp."""
+    return base_mounts(privileged=False) + [
         {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
-         "options": ["nosuid", "nodev", "mode=1777"]},
-    ]
+         "options": ["nosuid", "nodev", "mode=1777"]}]
 
 
 def oci_config(*, args: Sequence[str], cgroups_path: str, annotations: Mapping[str, str],

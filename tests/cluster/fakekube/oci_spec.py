@@ -88,7 +88,7 @@ def _volume_mounts(pod_spec: dict[str, Any], container: dict[str, Any],
     return out
 
 
-def _base_mounts(privileged: bool) -> list[dict[str, Any]]:
+def base_mounts(privileged: bool) -> list[dict[str, Any]]:
     sys_mode = "rw" if privileged else "ro"
     return [
         {"destination": "/proc", "type": "proc", "source": "proc",
@@ -154,6 +154,6 @@ def runtime_config(pod: dict[str, Any], container: dict[str, Any], image_config:
         },
         "root": {"path": rootfs, "readonly": False},
         "hostname": hostname,
-        "mounts": _base_mounts(privileged) + _volume_mounts(spec, container, volume_dirs or {}),
+        "mounts": base_mounts(privileged) + _volume_mounts(spec, container, volume_dirs or {}),
         "linux": linux,
     }
